@@ -1,0 +1,73 @@
+/**
+ * Configuration of the MVN head (shared by replay, the live worker and the benchmarks).
+ * Optional fields in, a fully resolved {@link HeadConfig} out; every default is documented here.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** Largest supported dimension. */
+export const MAX_DIM = 32;
+
+/** Input shape: every field optional. */
+export const HeadConfigInput = z.object({
+  /** Dimension d of the observations. Default 3. */
+  dim: z.number().int().min(1).max(MAX_DIM).default(3),
+  /** Positive transform of the raw diagonal. Default `softplus` (softplus(r) + 1e-5). */
+  diag: z.enum(["softplus", "elu1p", "exp"]).default("softplus"),
+  /** Adam learning rate, in whitened units (see README). Default 0.01. */
+  lr: z.number().positive().max(10).default(0.01),
+  /** Adam β1. Default 0.9. */
+  beta1: z.number().min(0).lt(1).default(0.9),
+  /** Adam β2. Default 0.999. */
+  beta2: z.number().min(0).lt(1).default(0.999),
+  /** Adam ε. Default 1e-8. */
+  epsilon: z.number().positive().default(1e-8),
+  /** Anomaly threshold on the χ² p-value. Default 1e-3. */
+  alpha: z.number().gt(0).lt(1).default(1e-3),
+  /** Observations a key must have seen before it may flag anomalies. Default 256. */
+  warmup: z.number().int().min(0).default(256),
+  /**
+   * Observations a new key is initialised from in closed form (sample mean, Cholesky of a shrunk
+   * sample covariance) before Adam takes over. Default max(64, 4·dim).
+   */
+  init_rows: z.number().int().min(1).optional(),
+  /**
+   * Robust weighting: observations whose p-value is above `robust_p` have weight 1; beyond,
+   * the weight decays like p-value / robust_p (exp(-(m² − c)/2), c = χ²_d quantile at 1 − robust_p)
+   * down to `robust_floor`. Default 1e-3.
+   */
+  robust_p: z.number().gt(0).lt(1).default(1e-3),
+  /** Smallest weight an observation can get, so a lasting regime change is still learned. Default 0.01. */
+  robust_floor: z.number().min(0).max(1).default(0.01),
+  /** `auto` picks webgpu on a hardware adapter, cpu otherwise. Default `auto`. */
+  backend: z.enum(["auto", "webgpu", "cpu"]).default("auto"),
+});
+
+/** Partial head configuration, as given by flags or files. */
+export type HeadConfigInput = z.input<typeof HeadConfigInput>;
+
+/** Fully resolved head configuration. */
+export interface HeadConfig {
+  readonly dim: number;
+  readonly diag: "softplus" | "elu1p" | "exp";
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  readonly alpha: number;
+  readonly warmup: number;
+  readonly init_rows: number;
+  readonly robust_p: number;
+  readonly robust_floor: number;
+  readonly backend: "auto" | "webgpu" | "cpu";
+}
+
+/** Parses and resolves a head configuration; throws a zod error naming the bad field. */
+export function resolveHeadConfig(input: HeadConfigInput = {}): HeadConfig {
+  const parsed = HeadConfigInput.parse(input);
+  return {
+    ...parsed,
+    init_rows: parsed.init_rows ?? Math.max(64, 4 * parsed.dim),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The JSON forms of one observation, shared by replay (NDJSON) and the live worker:
+ * `{"v":[...]}`, `{"x":..,"y":..,"z":..}` (x, y, z for d ≤ 3), or a bare array of d numbers.
+ * Optional fields: `t` (time, echoed), `key` (model key), `label` (0/1 ground truth).
+ *
+ * @module
+ */
+import { z } from "zod";
+
+const Num = z.number();
+const Label = z.union([z.literal(0), z.literal(1), z.boolean()]).transform((v) => (v ? 1 : 0));
+const Time = z.union([z.number(), z.string()]);
+
+const VectorForm = z.object({
+  v: z.array(Num).min(1),
+  t: Time.optional(),
+  key: z.string().min(1).optional(),
+  label: Label.optional(),
+});
+const XyzForm = z.object({
+  x: Num,
+  y: Num.optional(),
+  z: Num.optional(),
+  t: Time.optional(),
+  key: z.string().min(1).optional(),
+  label: Label.optional(),
+});
+
+/** One parsed observation. */
+export interface Observation {
+  readonly values: number[];
+  readonly t?: number | string;
+  readonly key?: string;
+  readonly label?: 0 | 1;
+}
+
+/** Why an observation was refused; `reason` is a short machine-friendly code. */
+export class ObservationError extends Error {
+  constructor(
+    readonly reason: "malformed" | "shape" | "dimension" | "non_finite",
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "ObservationError";
+  }
+}
+
+/**
+ * Parses one already-JSON-decoded observation of dimension `dim`.
+ * Throws {@link ObservationError} saying what was expected and what was found.
+ */
+export function parseObservation(value: unknown, dim: number): Observation {
+  let obs: Observation;
+  if (Array.isArray(value)) {
+    if (!value.every((v) => typeof v === "number")) {
+      throw new ObservationError(
+        "shape",
+        `expected an array of ${dim} numbers, found ${brief(value)}`,
+      );
+    }
+    obs = { values: value as number[] };
+  } else if (value !== null && typeof value === "object" && "v" in value) {
+    const r = VectorForm.safeParse(value);
+    if (!r.success) {
+      throw new ObservationError("shape", `expected {"v":[${dim} numbers]}, found ${brief(value)}`);
+    }
+    obs = {
+      values: r.data.v,
+      t: r.data.t,
+      key: r.data.key,
+      label: r.data.label as 0 | 1 | undefined,
+    };
+  } else if (value !== null && typeof value === "object" && "x" in value) {
+    const r = XyzForm.safeParse(value);
+    if (!r.success) {
+      throw new ObservationError("shape", `expected {"x":n,"y":n,"z":n}, found ${brief(value)}`);
+    }
+    const values = [r.data.x, r.data.y, r.data.z].filter((v): v is number => v !== undefined);
+    obs = { values, t: r.data.t, key: r.data.key, label: r.data.label as 0 | 1 | undefined };
+  } else {
+    throw new ObservationError(
+      "shape",
+      `expected {"v":[...]}, {"x":..,"y":..,"z":..} or an array of numbers, found ${brief(value)}`,
+    );
+  }
+  if (obs.values.length !== dim) {
+    throw new ObservationError(
+      "dimension",
+      `expected ${dim} values, found ${obs.values.length}`,
+    );
+  }
+  for (let j = 0; j < dim; j++) {
+    if (!Number.isFinite(obs.values[j])) {
+      throw new ObservationError("non_finite", `value ${j} is not finite: ${obs.values[j]}`);
+    }
+  }
+  return obs;
+}
+
+/** Parses one JSON text holding one observation. */
+export function parseObservationJson(text: string, dim: number): Observation {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new ObservationError("malformed", `expected JSON, found ${brief(text)}`, { cause });
+  }
+  return parseObservation(value, dim);
+}
+
+function brief(value: unknown): string {
+  const s = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}

@@ -1,0 +1,97 @@
+/**
+ * Shared value types of the MVN head: what flows between I/O (replay, the live worker) and the
+ * compute engine. Arrays are typed arrays so that they cross the Web Worker boundary by transfer.
+ *
+ * @module
+ */
+
+/** How the raw (unconstrained) diagonal of `scale_tril` is mapped to a positive number. */
+export type DiagTransform = "softplus" | "elu1p" | "exp";
+
+/** Which tfjs backend runs the fused kernel. */
+export type BackendName = "webgpu" | "cpu";
+
+/**
+ * A mini-batch of observations, possibly spanning many model keys. Row `i` is
+ * `values[i*dim .. (i+1)*dim)` and belongs to key `keys[keyIndex[i]]`.
+ */
+export interface ObservationBatch {
+  /** Dimension d of every row. */
+  readonly dim: number;
+  /** Number of rows. */
+  readonly n: number;
+  /** Row-major values, length `n * dim`. Float64 so that awkward units lose nothing before centring. */
+  readonly values: Float64Array;
+  /** Per row: index into `keys`. */
+  readonly keyIndex: Uint32Array;
+  /** The distinct model keys this batch refers to. */
+  readonly keys: readonly string[];
+  /**
+   * Per row: 1 = learn from this row after scoring it, 0 = score only (frozen, or already applied
+   * before a restart). Absent means learn from every row.
+   */
+  readonly learn?: Uint8Array;
+}
+
+/** Per-observation scores of one batch, in the batch's row order. */
+export interface ScoreBatch {
+  readonly n: number;
+  readonly dim: number;
+  readonly logProb: Float64Array;
+  readonly mahalanobis2: Float64Array;
+  /** P(χ²_d ≥ mahalanobis2). */
+  readonly pValue: Float64Array;
+  /** 1 when p_value < alpha and the key had seen `warmup` observations before this row's batch. */
+  readonly anomaly: Uint8Array;
+  /** Row-major `n * dim`: squared components of z = scale_tril⁻¹(x − loc); each row sums to mahalanobis2. */
+  readonly contrib: Float64Array;
+  /** Per row: 1-based position of the row within its key (observations seen by the key, this one included). */
+  readonly seq: Float64Array;
+}
+
+/** Public parameters of one head, in data units. */
+export interface HeadParams {
+  readonly loc: number[];
+  /** Lower-triangular, positive diagonal, `dim` rows of `dim` numbers. */
+  readonly scale_tril: number[][];
+}
+
+/** Public parameters plus bookkeeping, as written by `--params-out` and published on NATS. */
+export interface HeadSnapshot extends HeadParams {
+  readonly key: string;
+  readonly dim: number;
+  readonly covariance: number[][];
+  /** Observations seen (scored) by this key. */
+  readonly observations: number;
+  /** Adam steps taken. */
+  readonly steps: number;
+  /** Updates rejected because they were non-finite. */
+  readonly rejected_updates: number;
+}
+
+/**
+ * Complete learnable state of one head, enough to resume exactly: the whitening frame, the
+ * unconstrained parameters, Adam moments and counters. Plain numbers so it serialises to JSON.
+ */
+export interface HeadState {
+  readonly key: string;
+  readonly dim: number;
+  readonly diag: DiagTransform;
+  /** Frame origin (data units), length d. */
+  readonly frame_loc: number[];
+  /** Frame Cholesky factor (data units), packed lower triangle row by row, length d(d+1)/2. */
+  readonly frame_tril: number[];
+  /** Unconstrained parameters in the frame: loc' (d), strictly-lower (d(d-1)/2), raw diagonal (d). */
+  readonly theta: number[];
+  /** Adam first and second moments, same length as theta. */
+  readonly adam_m: number[];
+  readonly adam_v: number[];
+  readonly steps: number;
+  readonly observations: number;
+  readonly rejected_updates: number;
+  /**
+   * While the key is still initialising (fewer than `init_rows` observations learned), the running
+   * sample mean and scatter (packed lower, data units) of what it has seen; null afterwards.
+   */
+  readonly init: { count: number; mean: number[]; scatter: number[] } | null;
+}
