@@ -31,6 +31,12 @@ export interface ObservationBatch {
    * before a restart). Absent means learn from every row.
    */
   readonly learn?: Uint8Array;
+  /**
+   * Per row: 1 = a new observation, counted in the key's `observations` and `seq`; 0 = a
+   * re-delivered duplicate (already applied before a restart): scored only, never counted or
+   * learned, whatever `learn` says. Absent means every row is new.
+   */
+  readonly counted?: Uint8Array;
 }
 
 /** Per-observation scores of one batch, in the batch's row order. */
@@ -89,6 +95,8 @@ export interface HeadState {
   readonly steps: number;
   readonly observations: number;
   readonly rejected_updates: number;
+  /** True when the head was started from given parameters: anomalies are flagged without warm-up. */
+  readonly preset?: boolean;
   /**
    * While the key is still initialising (fewer than `init_rows` observations learned), the running
    * sample mean and scatter (packed lower, data units) of what it has seen; null afterwards.

@@ -1,0 +1,221 @@
+/**
+ * The engine proper, running in the calling thread: groups a batch by key, runs the fused kernel
+ * with the parameters from before the batch, turns its outputs into scores (log_prob, p-value,
+ * anomaly) and its statistics into one Adam step per key. `compute_client.ts` runs it inside the
+ * compute Web Worker.
+ *
+ * @module
+ */
+import type { HeadConfig } from "../schemas/head_config.ts";
+import { chi2Sf } from "./chi2.ts";
+import type { ScoringEngine } from "./engine.ts";
+import { type FloatArray, type FusedKernel, statsWidth } from "./fused_kernel.ts";
+import { HeadBank } from "./head_bank.ts";
+import type {
+  BackendName,
+  HeadParams,
+  HeadSnapshot,
+  HeadState,
+  ObservationBatch,
+  ScoreBatch,
+} from "./types.ts";
+
+const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
+
+/** Options of {@link LocalEngine}. */
+export interface LocalEngineOptions {
+  readonly kernel: FusedKernel;
+  /** Whether the kernel takes float64 inputs (the cpu loop) or float32 (tfjs tensors). */
+  readonly float64: boolean;
+  readonly backendReason: string;
+  readonly log?: (line: string) => void;
+}
+
+/** {@link ScoringEngine} in the current thread. */
+export class LocalEngine implements ScoringEngine {
+  readonly config: HeadConfig;
+  readonly backend: BackendName;
+  readonly backendReason: string;
+  readonly bank: HeadBank;
+  readonly #kernel: FusedKernel;
+  readonly #f64: boolean;
+
+  constructor(config: HeadConfig, options: LocalEngineOptions) {
+    this.config = config;
+    this.#kernel = options.kernel;
+    this.backend = options.kernel.backend;
+    this.backendReason = options.backendReason;
+    this.#f64 = options.float64;
+    this.bank = new HeadBank(config, options.log);
+  }
+
+  process(batch: ObservationBatch): Promise<ScoreBatch> {
+    return this.#process(batch);
+  }
+
+  async #process(batch: ObservationBatch): Promise<ScoreBatch> {
+    const d = this.config.dim;
+    const { n, values, keyIndex, keys } = batch;
+    if (batch.dim !== d) throw new RangeError(`expected batch dimension ${d}, found ${batch.dim}`);
+    if (values.length !== n * d || keyIndex.length !== n) {
+      throw new RangeError(
+        `expected ${
+          n * d
+        } values and ${n} key indices, found ${values.length} and ${keyIndex.length}`,
+      );
+    }
+    for (let i = 0; i < n * d; i++) {
+      if (!Number.isFinite(values[i])) {
+        throw new RangeError(
+          `expected finite values, found ${values[i]} in row ${Math.floor(i / d)}`,
+        );
+      }
+    }
+    const K = keys.length;
+    const learn = batch.learn;
+    const counted = batch.counted;
+    const rowWeight = new Float32Array(n);
+    // Rows per key, in order: for initialisation and counting.
+    const rowsOf: number[][] = Array.from({ length: K }, () => []);
+    for (let i = 0; i < n; i++) {
+      const k = keyIndex[i];
+      if (k >= K) throw new RangeError(`expected key indices below ${K}, found ${k} in row ${i}`);
+      rowsOf[k].push(i);
+      const isNew = counted === undefined || counted[i] === 1;
+      rowWeight[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
+    }
+    const bank = this.bank;
+    const created = new Uint8Array(K);
+    for (let k = 0; k < K; k++) {
+      const rows = rowsOf[k];
+      if (rows.length === 0 || bank.has(keys[k])) continue;
+      // A new key is initialised from its first batch (the one batch not scored prequentially;
+      // warm-up keeps it from flagging anomalies). Rows to learn from seed it, else all rows.
+      const use = rows.filter((i) => rowWeight[i] === 1);
+      const seed = use.length > 0 ? use : rows;
+      bank.create(keys[k], gatherRows(values, seed, d), seed.length);
+      created[k] = use.length > 0 ? 1 : 0;
+    }
+    // Kernel inputs: rows centred on their key's frame origin (in float64, before any float32 cast).
+    const xc: FloatArray = this.#f64 ? new Float64Array(n * d) : new Float32Array(n * d);
+    const locC: FloatArray = this.#f64 ? new Float64Array(K * d) : new Float32Array(K * d);
+    const tril: FloatArray = this.#f64 ? new Float64Array(K * d * d) : new Float32Array(K * d * d);
+    const logDet = new Float64Array(K);
+    const frames: (Float64Array | null)[] = new Array(K).fill(null);
+    for (let k = 0; k < K; k++) {
+      if (rowsOf[k].length === 0) {
+        for (let a = 0; a < d; a++) tril[k * d * d + a * d + a] = 1;
+        continue;
+      }
+      const eff = bank.effective(keys[k]);
+      frames[k] = eff.frameLoc;
+      locC.set(eff.locC, k * d);
+      tril.set(eff.tril, k * d * d);
+      logDet[k] = eff.logDet;
+    }
+    for (let i = 0; i < n; i++) {
+      const f = frames[keyIndex[i]] as Float64Array;
+      for (let a = 0; a < d; a++) xc[i * d + a] = values[i * d + a] - f[a];
+    }
+    const out = await this.#kernel.run({
+      n,
+      d,
+      K,
+      x: xc,
+      keyIdx: new Int32Array(keyIndex.buffer, keyIndex.byteOffset, keyIndex.length),
+      rowWeight,
+      loc: locC,
+      tril,
+      robustC: bank.robustC,
+      robustFloor: this.config.robust_floor,
+    });
+    // Scores, with each key's count from before this batch.
+    const logProb = new Float64Array(n);
+    const mahalanobis2 = new Float64Array(n);
+    const pValue = new Float64Array(n);
+    const anomaly = new Uint8Array(n);
+    const seq = new Float64Array(n);
+    const contrib = out.contrib instanceof Float64Array
+      ? out.contrib
+      : Float64Array.from(out.contrib);
+    const { alpha, warmup } = this.config;
+    const constTerm = d * HALF_LOG_2PI;
+    for (let k = 0; k < K; k++) {
+      const rows = rowsOf[k];
+      if (rows.length === 0) continue;
+      const key = keys[k];
+      let obs = bank.observations(key);
+      const preset = bank.isPreset(key);
+      for (const i of rows) {
+        const isNew = counted === undefined || counted[i] === 1;
+        if (isNew) obs++;
+        const m2 = out.m2[i];
+        mahalanobis2[i] = m2;
+        logProb[i] = -0.5 * m2 - logDet[k] - constTerm;
+        const p = chi2Sf(m2, d);
+        pValue[i] = p;
+        seq[i] = Math.max(obs, 1);
+        anomaly[i] = p < alpha && (preset || obs - 1 >= warmup) ? 1 : 0;
+      }
+      bank.addObservations(key, obs - bank.observations(key));
+    }
+    // Learning: closed-form while initialising, else one Adam step from the fused statistics.
+    const S = statsWidth(d);
+    for (let k = 0; k < K; k++) {
+      const rows = rowsOf[k];
+      if (rows.length === 0) continue;
+      const key = keys[k];
+      if (bank.isInitialising(key)) {
+        if (created[k] === 1) continue;
+        const use = rows.filter((i) => rowWeight[i] === 1);
+        if (use.length > 0) bank.absorbInit(key, gatherRows(values, use, d), use.length);
+      } else {
+        bank.step(key, out.stats.subarray(k * S, (k + 1) * S));
+      }
+    }
+    return { n, dim: d, logProb, mahalanobis2, pValue, anomaly, contrib, seq };
+  }
+
+  snapshot(keys?: readonly string[]): Promise<HeadSnapshot[]> {
+    return Promise.resolve(this.#select(keys).map((k) => this.bank.snapshot(k)));
+  }
+
+  exportState(keys?: readonly string[]): Promise<HeadState[]> {
+    return Promise.resolve(this.#select(keys).map((k) => this.bank.exportState(k)));
+  }
+
+  importState(states: readonly HeadState[]): Promise<void> {
+    for (const s of states) this.bank.importState(s);
+    return Promise.resolve();
+  }
+
+  setParams(key: string, params: HeadParams): Promise<void> {
+    this.bank.setParams(key, params);
+    return Promise.resolve();
+  }
+
+  keys(): Promise<string[]> {
+    return Promise.resolve(this.bank.keys());
+  }
+
+  close(): Promise<void> {
+    this.#kernel.dispose();
+    return Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #select(keys?: readonly string[]): string[] {
+    return keys === undefined ? this.bank.keys() : keys.filter((k) => this.bank.has(k));
+  }
+}
+
+function gatherRows(values: Float64Array, rows: readonly number[], d: number): Float64Array {
+  const out = new Float64Array(rows.length * d);
+  for (let r = 0; r < rows.length; r++) {
+    out.set(values.subarray(rows[r] * d, rows[r] * d + d), r * d);
+  }
+  return out;
+}
