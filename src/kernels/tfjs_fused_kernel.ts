@@ -41,6 +41,12 @@ function _checkInputs(inp: FusedInputs): void {
       throw new RangeError(`expected ${name} of length ≥ ${expected}, found ${found}`);
     }
   }
+  // An out-of-range head index would make the cpu loop read undefined and write nowhere.
+  const keyIdx = inp.keyIdx;
+  for (let i = 0; i < n; i++) {
+    const k = keyIdx[i];
+    if (!(k >= 0 && k < K)) throw new RangeError(`expected keyIdx[${i}] in [0, ${K}), found ${k}`);
+  }
 }
 
 /**
