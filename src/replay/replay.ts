@@ -1,0 +1,609 @@
+/**
+ * Offline back-testing: reads recorded NDJSON/CSV streams, sends their rows in input order and in
+ * mini-batches to the scoring engine (scored with the parameters from before each batch, then
+ * learned), and writes one score record per observation.
+ *
+ * Reading, parsing and formatting run on this thread while the engine works in its Web Worker:
+ * up to {@link PIPELINE_DEPTH} batches are in flight, and their results are written in order.
+ *
+ * @module
+ */
+import { resolveHeadConfig } from "../../schemas/head_config.ts";
+import type { HeadConfig, HeadConfigInput } from "../../schemas/head_config.ts";
+import { REPLAY_OPTION_INFO, ReplayOptions, ReplaySummary } from "../../schemas/replay.ts";
+import type { ReplayOptionsInput, SkipReason } from "../../schemas/replay.ts";
+import type { ScoringEngine } from "../engine.ts";
+import type { HeadParams, HeadSnapshot, ObservationBatch, ScoreBatch } from "../types.ts";
+import { BufferedTextWriter } from "./buffered_writer.ts";
+import type { ByteSink } from "./buffered_writer.ts";
+import { BadInputError, ReplayUsageError } from "./errors.ts";
+import { type InputFile, listInputs, sniffFormat } from "./input_files.ts";
+import { LineSource } from "./line_source.ts";
+import { Confusion } from "./metrics.ts";
+import { paramsDim, paramsOut, readParamsFile } from "./params_io.ts";
+import type { StartParams } from "./params_io.ts";
+import { ProgressBar } from "./progress.ts";
+import {
+  CSV_SAMPLE_LINES,
+  CsvParser,
+  type FieldSpec,
+  ndjsonDimOf,
+  NdjsonParser,
+  type ParsedRow,
+  type RowParser,
+} from "./row_parser.ts";
+import { formatScores, type RowEchoes, timeJson } from "./score_format.ts";
+
+/** Batches handed to the engine before the oldest result is awaited. */
+export const PIPELINE_DEPTH = 4;
+/** Dimension when neither `--dim`, `--columns` nor a good row says. */
+const FALLBACK_DIM = 3;
+/** Non-blank lines per file looked at to infer the dimension. */
+const INFER_LINES = 1000;
+
+/** What replay needs of an engine (a {@link ScoringEngine} has it all). */
+export type ReplayEngine =
+  & Pick<
+    ScoringEngine,
+    "backendReason" | "process" | "setParams" | "snapshot" | "close"
+  >
+  & { readonly backend: string };
+
+/** Where replay reads and writes besides its files; every field has a default. */
+export interface ReplayIO {
+  /** Score records when `--out` is not given. Default `Deno.stdout`. */
+  readonly stdout?: ByteSink;
+  /** One line of diagnostics (no newline). Default: written to `Deno.stderr`. */
+  readonly stderr?: (line: string) => void;
+  /** Whether to draw a progress bar on stderr. Default `Deno.stderr.isTerminal()`. */
+  readonly progress?: boolean;
+  /**
+   * Makes the engine. Default: `createEngine(config, { worker: true, log })` from
+   * `src/compute_client.ts`.
+   */
+  readonly createEngine?: (
+    config: HeadConfig,
+    log: (line: string) => void,
+  ) => Promise<ReplayEngine>;
+}
+
+/**
+ * Validates replay options; throws {@link ReplayUsageError} naming the flag, the value given and
+ * what was expected.
+ */
+export function resolveReplayOptions(input: ReplayOptionsInput): ReplayOptions {
+  const r = ReplayOptions.safeParse(input);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const field = issue.path[0] as keyof ReplayOptions | undefined;
+    if (field !== undefined && field in REPLAY_OPTION_INFO) {
+      const info = REPLAY_OPTION_INFO[field];
+      const raw = (input as Record<string, unknown>)[field];
+      throw new ReplayUsageError(
+        `${info.flag}: expected ${info.expects}, found ${
+          raw === undefined ? "nothing" : JSON.stringify(raw)
+        }`,
+        { cause: r.error },
+      );
+    }
+    throw new ReplayUsageError(`invalid replay options: ${issue.message}`, { cause: r.error });
+  }
+  const o = r.data;
+  if (o.freeze && o.train_rows !== undefined) {
+    throw new ReplayUsageError(
+      "--freeze and --train-rows: expected at most one of them (--freeze learns nothing)",
+    );
+  }
+  if (o.dim !== undefined && o.columns !== undefined && o.columns.length !== o.dim) {
+    throw new ReplayUsageError(
+      `--dim: expected ${o.columns.length} to match --columns ${
+        o.columns.join(",")
+      }, found ${o.dim}`,
+    );
+  }
+  return o;
+}
+
+/**
+ * Replays the input through the engine and writes one score record per observation.
+ * Resolves to the run's summary (`stopped` is true when `--strict` met a bad line). Throws
+ * {@link ReplayUsageError} for what the user asked that cannot be done.
+ */
+export async function replay(
+  options: ReplayOptionsInput,
+  io: ReplayIO = {},
+): Promise<ReplaySummary> {
+  const opts = resolveReplayOptions(options);
+  if (opts.freeze && opts.params_in === undefined) {
+    throw new ReplayUsageError(
+      "--freeze: expected --params-in with parameters for the keys (frozen heads cannot learn any)",
+    );
+  }
+  const log = io.stderr ?? _stderrLine;
+  const files = await listInputs(opts.input);
+  const params = opts.params_in === undefined ? null : await readParamsFile(opts.params_in);
+  const fields = fieldSpec(opts);
+  const dim = await resolveDim(opts, files, fields, params);
+  const headInput: HeadConfigInput = { dim, backend: opts.backend };
+  if (opts.lr !== undefined) headInput.lr = opts.lr;
+  if (opts.alpha !== undefined) headInput.alpha = opts.alpha;
+  if (opts.warmup !== undefined) headInput.warmup = opts.warmup;
+  if (opts.diag !== undefined) headInput.diag = opts.diag;
+  const config = resolveHeadConfig(headInput);
+  const make = io.createEngine ?? _defaultEngine;
+  const engine = await make(config, log);
+  try {
+    if (!opts.quiet) log(`replay: ${engine.backendReason || `backend ${engine.backend}`}`);
+    return await _run(opts, io, log, files, fields, dim, params, engine);
+  } finally {
+    await engine.close();
+  }
+}
+
+/**
+ * The speed floor of {@link replay}: the same reading, parsing and writing of one record per
+ * observation, with no model: every row is scored against the standard normal (loc 0, identity
+ * scale), so the records have the same shape and about the same text as replay's.
+ */
+export async function replayFloor(
+  options: ReplayOptionsInput,
+  io: ReplayIO = {},
+): Promise<ReplaySummary> {
+  return await replay({ ...options, params_in: undefined, params_out: undefined, freeze: false }, {
+    ...io,
+    createEngine: (config) => Promise.resolve(createStandardNormalScorer(config.alpha)),
+  });
+}
+
+/**
+ * A model-free scorer: every row against the standard normal N(0, I), no learning; `seq` counts
+ * per key. The floor of the benchmark, and a fast stand-in engine for tests of the I/O side.
+ */
+export function createStandardNormalScorer(alpha: number): ReplayEngine {
+  const counts = new Map<string, number>();
+  const halfLog2Pi = 0.5 * Math.log(2 * Math.PI);
+  return {
+    backend: "none",
+    backendReason: "none (standard normal, no model)",
+    process(batch: ObservationBatch): Promise<ScoreBatch> {
+      const { n, values } = batch;
+      const d = batch.dim;
+      const logProb = new Float64Array(n);
+      const m2 = new Float64Array(n);
+      const pValue = new Float64Array(n);
+      const anomaly = new Uint8Array(n);
+      const contrib = new Float64Array(n * d);
+      const seq = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) {
+          const c = values[i * d + j] * values[i * d + j];
+          contrib[i * d + j] = c;
+          s += c;
+        }
+        m2[i] = s;
+        logProb[i] = -0.5 * s - d * halfLog2Pi;
+        // Exact χ² tail only for even d; the floor needs the cost shape, not the value.
+        pValue[i] = Math.exp(-0.5 * s);
+        anomaly[i] = pValue[i] < alpha ? 1 : 0;
+        const key = batch.keys[batch.keyIndex[i]];
+        const c = (counts.get(key) ?? 0) + 1;
+        counts.set(key, c);
+        seq[i] = c;
+      }
+      return Promise.resolve({
+        n,
+        dim: d,
+        logProb,
+        mahalanobis2: m2,
+        pValue,
+        anomaly,
+        contrib,
+        seq,
+      });
+    },
+    setParams(_key: string, _params: HeadParams): Promise<void> {
+      return Promise.resolve();
+    },
+    snapshot(): Promise<HeadSnapshot[]> {
+      return Promise.resolve([]);
+    },
+    close(): Promise<void> {
+      return Promise.resolve();
+    },
+  };
+}
+
+async function _defaultEngine(
+  config: HeadConfig,
+  log: (line: string) => void,
+): Promise<ReplayEngine> {
+  const { createEngine } = await import("../compute_client.ts");
+  return await createEngine(config, { worker: true, log });
+}
+
+const _encoder = new TextEncoder();
+function _stderrLine(line: string): void {
+  const bytes = _encoder.encode(line + "\n");
+  let off = 0;
+  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+}
+
+function fieldSpec(o: ReplayOptions): FieldSpec {
+  return {
+    columns: o.columns,
+    time: o.time_column,
+    key: o.key_column,
+    label: o.label_column,
+    delimiter: o.delimiter,
+  };
+}
+
+function isBlank(line: string): boolean {
+  return line.length === 0 || (line.charCodeAt(0) <= 32 && line.trim() === "");
+}
+
+/** `--dim`, else the number of `--columns`, else the first good row, else the params, else 3. */
+async function resolveDim(
+  o: ReplayOptions,
+  files: readonly InputFile[],
+  fields: FieldSpec,
+  params: StartParams | null,
+): Promise<number> {
+  const pDim = params === null ? undefined : paramsDim(params);
+  const dim = o.dim ?? o.columns?.length ?? (await inferDim(files, fields)) ?? pDim ??
+    FALLBACK_DIM;
+  if (pDim !== undefined && pDim !== dim) {
+    throw new ReplayUsageError(
+      `--params-in '${o.params_in}': expected parameters of dimension ${dim} (the data's), found ${pDim}`,
+    );
+  }
+  return dim;
+}
+
+/** Dimension of the first good row of the first file that has one. */
+async function inferDim(
+  files: readonly InputFile[],
+  fields: FieldSpec,
+): Promise<number | undefined> {
+  for (const file of files) {
+    await using src = await _open(file);
+    let format = file.format;
+    let seen = 0;
+    let header: string | null = null;
+    const samples: string[] = [];
+    for (let chunk = await src.next(); chunk !== null; chunk = await src.next()) {
+      for (const line of chunk.lines) {
+        if (isBlank(line)) continue;
+        if (format === "auto") format = sniffFormat(line);
+        if (format === "ndjson") {
+          const d = ndjsonDimOf(line, fields);
+          if (d !== undefined) return d;
+        } else if (header === null) {
+          header = line;
+        } else {
+          samples.push(line);
+          if (samples.length >= CSV_SAMPLE_LINES) break;
+        }
+        if (++seen >= INFER_LINES) break;
+      }
+      if (seen >= INFER_LINES || samples.length >= CSV_SAMPLE_LINES) break;
+    }
+    if (header !== null && samples.length > 0) {
+      try {
+        return new CsvParser(header, samples, fields).dim;
+      } catch (e) {
+        if (!(e instanceof BadInputError)) throw e;
+      }
+    }
+  }
+  return undefined;
+}
+
+async function _open(file: InputFile): Promise<LineSource> {
+  try {
+    return await LineSource.open(file.path);
+  } catch (cause) {
+    throw new ReplayUsageError(`input '${file.path}': cannot be opened (${String(cause)})`, {
+      cause,
+    });
+  }
+}
+
+/** Rows collected for one engine call, with what their records echo. */
+class BatchBuilder {
+  n = 0;
+  #cap: number;
+  #dim: number;
+  #values!: Float64Array;
+  #keyIndex!: Uint32Array;
+  #learn!: Uint8Array;
+  #keys: string[] = [];
+  #keyPos = new Map<string, number>();
+  #keyJson: string[] = [];
+  #tJson: string[] = [];
+  #label!: Int8Array;
+
+  constructor(cap: number, dim: number) {
+    this.#cap = cap;
+    this.#dim = dim;
+    this.#reset();
+  }
+
+  get full(): boolean {
+    return this.n >= this.#cap;
+  }
+
+  add(
+    key: string,
+    keyJson: string,
+    values: ArrayLike<number>,
+    t: number | string | undefined,
+    label: 0 | 1 | undefined,
+    learn: boolean,
+  ): void {
+    const i = this.n++;
+    let k = this.#keyPos.get(key);
+    if (k === undefined) {
+      k = this.#keys.length;
+      this.#keys.push(key);
+      this.#keyPos.set(key, k);
+    }
+    this.#keyIndex[i] = k;
+    const d = this.#dim;
+    for (let j = 0; j < d; j++) this.#values[i * d + j] = values[j];
+    this.#learn[i] = learn ? 1 : 0;
+    this.#keyJson.push(keyJson);
+    this.#tJson.push(timeJson(t));
+    this.#label[i] = label ?? -1;
+  }
+
+  /** The batch so far (fresh arrays each time: the engine may take ownership of them). */
+  take(): { batch: ObservationBatch; echoes: RowEchoes } {
+    const n = this.n;
+    const batch: ObservationBatch = {
+      dim: this.#dim,
+      n,
+      values: n === this.#cap ? this.#values : this.#values.slice(0, n * this.#dim),
+      keyIndex: n === this.#cap ? this.#keyIndex : this.#keyIndex.slice(0, n),
+      keys: this.#keys,
+      learn: n === this.#cap ? this.#learn : this.#learn.slice(0, n),
+    };
+    const echoes: RowEchoes = { keyJson: this.#keyJson, tJson: this.#tJson, label: this.#label };
+    this.#reset();
+    return { batch, echoes };
+  }
+
+  #reset(): void {
+    this.n = 0;
+    this.#values = new Float64Array(this.#cap * this.#dim);
+    this.#keyIndex = new Uint32Array(this.#cap);
+    this.#learn = new Uint8Array(this.#cap);
+    this.#keys = [];
+    this.#keyPos = new Map();
+    this.#keyJson = [];
+    this.#tJson = [];
+    this.#label = new Int8Array(this.#cap);
+  }
+}
+
+interface KeyInfo {
+  readonly json: string;
+  /** Rows of this key read so far. */
+  rows: number;
+}
+
+async function _run(
+  opts: ReplayOptions,
+  io: ReplayIO,
+  log: (line: string) => void,
+  files: readonly InputFile[],
+  fields: FieldSpec,
+  dim: number,
+  params: StartParams | null,
+  engine: ReplayEngine,
+): Promise<ReplaySummary> {
+  const started = performance.now();
+  if (params !== null) {
+    for (const [key, p] of params.byKey) await engine.setParams(key, p);
+  }
+  let outFile: Deno.FsFile | null = null;
+  if (opts.out !== undefined) {
+    try {
+      outFile = await Deno.open(opts.out, { write: true, create: true, truncate: true });
+    } catch (cause) {
+      throw new ReplayUsageError(`--out '${opts.out}': cannot be written (${String(cause)})`, {
+        cause,
+      });
+    }
+  }
+  try {
+    const writer = new BufferedTextWriter(outFile ?? io.stdout ?? Deno.stdout);
+    const progressOn = !opts.quiet && (io.progress ?? Deno.stderr.isTerminal());
+    const totalBytes = files.reduce((s, f) => s + f.size, 0);
+    const bar = progressOn
+      ? new ProgressBar(totalBytes, (text) => {
+        Deno.stderr.writeSync(_encoder.encode(text));
+      })
+      : null;
+    const keys = new Map<string, KeyInfo>();
+    const skipped = new Map<SkipReason, number>();
+    const confusion = new Confusion();
+    let observations = 0;
+    let anomalies = 0;
+    let blank = 0;
+    let warnings = 0;
+    let bytesDone = 0;
+    let stopped = false;
+    const builder = new BatchBuilder(opts.batch, dim);
+    const inflight: { scores: Promise<ScoreBatch>; echoes: RowEchoes }[] = [];
+
+    const drainOne = async (): Promise<void> => {
+      const head = inflight.shift();
+      if (head === undefined) return;
+      const scores = await head.scores;
+      anomalies += formatScores(scores, head.echoes, writer);
+      const labels = head.echoes.label;
+      for (let i = 0; i < scores.n; i++) {
+        const l = labels[i];
+        if (l >= 0) confusion.add(l as 0 | 1, scores.anomaly[i] === 1);
+      }
+      observations += scores.n;
+      await writer.flushIfFull();
+    };
+    const submit = async (): Promise<void> => {
+      if (builder.n === 0) return;
+      const { batch, echoes } = builder.take();
+      inflight.push({ scores: engine.process(batch), echoes });
+      // Keep later rejections from surfacing as unhandled while earlier ones are awaited.
+      inflight[inflight.length - 1].scores.catch(() => {});
+      if (inflight.length >= PIPELINE_DEPTH) await drainOne();
+    };
+    const bad = (file: InputFile, line: number, err: BadInputError): void => {
+      skipped.set(err.reason, (skipped.get(err.reason) ?? 0) + 1);
+      if (warnings < opts.max_warnings) {
+        log(`${file.path}:${line}: ${err.reason}: ${err.message}`);
+      } else if (warnings === opts.max_warnings) {
+        log(
+          `replay: more bad lines not shown (--max-warnings ${opts.max_warnings}); see the summary`,
+        );
+      }
+      warnings++;
+      if (opts.strict) stopped = true;
+    };
+    const newKey = async (key: string): Promise<KeyInfo> => {
+      const given = params?.byKey.get(key) ?? params?.all ?? null;
+      if (opts.freeze && given === null) {
+        throw new ReplayUsageError(
+          `--freeze: expected --params-in '${opts.params_in}' to hold parameters for key '${key}', found none`,
+        );
+      }
+      // Keys from the map were set up front; the single entry is set as each key appears
+      // (the engine handles calls in order, so the key's first batch sees it).
+      if (given !== null && !params!.byKey.has(key)) await engine.setParams(key, given);
+      const info = { json: JSON.stringify(key), rows: 0 };
+      keys.set(key, info);
+      return info;
+    };
+
+    files: for (const file of files) {
+      await using src = await _open(file);
+      let parser: RowParser | null = null;
+      for (let chunk = await src.next(); chunk !== null; chunk = await src.next()) {
+        const lines = chunk.lines;
+        for (let j = 0; j < lines.length; j++) {
+          const line = lines[j];
+          const lineNo = chunk.first + j;
+          if (isBlank(line)) {
+            blank++;
+            continue;
+          }
+          if (parser === null) {
+            const format = file.format === "auto" ? sniffFormat(line) : file.format;
+            if (format === "ndjson") {
+              parser = new NdjsonParser(dim, fields);
+            } else {
+              const samples: string[] = [];
+              for (let s = j + 1; s < lines.length && samples.length < CSV_SAMPLE_LINES; s++) {
+                if (!isBlank(lines[s])) samples.push(lines[s]);
+              }
+              try {
+                parser = new CsvParser(line, samples, fields, dim);
+              } catch (e) {
+                if (!(e instanceof BadInputError)) throw e;
+                bad(file, lineNo, e);
+                if (stopped) break files;
+                continue files;
+              }
+              continue;
+            }
+          }
+          let row: ParsedRow;
+          try {
+            row = parser.parse(line);
+          } catch (e) {
+            if (!(e instanceof BadInputError)) throw e;
+            bad(file, lineNo, e);
+            if (stopped) break files;
+            continue;
+          }
+          const key = row.key ?? file.key;
+          const info = keys.get(key) ?? (await newKey(key));
+          const learn = !opts.freeze &&
+            (opts.train_rows === undefined || info.rows < opts.train_rows);
+          info.rows++;
+          builder.add(key, info.json, row.values, row.t, row.label, learn);
+          if (builder.full) {
+            await submit();
+            bar?.update(bytesDone + src.bytesRead, observations);
+          }
+        }
+      }
+      bytesDone += src.bytesRead;
+    }
+    await submit();
+    while (inflight.length > 0) await drainOne();
+    await writer.flush();
+    bar?.finish();
+
+    if (opts.params_out !== undefined) {
+      const doc = paramsOut(await engine.snapshot());
+      await _writeJson(opts.params_out, "--params-out", doc);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    let skippedTotal = 0;
+    for (const c of skipped.values()) skippedTotal += c;
+    const summary: ReplaySummary = ReplaySummary.parse({
+      input: opts.input,
+      files: files.length,
+      dim,
+      observations,
+      anomalies,
+      keys: keys.size,
+      skipped: skippedTotal,
+      skipped_by_reason: Object.fromEntries([...skipped].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
+      blank_lines: blank,
+      stopped,
+      seconds,
+      obs_per_s: seconds > 0 ? observations / seconds : 0,
+      backend: engine.backend,
+      backend_reason: engine.backendReason,
+      seed: opts.seed ?? null,
+      batch: opts.batch,
+      freeze: opts.freeze,
+      train_rows: opts.train_rows ?? null,
+      metrics: confusion.labelled > 0 ? confusion.metrics() : null,
+    });
+    if (opts.summary !== undefined) await _writeJson(opts.summary, "--summary", summary);
+    if (!opts.quiet) log(summaryLine(summary));
+    return summary;
+  } finally {
+    outFile?.close();
+  }
+}
+
+async function _writeJson(path: string, flag: string, value: unknown): Promise<void> {
+  try {
+    await Deno.writeTextFile(path, JSON.stringify(value, null, 2) + "\n");
+  } catch (cause) {
+    throw new ReplayUsageError(`${flag} '${path}': cannot be written (${String(cause)})`, {
+      cause,
+    });
+  }
+}
+
+/** The one-line summary printed on stderr. */
+export function summaryLine(s: ReplaySummary): string {
+  const reasons = Object.entries(s.skipped_by_reason).map(([r, c]) => `${r} ${c}`).join(", ");
+  let line = `replay: ${s.observations} observations, ${s.keys} keys, ${s.anomalies} anomalies, ` +
+    `${s.skipped} skipped${reasons ? ` (${reasons})` : ""}, ${s.seconds.toFixed(2)} s, ` +
+    `${Math.round(s.obs_per_s)} obs/s, backend ${s.backend}`;
+  if (s.metrics !== null) {
+    const m = s.metrics;
+    const f = (x: number | null) => (x === null ? "n/a" : x.toFixed(4));
+    line += `; TP ${m.tp} FP ${m.fp} FN ${m.fn} TN ${m.tn} F1 ${f(m.f1)} FAR ${f(m.far)} ` +
+      `MAR ${f(m.mar)}`;
+  }
+  if (s.stopped) line += "; stopped at the first bad line (--strict)";
+  return line;
+}
