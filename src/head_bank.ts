@@ -241,7 +241,8 @@ export class HeadBank {
       const m = b1 * h.m[i] + (1 - b1) * g[i];
       const v = b2 * h.v[i] + (1 - b2) * g[i] * g[i];
       next[i] = h.theta[i] - (cfg.lr * (m / c1)) / (Math.sqrt(v / c2) + cfg.epsilon);
-      if (!Number.isFinite(next[i])) ok = false;
+      // An overflowing second moment would freeze the head forever: reject it like a NaN.
+      if (!Number.isFinite(next[i]) || !Number.isFinite(v)) ok = false;
     }
     if (ok) {
       const p0 = d + (d * (d - 1)) / 2;
