@@ -1,0 +1,38 @@
+# Sourced by bin/start and bin/test: installs what is missing, saying what it does.
+#   Deno 2.9.6 from npm (npm install -g deno@2.9.6), nats-server from Debian (apt-get).
+DENO_VERSION="2.9.6"
+
+_say() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+_as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_deno() {
+  if command -v deno >/dev/null 2>&1 && deno --version 2>/dev/null | head -n 1 | grep -q "deno ${DENO_VERSION} "; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    _say "Deno ${DENO_VERSION} is needed and npm is missing: install Node.js and npm first" && return 1
+  fi
+  _say "installing Deno ${DENO_VERSION} from npm: npm install -g deno@${DENO_VERSION}"
+  _as_root npm install -g --allow-scripts=deno "deno@${DENO_VERSION}" >&2 2>/dev/null ||
+    _as_root npm install -g "deno@${DENO_VERSION}" >&2
+  hash -r
+  deno --version | head -n 1 >&2
+}
+
+ensure_nats_server() {
+  if command -v nats-server >/dev/null 2>&1; then return 0; fi
+  _say "installing nats-server from Debian: apt-get update && apt-get install -y nats-server"
+  _as_root apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive _as_root apt-get install -y -qq nats-server >&2
+  hash -r
+  nats-server --version >&2
+}
+
+ensure_deps() {
+  # Fetches the npm packages pinned in deno.json / deno.lock into Deno's cache (no-op when cached).
+  deno install --quiet --entrypoint main.ts workers/compute_worker.ts >&2 ||
+    { _say "could not fetch the npm dependencies (is the npm registry reachable?)"; return 1; }
+}
