@@ -1,0 +1,91 @@
+/**
+ * Wire formats of the live worker: the parameters message, the per-key checkpoint, the score
+ * record published per observation, the dead-letter headers and the binary f32 block.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ScoreRecord } from "./score_record.ts";
+
+/** `Content-Type` of a binary block of little-endian float32 rows of `dim` values each. */
+export const F32_CONTENT_TYPE = "application/vnd.mvn.f32";
+
+/** Headers set on every dead letter (besides `Nats-Msg-Id`). */
+export const DLQ_HEADERS = {
+  /** Short reason code: malformed, shape, dimension, non_finite, oversize, f32_length. */
+  reason: "Mvn-Reason",
+  /** Human explanation: what was expected, what was found. */
+  detail: "Mvn-Detail",
+  /** Subject the message was published on. */
+  subject: "Mvn-Subject",
+  /** Sequence of the message in the input stream. */
+  streamSeq: "Mvn-Stream-Seq",
+} as const;
+
+/** Reason codes of dead letters. */
+export type DeadLetterReason =
+  | "malformed"
+  | "shape"
+  | "dimension"
+  | "non_finite"
+  | "oversize"
+  | "f32_length";
+
+const Finite = z.number().refine(Number.isFinite, "expected a finite number");
+
+/** Parameters of one key, on `<prefix>.params.<key>` and in KV bucket `mvn_params`. */
+export const ParamsMessage = z.object({
+  key: z.string().min(1),
+  dim: z.number().int().min(1),
+  loc: z.array(Finite),
+  scale_tril: z.array(z.array(Finite)),
+  covariance: z.array(z.array(Finite)),
+  observations: z.number().int().min(0),
+  steps: z.number().int().min(0),
+  /** ISO-8601 time the snapshot was taken. */
+  updated_at: z.string(),
+});
+export type ParamsMessage = z.infer<typeof ParamsMessage>;
+
+const InitState = z.object({
+  count: z.number(),
+  mean: z.array(z.number()),
+  scatter: z.array(z.number()),
+});
+
+/** `HeadState` of `src/types.ts` as a zod schema (checkpoints are read back from the network). */
+export const HeadStateSchema = z.object({
+  key: z.string(),
+  dim: z.number().int().min(1),
+  diag: z.enum(["softplus", "elu1p", "exp"]),
+  frame_loc: z.array(z.number()),
+  frame_tril: z.array(z.number()),
+  theta: z.array(z.number()),
+  adam_m: z.array(z.number()),
+  adam_v: z.array(z.number()),
+  steps: z.number(),
+  observations: z.number(),
+  rejected_updates: z.number(),
+  init: InitState.nullable(),
+});
+
+/** Per-key checkpoint in KV bucket `mvn_checkpoints`. */
+export const Checkpoint = z.object({
+  /** Highest input stream sequence whose learning is contained in `state`. */
+  last_seq: z.number().int().min(0),
+  state: HeadStateSchema,
+  /** ISO-8601 time of writing. */
+  written_at: z.string(),
+});
+export type Checkpoint = z.infer<typeof Checkpoint>;
+
+/**
+ * One score per observation on `<prefix>.scores.<key>`: the replay record plus `stream_seq` (the
+ * input message's sequence in the input stream) and, for messages holding an array or an f32
+ * block, `index` (position of the observation within its message).
+ */
+export const LiveScoreRecord = ScoreRecord.extend({
+  stream_seq: z.number().int().min(1),
+  index: z.number().int().min(0).optional(),
+});
+export type LiveScoreRecord = z.output<typeof LiveScoreRecord>;

@@ -1,0 +1,71 @@
+/**
+ * `deno task start`: runs the live worker until SIGINT/SIGTERM (then finishes the batch in flight,
+ * publishes, checkpoints, acks, drains and exits 0). Exit 2 on a configuration error.
+ *
+ * @module
+ */
+import {
+  ConfigError,
+  LIVE_USAGE,
+  parseLiveFlags,
+  resolveLiveConfig,
+} from "../../schemas/live_config.ts";
+import { NatsServerMissingError } from "../nats/server_process.ts";
+import { startWorker } from "../live/worker.ts";
+
+/** Runs `start`; resolves with the exit code. */
+export async function run(args: string[]): Promise<number> {
+  let config;
+  try {
+    const flags = parseLiveFlags(args);
+    if (flags.help) {
+      console.log(LIVE_USAGE);
+      return 0;
+    }
+    config = resolveLiveConfig(flags, Deno.env.toObject());
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`start: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const log = (line: string) => console.error(`[worker] ${line}`);
+  let worker;
+  try {
+    worker = await startWorker(config, { log });
+  } catch (e) {
+    if (e instanceof NatsServerMissingError) {
+      console.error(`start: ${e.message}`);
+      return 1;
+    }
+    console.error(`start: ${e instanceof Error ? e.message : e}`);
+    return 1;
+  }
+  const w = worker;
+  let signals = 0;
+  const onSignal = () => {
+    signals++;
+    if (signals === 1) {
+      log("stopping: finishing the batch in flight (signal again to abort)");
+      w.stop().catch(() => {});
+    } else {
+      Deno.exit(130);
+    }
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    await w.done;
+    await w.stop();
+    log(`stopped after ${w.metrics.observations} observations`);
+    return 0;
+  } catch (e) {
+    log(`stopped on error: ${e instanceof Error ? e.message : e}`);
+    await w.stop().catch(() => {});
+    return 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}

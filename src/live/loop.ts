@@ -1,0 +1,415 @@
+/**
+ * The learning loop of the live worker, independent of NATS: messages in (a {@link MessageSource}),
+ * scores, dead letters and parameters out (an {@link OutputSink}), checkpoints to a
+ * {@link CheckpointStore}. `src/live/nats_io.ts` implements the three on JetStream.
+ *
+ * Exactly-once argument (per key k, messages arrive in stream order, see `resetConsumer`):
+ *  - `lastApplied[k]` is the highest input sequence whose learning the engine holds; a message
+ *    with sequence ≤ it is scored with `counted = 0` (never learned or counted twice).
+ *  - Batches go through the engine strictly in order; each batch's `exportState` runs right
+ *    after its `process`, before the next batch's, so a checkpoint is exactly "state after the
+ *    batch" with `last_seq = lastApplied[k]` after the batch.
+ *  - Batches are finalised strictly in order: scores published and acknowledged by the server
+ *    (with `Nats-Msg-Id`, so a re-publication is dropped), then checkpoints written, then the
+ *    input messages acked. A crash anywhere leaves unacked messages that are redelivered and
+ *    either relearned (checkpoint not written) or only re-scored (checkpoint written).
+ *
+ * @module
+ */
+import type { Checkpoint, DeadLetterReason, ParamsMessage } from "../../schemas/messages.ts";
+import type { LiveScoreRecord } from "../../schemas/messages.ts";
+import type { ScoringEngine } from "../engine.ts";
+import type { HeadState, ObservationBatch, ScoreBatch } from "../types.ts";
+import { decodeMessage, type Decoded, type RawMessage } from "./decode.ts";
+import type { LiveMetrics } from "./metrics.ts";
+
+/** One input message as the loop sees it. */
+export interface InputMessage extends RawMessage {
+  /** Sequence of the message in the input stream. */
+  readonly seq: number;
+  /** Acknowledges the message (fire and forget). */
+  ack(): void;
+}
+
+/** Where input messages come from. */
+export interface MessageSource {
+  /**
+   * The next message in stream order; `undefined` when none arrived within `timeoutMs`; `null`
+   * once the source is closed and every message it pulled has been returned.
+   */
+  next(timeoutMs: number): Promise<InputMessage | undefined | null>;
+  /** Stops pulling; messages already pulled are still returned by `next`. */
+  close(): Promise<void>;
+}
+
+/** A score record to publish. */
+export interface ScoreOut {
+  readonly key: string;
+  /** `Nats-Msg-Id`: `<stream>:<stream_seq>[:<index>]`. */
+  readonly msgId: string;
+  readonly record: LiveScoreRecord;
+}
+
+/** A dead letter to publish. */
+export interface DeadLetterOut {
+  readonly key: string;
+  readonly msgId: string;
+  readonly subject: string;
+  readonly streamSeq: number;
+  readonly data: Uint8Array;
+  readonly contentType?: string;
+  readonly reason: DeadLetterReason;
+  readonly detail: string;
+}
+
+/** Where results go. Publications that must be durable resolve once the server acknowledged them. */
+export interface OutputSink {
+  publishScores(items: readonly ScoreOut[]): Promise<void>;
+  publishDeadLetters(items: readonly DeadLetterOut[]): Promise<void>;
+  /** Best effort (core NATS). */
+  publishAnomalies(items: readonly ScoreOut[]): void;
+  publishParams(items: readonly ParamsMessage[]): Promise<void>;
+}
+
+/** Per-key checkpoints. */
+export interface CheckpointStore {
+  loadAll(): Promise<Checkpoint[]>;
+  /** Writes the checkpoints (revision-checked); resolves once all are stored. */
+  save(items: readonly Checkpoint[]): Promise<void>;
+}
+
+/** Settings of {@link LiveLoop}. */
+export interface LoopSettings {
+  readonly dim: number;
+  /** Observations per mini-batch. */
+  readonly batch: number;
+  readonly maxWaitMs: number;
+  readonly paramsEveryMs: number;
+  /** `<prefix>.obs.` */
+  readonly obsPrefix: string;
+  readonly maxMessageBytes: number;
+  /** Input stream name, the first part of every `Nats-Msg-Id`. */
+  readonly inputStream: string;
+  /** Batches submitted but not yet acked, at most. Default 2 (pull N+1 while N computes). */
+  readonly maxInFlight?: number;
+  readonly metrics: LiveMetrics;
+  readonly log: (line: string) => void;
+}
+
+interface Item {
+  readonly msg: InputMessage;
+  readonly decoded: Decoded;
+}
+
+interface RowRef {
+  readonly key: string;
+  readonly streamSeq: number;
+  readonly index?: number;
+  readonly t?: number | string;
+  readonly label?: 0 | 1;
+  readonly isNew: boolean;
+}
+
+interface Prepared {
+  readonly items: Item[];
+  readonly rows: RowRef[];
+  /** Key → last applied sequence after this batch, for keys that learned in it. */
+  readonly learned: Map<string, number>;
+  readonly firstAt: number;
+}
+
+interface EngineResult {
+  readonly scores?: ScoreBatch;
+  readonly states: HeadState[];
+}
+
+/** The learning loop. `init()`, then `run()` until `stop()`. */
+export class LiveLoop {
+  readonly #engine: ScoringEngine;
+  readonly #source: MessageSource;
+  readonly #sink: OutputSink;
+  readonly #store: CheckpointStore;
+  readonly #s: LoopSettings;
+  readonly #lastApplied = new Map<string, number>();
+  #engineChain: Promise<unknown> = Promise.resolve();
+  #finalizing: Promise<void>[] = [];
+  #stopping = false;
+  #fatal: unknown;
+  readonly #dirty = new Set<string>();
+  readonly #paramsAt = new Map<string, number>();
+  #paramsBusy: Promise<void> | undefined;
+
+  constructor(
+    engine: ScoringEngine,
+    source: MessageSource,
+    sink: OutputSink,
+    store: CheckpointStore,
+    settings: LoopSettings,
+  ) {
+    this.#engine = engine;
+    this.#source = source;
+    this.#sink = sink;
+    this.#store = store;
+    this.#s = settings;
+  }
+
+  /** Highest applied input sequence per key (a copy). */
+  get lastApplied(): Map<string, number> {
+    return new Map(this.#lastApplied);
+  }
+
+  /** Loads every checkpoint into the engine. */
+  async init(): Promise<number> {
+    const cps = await this.#store.loadAll();
+    if (cps.length > 0) await this.#engine.importState(cps.map((c) => c.state as HeadState));
+    for (const c of cps) this.#lastApplied.set(c.state.key, c.last_seq);
+    return cps.length;
+  }
+
+  /** Asks the loop to stop: pulling stops, pulled messages are finished, then `run` resolves. */
+  stop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#source.close().catch((e) => this.#s.log(`closing the source failed: ${e}`));
+  }
+
+  /** Processes messages until stopped; rejects on a fatal error (engine, checkpoint conflict). */
+  async run(): Promise<void> {
+    const tick = Math.max(10, Math.min(this.#s.paramsEveryMs, 1000) / 2);
+    const timer = setInterval(() => this.#maybeParams(false), tick);
+    try {
+      while (true) {
+        const { items, closed } = await this.#collect();
+        if (items.length > 0) await this.#submit(items);
+        if (this.#fatal !== undefined) break;
+        if (closed) break;
+      }
+      await Promise.all(this.#finalizing);
+      if (this.#fatal === undefined) {
+        await this.#paramsBusy;
+        await this.#maybeParams(true);
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    if (this.#fatal !== undefined) throw this.#fatal;
+  }
+
+  async #collect(): Promise<{ items: Item[]; closed: boolean }> {
+    const items: Item[] = [];
+    let obs = 0;
+    let deadline = 0;
+    const decodeSettings = {
+      dim: this.#s.dim,
+      obsPrefix: this.#s.obsPrefix,
+      maxBytes: this.#s.maxMessageBytes,
+    };
+    while (obs < this.#s.batch) {
+      const wait = items.length === 0 ? 1000 : deadline - performance.now();
+      if (items.length > 0 && wait <= 0) break;
+      const m = await this.#source.next(Math.max(0, wait));
+      if (m === null) return { items, closed: true };
+      if (m === undefined) {
+        if (items.length > 0) break;
+        if (this.#fatal !== undefined) return { items, closed: true };
+        continue;
+      }
+      if (items.length === 0) deadline = performance.now() + this.#s.maxWaitMs;
+      const decoded = decodeMessage(m, decodeSettings);
+      items.push({ msg: m, decoded });
+      if (decoded.ok) obs += decoded.rows.length;
+    }
+    return { items, closed: false };
+  }
+
+  async #submit(items: Item[]): Promise<void> {
+    const maxInFlight = this.#s.maxInFlight ?? 2;
+    while (this.#finalizing.length >= maxInFlight) await this.#finalizing[0];
+    const firstAt = performance.now();
+    const rows: RowRef[] = [];
+    const learned = new Map<string, number>();
+    const keys: string[] = [];
+    const keyIdx = new Map<string, number>();
+    let n = 0;
+    for (const it of items) if (it.decoded.ok) n += it.decoded.rows.length;
+    const d = this.#s.dim;
+    const values = new Float64Array(n * d);
+    const keyIndex = new Uint32Array(n);
+    const counted = new Uint8Array(n);
+    let r = 0;
+    for (const { msg, decoded } of items) {
+      if (!decoded.ok) continue;
+      const key = decoded.key;
+      const isNew = msg.seq > (this.#lastApplied.get(key) ?? 0);
+      if (isNew) {
+        this.#lastApplied.set(key, msg.seq);
+        learned.set(key, msg.seq);
+      }
+      let ki = keyIdx.get(key);
+      if (ki === undefined) {
+        ki = keys.length;
+        keys.push(key);
+        keyIdx.set(key, ki);
+      }
+      decoded.rows.forEach((row, index) => {
+        for (let j = 0; j < d; j++) values[r * d + j] = row.values[j];
+        keyIndex[r] = ki;
+        counted[r] = isNew ? 1 : 0;
+        rows.push({
+          key,
+          streamSeq: msg.seq,
+          index: decoded.multi ? index : undefined,
+          t: row.t,
+          label: row.label,
+          isNew,
+        });
+        r++;
+      });
+    }
+    const batch: ObservationBatch = { dim: d, n, values, keyIndex, keys, counted };
+    const learnedKeys = [...learned.keys()];
+    // exportState right after process, before anything else reaches the engine: the checkpoint
+    // must hold exactly the state after this batch.
+    const work: Promise<EngineResult> = this.#engineChain.then(async () => {
+      const scores = n > 0 ? await this.#engine.process(batch) : undefined;
+      const states = learnedKeys.length > 0 ? await this.#engine.exportState(learnedKeys) : [];
+      return { scores, states };
+    });
+    this.#engineChain = work.catch(() => {});
+    const prepared: Prepared = { items, rows, learned, firstAt };
+    const previous = this.#finalizing[this.#finalizing.length - 1] ?? Promise.resolve();
+    const fin: Promise<void> = previous
+      .then(() => (this.#fatal === undefined ? this.#finalize(prepared, work) : undefined))
+      .catch((e) => {
+        if (this.#fatal === undefined) {
+          this.#fatal = e;
+          this.#s.log(`fatal: ${e instanceof Error ? e.message : String(e)}`);
+          this.stop();
+        }
+      })
+      .finally(() => {
+        const i = this.#finalizing.indexOf(fin);
+        if (i >= 0) this.#finalizing.splice(i, 1);
+      });
+    this.#finalizing.push(fin);
+  }
+
+  async #finalize(p: Prepared, work: Promise<EngineResult>): Promise<void> {
+    const { scores, states } = await work;
+    const m = this.#s.metrics;
+    const stream = this.#s.inputStream;
+    const outs: ScoreOut[] = [];
+    const anomalies: ScoreOut[] = [];
+    if (scores !== undefined) {
+      const d = scores.dim;
+      for (let i = 0; i < p.rows.length; i++) {
+        const row = p.rows[i];
+        const contrib: (number | null)[] = new Array(d);
+        for (let j = 0; j < d; j++) contrib[j] = finiteOrNull(scores.contrib[i * d + j]);
+        const record: LiveScoreRecord = {
+          seq: scores.seq[i],
+          key: row.key,
+          ...(row.t !== undefined ? { t: row.t } : {}),
+          log_prob: finiteOrNull(scores.logProb[i]),
+          mahalanobis2: finiteOrNull(scores.mahalanobis2[i]),
+          p_value: finiteOrNull(scores.pValue[i]),
+          anomaly: scores.anomaly[i] === 1,
+          ...(row.label !== undefined ? { label: row.label } : {}),
+          contrib,
+          stream_seq: row.streamSeq,
+          ...(row.index !== undefined ? { index: row.index } : {}),
+        };
+        const msgId = row.index === undefined
+          ? `${stream}:${row.streamSeq}`
+          : `${stream}:${row.streamSeq}:${row.index}`;
+        const out = { key: row.key, msgId, record };
+        outs.push(out);
+        if (record.anomaly && row.isNew) anomalies.push(out);
+      }
+    }
+    const dead: DeadLetterOut[] = [];
+    for (const { msg, decoded } of p.items) {
+      if (decoded.ok) continue;
+      dead.push({
+        key: decoded.key,
+        msgId: `${stream}:${msg.seq}`,
+        subject: msg.subject,
+        streamSeq: msg.seq,
+        data: msg.data,
+        contentType: msg.contentType,
+        reason: decoded.reason,
+        detail: decoded.detail,
+      });
+    }
+    await Promise.all([this.#sink.publishScores(outs), this.#sink.publishDeadLetters(dead)]);
+    if (anomalies.length > 0) this.#sink.publishAnomalies(anomalies);
+    if (states.length > 0) {
+      const written_at = new Date().toISOString();
+      const cps: Checkpoint[] = states.map((state) => {
+        const last = p.learned.get(state.key);
+        if (last === undefined) {
+          throw new RangeError(`expected state for a key learned in the batch, found '${state.key}'`);
+        }
+        return { last_seq: last, state, written_at };
+      });
+      await this.#store.save(cps);
+      m.checkpointWrites += cps.length;
+    }
+    for (const { msg } of p.items) msg.ack();
+    // Metrics count first-time observations only.
+    let newRows = 0;
+    for (const r of p.rows) if (r.isNew) newRows++;
+    m.observations += newRows;
+    m.scoresPublished += outs.length;
+    m.anomalies += anomalies.length;
+    for (const dl of dead) m.deadLetter(dl.reason);
+    m.batches++;
+    m.batchSize.observe(p.rows.length);
+    m.batchLatency.observe((performance.now() - p.firstAt) / 1000);
+    for (const k of p.learned.keys()) this.#dirty.add(k);
+  }
+
+  /** Publishes parameters of dirty keys whose last publication is older than `paramsEveryMs`. */
+  #maybeParams(force: boolean): Promise<void> {
+    if (this.#paramsBusy !== undefined || this.#dirty.size === 0) {
+      return this.#paramsBusy ?? Promise.resolve();
+    }
+    const now = performance.now();
+    const due = [...this.#dirty].filter((k) =>
+      force || now - (this.#paramsAt.get(k) ?? -Infinity) >= this.#s.paramsEveryMs
+    );
+    if (due.length === 0) return Promise.resolve();
+    for (const k of due) {
+      this.#dirty.delete(k);
+      this.#paramsAt.set(k, now);
+    }
+    const job = this.#engineChain.then(() => this.#engine.snapshot(due));
+    this.#engineChain = job.catch(() => {});
+    this.#paramsBusy = job
+      .then(async (snaps) => {
+        const updated_at = new Date().toISOString();
+        const msgs: ParamsMessage[] = snaps.map((s) => ({
+          key: s.key,
+          dim: s.dim,
+          loc: s.loc,
+          scale_tril: s.scale_tril,
+          covariance: s.covariance,
+          observations: s.observations,
+          steps: s.steps,
+          updated_at,
+        }));
+        await this.#sink.publishParams(msgs);
+        this.#s.metrics.paramsPublished += msgs.length;
+      })
+      .catch((e) => {
+        for (const k of due) this.#dirty.add(k);
+        this.#s.log(`publishing parameters failed (will retry): ${e}`);
+      })
+      .finally(() => (this.#paramsBusy = undefined));
+    return this.#paramsBusy;
+  }
+}
+
+function finiteOrNull(v: number): number | null {
+  return Number.isFinite(v) ? v : null;
+}

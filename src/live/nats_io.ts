@@ -1,0 +1,330 @@
+/**
+ * JetStream implementations of the loop's I/O: a pull-consumer {@link MessageSource}, a publishing
+ * {@link OutputSink} and a KV {@link CheckpointStore}.
+ *
+ * @module
+ */
+import { type Consumer, JetStreamApiError, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { headers, type NatsConnection } from "@nats-io/nats-core";
+import { Checkpoint, DLQ_HEADERS, type ParamsMessage } from "../../schemas/messages.ts";
+import { encodeKvKey } from "../nats/kv_key.ts";
+import type {
+  CheckpointStore,
+  DeadLetterOut,
+  InputMessage,
+  MessageSource,
+  OutputSink,
+  ScoreOut,
+} from "./loop.ts";
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Settings of {@link JetStreamSource}. */
+export interface PullSettings {
+  /** Messages per pull request; at least the batch size. */
+  readonly maxMessages: number;
+  /** Pull request expiry (≥ 1000 ms); bounds how long `close()` waits. */
+  readonly expiresMs: number;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * Pulls with consecutive `fetch` requests (one outstanding at a time, so everything the server
+ * delivered is in our queue when `close()` resolves — nothing is left delivered but unprocessed).
+ */
+export class JetStreamSource implements MessageSource {
+  readonly #consumer: Consumer;
+  readonly #s: PullSettings;
+  #queue: InputMessage[] = [];
+  #head = 0;
+  #wake: (() => void) | undefined;
+  #drained: (() => void) | undefined;
+  #closing = false;
+  #done = false;
+  readonly #loop: Promise<void>;
+
+  constructor(consumer: Consumer, settings: PullSettings) {
+    this.#consumer = consumer;
+    this.#s = settings;
+    this.#loop = this.#pull().finally(() => {
+      this.#done = true;
+      this.#wake?.();
+    });
+  }
+
+  get #size(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  async #pull(): Promise<void> {
+    let failures = 0;
+    while (!this.#closing) {
+      if (this.#size >= this.#s.maxMessages) {
+        await new Promise<void>((r) => (this.#drained = r));
+        continue;
+      }
+      try {
+        const it = await this.#consumer.fetch({
+          max_messages: this.#s.maxMessages,
+          expires: this.#s.expiresMs,
+        });
+        for await (const m of it) this.#push(wrap(m));
+        failures = 0;
+      } catch (e) {
+        if (this.#closing) break;
+        failures++;
+        if (failures === 1 || failures % 20 === 0) {
+          this.#s.log(`pull failed (retrying): ${e instanceof Error ? e.message : e}`);
+        }
+        await delay(Math.min(2000, 100 * failures));
+      }
+    }
+  }
+
+  #push(m: InputMessage): void {
+    this.#queue.push(m);
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  #shift(): InputMessage {
+    const m = this.#queue[this.#head++];
+    if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#size < this.#s.maxMessages / 2) {
+      const d = this.#drained;
+      this.#drained = undefined;
+      d?.();
+    }
+    return m;
+  }
+
+  async next(timeoutMs: number): Promise<InputMessage | undefined | null> {
+    if (this.#size > 0) return this.#shift();
+    if (this.#done) return null;
+    if (timeoutMs <= 0) return undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    clearTimeout(timer);
+    this.#wake = undefined;
+    if (this.#size > 0) return this.#shift();
+    return this.#done ? null : undefined;
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    const d = this.#drained;
+    this.#drained = undefined;
+    d?.();
+    await this.#loop;
+  }
+}
+
+function wrap(m: JsMsg): InputMessage {
+  const ct = m.headers?.get("Content-Type");
+  return {
+    subject: m.subject,
+    data: m.data,
+    contentType: ct ? ct : undefined,
+    seq: m.seq,
+    ack: () => m.ack(),
+  };
+}
+
+/** One JetStream publication. */
+export interface Publication {
+  readonly subject: string;
+  readonly data: Uint8Array | string;
+  readonly msgID: string;
+  readonly headers?: Record<string, string>;
+}
+
+/**
+ * Publishes everything concurrently and resolves once the server acknowledged every message,
+ * retrying failures (same `Nats-Msg-Id`, so a retry of a message that did land is dropped as a
+ * duplicate). Transient errors never escape; `isAborted` ends the retries.
+ */
+export async function publishAllAcked(
+  js: JetStreamClient,
+  pubs: readonly Publication[],
+  log: (line: string) => void,
+  isAborted: () => boolean = () => false,
+  window = 4096,
+): Promise<void> {
+  let pending = pubs;
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    const failed: Publication[] = [];
+    let lastError: unknown;
+    for (let i = 0; i < pending.length; i += window) {
+      const chunk = pending.slice(i, i + window);
+      const results = await Promise.allSettled(chunk.map((p) => {
+        let h;
+        if (p.headers !== undefined) {
+          h = headers();
+          for (const [k, v] of Object.entries(p.headers)) h.set(k, v);
+        }
+        return js.publish(p.subject, p.data, { msgID: p.msgID, timeout: 10_000, headers: h });
+      }));
+      results.forEach((r, j) => {
+        if (r.status === "rejected") {
+          failed.push(chunk[j]);
+          lastError = r.reason;
+        }
+      });
+    }
+    pending = failed;
+    if (pending.length === 0) return;
+    if (isAborted()) throw new Error(`gave up publishing ${pending.length} messages`, { cause: lastError });
+    if (attempt === 1 || attempt % 10 === 0) {
+      log(`${pending.length} publications not acknowledged (retrying): ${lastError}`);
+    }
+    await delay(Math.min(2000, 100 * attempt));
+  }
+}
+
+function headerValue(s: string): string {
+  const flat = s.replace(/[\r\n]+/g, " ");
+  return flat.length > 500 ? `${flat.slice(0, 497)}...` : flat;
+}
+
+/** Publishes results of the loop on NATS. */
+export class NatsSink implements OutputSink {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly paramsKv: KV,
+    private readonly prefix: string,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  async publishScores(items: readonly ScoreOut[]): Promise<void> {
+    await publishAllAcked(
+      this.js,
+      items.map((it) => ({
+        subject: `${this.prefix}.scores.${it.key}`,
+        data: JSON.stringify(it.record),
+        msgID: it.msgId,
+      })),
+      this.log,
+    );
+  }
+
+  async publishDeadLetters(items: readonly DeadLetterOut[]): Promise<void> {
+    await publishAllAcked(
+      this.js,
+      items.map((it) => ({
+        subject: `${this.prefix}.dlq.${it.key}`,
+        data: it.data,
+        msgID: it.msgId,
+        headers: {
+          [DLQ_HEADERS.reason]: it.reason,
+          [DLQ_HEADERS.detail]: headerValue(it.detail),
+          [DLQ_HEADERS.subject]: it.subject,
+          [DLQ_HEADERS.streamSeq]: String(it.streamSeq),
+          ...(it.contentType !== undefined ? { "Content-Type": it.contentType } : {}),
+        },
+      })),
+      this.log,
+    );
+  }
+
+  publishAnomalies(items: readonly ScoreOut[]): void {
+    for (const it of items) {
+      this.nc.publish(`${this.prefix}.anomalies.${it.key}`, JSON.stringify(it.record));
+    }
+  }
+
+  async publishParams(items: readonly ParamsMessage[]): Promise<void> {
+    await Promise.all(items.map(async (p) => {
+      const json = JSON.stringify(p);
+      this.nc.publish(`${this.prefix}.params.${p.key}`, json);
+      await this.paramsKv.put(encodeKvKey(p.key), json);
+    }));
+  }
+}
+
+/** Another writer changed a checkpoint under us: two workers on one consumer, or a stale state. */
+export class CheckpointConflictError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CheckpointConflictError";
+  }
+}
+
+function isWrongLastSequence(e: unknown): boolean {
+  return (e instanceof JetStreamApiError && (e.code === 10071 || e.code === 10164)) ||
+    (e instanceof Error && /wrong last sequence/i.test(e.message));
+}
+
+/** Checkpoints in a KV bucket, one entry per (encoded) model key, revision-checked. */
+export class KvCheckpointStore implements CheckpointStore {
+  readonly #revisions = new Map<string, number>();
+
+  constructor(private readonly kv: KV, private readonly log: (line: string) => void) {}
+
+  async loadAll(): Promise<Checkpoint[]> {
+    const out: Checkpoint[] = [];
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys()) keys.push(k);
+    for (const k of keys) {
+      const e = await this.kv.get(k);
+      if (e === null || e.operation !== "PUT") continue;
+      const parsed = Checkpoint.safeParse(e.json());
+      if (!parsed.success) {
+        throw new TypeError(
+          `expected a checkpoint in KV key '${k}', found an invalid one: ${parsed.error.issues[0]?.message}`,
+        );
+      }
+      this.#revisions.set(parsed.data.state.key, e.revision);
+      out.push(parsed.data);
+    }
+    return out;
+  }
+
+  async save(items: readonly Checkpoint[]): Promise<void> {
+    await Promise.all(items.map((cp) => this.#saveOne(cp)));
+  }
+
+  async #saveOne(cp: Checkpoint): Promise<void> {
+    const key = cp.state.key;
+    const k = encodeKvKey(key);
+    const data = JSON.stringify(cp);
+    for (let attempt = 1;; attempt++) {
+      const rev = this.#revisions.get(key);
+      try {
+        const next = rev === undefined
+          ? await this.kv.create(k, data)
+          : await this.kv.update(k, data, rev);
+        this.#revisions.set(key, next);
+        return;
+      } catch (e) {
+        if (isWrongLastSequence(e)) {
+          // Our own earlier attempt may have landed with its reply lost.
+          const cur = await this.kv.get(k).catch(() => undefined);
+          if (cur === undefined) continue;
+          if (cur !== null && cur.string() === data) {
+            this.#revisions.set(key, cur.revision);
+            return;
+          }
+          throw new CheckpointConflictError(
+            `expected checkpoint '${key}' at revision ${rev ?? "none"}, found revision ${
+              cur?.revision ?? "none"
+            } written by someone else (is another worker using this consumer?)`,
+            { cause: e },
+          );
+        }
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.log(`checkpoint '${key}' not written (retrying): ${e}`);
+        }
+        await delay(Math.min(2000, 100 * attempt));
+      }
+    }
+  }
+}

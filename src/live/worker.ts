@@ -1,0 +1,180 @@
+/**
+ * The live worker, in-process: `startWorker(config)` connects (or starts a local nats-server),
+ * sets up streams, consumer and buckets, restores checkpoints and runs the {@link LiveLoop} until
+ * `stop()`. `src/cli/start.ts` wraps it; the benchmark uses it directly.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { type LiveConfig, topologyFor } from "../../schemas/live_config.ts";
+import { createEngine } from "../compute_client.ts";
+import type { ScoringEngine } from "../engine.ts";
+import { connectNats } from "../nats/connect.ts";
+import { isPortFree, NatsServerProcess } from "../nats/server_process.ts";
+import { ensureStreams, openBuckets, resetConsumer } from "../nats/topology.ts";
+import { serveHttp } from "./http.ts";
+import { LiveLoop } from "./loop.ts";
+import { LiveMetrics } from "./metrics.ts";
+import { JetStreamSource, KvCheckpointStore, NatsSink } from "./nats_io.ts";
+
+/** Options of {@link startWorker}. */
+export interface WorkerOptions {
+  /** Log sink; default stderr. */
+  readonly log?: (line: string) => void;
+  /** Use this engine instead of creating one (tests, benchmarks); the worker closes it on stop. */
+  readonly engine?: ScoringEngine;
+}
+
+/** A running worker. */
+export interface RunningWorker extends AsyncDisposable {
+  /** URL the worker is connected to (the local server's when it started one). */
+  readonly url: string;
+  readonly metrics: LiveMetrics;
+  /** Resolves when the loop ended (after `stop()`), rejects on a fatal error. */
+  readonly done: Promise<void>;
+  /** Stops pulling, finishes the batches in flight (publish, checkpoint, ack), drains, closes. */
+  stop(): Promise<void>;
+}
+
+/** Starts the worker; resolves once it is consuming. */
+export async function startWorker(
+  config: LiveConfig,
+  options: WorkerOptions = {},
+): Promise<RunningWorker> {
+  const log = options.log ?? ((l: string) => console.error(l));
+  const metrics = new LiveMetrics();
+  const topo = topologyFor(config.prefix);
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) {
+      await c().catch((e) => log(`shutdown step failed: ${e}`));
+    }
+    cleanups.length = 0;
+  };
+  try {
+    let url = config.nats.url;
+    if (url === undefined) {
+      const port = isPortFree(4222) ? 4222 : -1;
+      const server = await NatsServerProcess.start({
+        storeDir: join(config.stateDir, "nats"),
+        workDir: join(config.stateDir, "nats-run"),
+        port,
+      });
+      cleanups.push(() => server.stop());
+      url = server.url;
+      log(
+        `no NATS URL configured (--nats-url / NATS_URL): started a local nats-server at ${url} ` +
+          `(JetStream store ${join(config.stateDir, "nats")}/, stopped on exit)\n` +
+          `  publish to it with: deno task publish data/sample.ndjson --server ${url}`,
+      );
+    }
+    log(`connecting to ${url}`);
+    const nc: NatsConnection = await connectNats({ ...config.nats, url }, { name: "mvn-worker" });
+    cleanups.push(async () => {
+      if (!nc.isClosed()) await nc.drain();
+    });
+    metrics.connected = true;
+    watchStatus(nc, metrics, log);
+    const jsm = await jetstreamManager(nc);
+    await ensureStreams(jsm, topo);
+    const buckets = await openBuckets(nc, topo);
+    const startSeq = await resetConsumer(jsm, topo, {
+      durable: config.durable,
+      ackWaitMs: config.ackWaitMs,
+    });
+    const js = jetstream(nc);
+    const consumer = await js.consumers.get(topo.inputStream, config.durable);
+    const engine = options.engine ??
+      await createEngine(config.head, { worker: config.engineWorker, log });
+    cleanups.push(() => engine.close());
+    metrics.backend = engine.backend;
+    log(`engine backend: ${engine.backendReason}`);
+    const source = new JetStreamSource(consumer, {
+      maxMessages: Math.max(2 * config.batch, 512),
+      expiresMs: 1000,
+      log,
+    });
+    const loop = new LiveLoop(
+      engine,
+      source,
+      new NatsSink(nc, js, buckets.params, config.prefix, log),
+      new KvCheckpointStore(buckets.checkpoints, log),
+      {
+        dim: config.head.dim,
+        batch: config.batch,
+        maxWaitMs: config.maxWaitMs,
+        paramsEveryMs: config.paramsEveryMs,
+        obsPrefix: `${config.prefix}.obs.`,
+        maxMessageBytes: config.maxMessageBytes,
+        inputStream: topo.inputStream,
+        metrics,
+        log,
+      },
+    );
+    const restored = await loop.init();
+    log(
+      `consuming ${topo.obsSubject} (stream ${topo.inputStream}, durable ${config.durable}) from ` +
+        `sequence ${startSeq}; ${restored} key checkpoint(s) restored`,
+    );
+    const poll = setInterval(async () => {
+      try {
+        const info = await consumer.info();
+        metrics.consumerPending = info.num_pending;
+        metrics.consumerAckPending = info.num_ack_pending;
+      } catch {
+        // transient: keep the last values
+      }
+    }, 2000);
+    cleanups.push(() => Promise.resolve(clearInterval(poll)));
+    if (config.httpPort !== undefined) {
+      const http = serveHttp(config.httpPort, metrics, log);
+      cleanups.push(() => http.shutdown());
+    }
+    metrics.ready = true;
+    const done = loop.run();
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      stopping ??= (async () => {
+        metrics.ready = false;
+        loop.stop();
+        try {
+          await done;
+        } finally {
+          await cleanup();
+        }
+      })();
+      return stopping;
+    };
+    // A fatal loop error shuts everything down too.
+    done.catch(() => stop().catch(() => {}));
+    return { url, metrics, done, stop, [Symbol.asyncDispose]: stop };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+function watchStatus(nc: NatsConnection, metrics: LiveMetrics, log: (l: string) => void): void {
+  (async () => {
+    for await (const s of nc.status()) {
+      switch (s.type) {
+        case "disconnect":
+          metrics.connected = false;
+          log(`disconnected from ${s.server}; reconnecting`);
+          break;
+        case "reconnect":
+          metrics.connected = true;
+          metrics.reconnects++;
+          log(`reconnected to ${s.server}`);
+          break;
+        case "error":
+          log(`nats error: ${s.error.message}`);
+          break;
+        default:
+          break;
+      }
+    }
+  })().catch(() => {});
+}

@@ -1,0 +1,74 @@
+/**
+ * Opens a NATS connection from {@link NatsSettings}: TCP (`nats://`, `tls://`) through
+ * `@nats-io/transport-node`, WebSocket (`ws://`, `wss://`) through `wsconnect`. Reconnects forever.
+ *
+ * @module
+ */
+import {
+  type Authenticator,
+  type ConnectionOptions,
+  credsAuthenticator,
+  type NatsConnection,
+  usernamePasswordAuthenticator,
+  tokenAuthenticator,
+  wsconnect,
+} from "@nats-io/nats-core";
+import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
+import type { NatsSettings } from "../../schemas/live_config.ts";
+
+/** Extra options for {@link connectNats}. */
+export interface ConnectExtras {
+  /** Client name shown by the server. */
+  readonly name?: string;
+  /** Give up after this many reconnect attempts; default -1 (never). */
+  readonly maxReconnectAttempts?: number;
+}
+
+/** True for ws:// and wss:// URLs. */
+export function isWebSocketUrl(url: string): boolean {
+  return /^wss?:\/\//i.test(url);
+}
+
+/** Connects to `settings.url` (required here) with its authentication and TLS settings. */
+export async function connectNats(
+  settings: NatsSettings,
+  extras: ConnectExtras = {},
+): Promise<NatsConnection> {
+  const url = settings.url;
+  if (url === undefined) throw new TypeError("expected a NATS URL, found none");
+  const authenticators: Authenticator[] = [];
+  if (settings.creds !== undefined) {
+    authenticators.push(credsAuthenticator(await Deno.readFile(settings.creds)));
+  }
+  if (settings.user !== undefined) {
+    authenticators.push(usernamePasswordAuthenticator(settings.user, settings.password));
+  }
+  if (settings.token !== undefined) authenticators.push(tokenAuthenticator(settings.token));
+  const base: ConnectionOptions = {
+    servers: url,
+    name: extras.name ?? "mvn-online",
+    maxReconnectAttempts: extras.maxReconnectAttempts ?? -1,
+    reconnectTimeWait: 500,
+    // Keep trying while the first connection is refused (server restarting).
+    waitOnFirstConnect: true,
+    pingInterval: 10_000,
+    authenticator: authenticators.length > 0 ? authenticators : undefined,
+  };
+  if (isWebSocketUrl(url)) {
+    // Deno's WebSocket uses the system trust store (DENO_CERT adds a CA); no client certificates.
+    return await wsconnect(base);
+  }
+  const wantsTls = url.startsWith("tls://") || settings.tlsCa !== undefined ||
+    settings.tlsCert !== undefined;
+  const opts: NodeConnectionOptions = {
+    ...base,
+    tls: wantsTls
+      ? {
+        caFile: settings.tlsCa,
+        certFile: settings.tlsCert,
+        keyFile: settings.tlsKey,
+      }
+      : undefined,
+  };
+  return await connect(opts);
+}

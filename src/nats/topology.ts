@@ -1,0 +1,138 @@
+/**
+ * Creates (or verifies) the worker's streams, its durable pull consumer and its KV buckets.
+ *
+ * Streams (prefix `telemetry`): `TELEMETRY` on `telemetry.obs.>` (input), `TELEMETRY_SCORES` on
+ * `telemetry.scores.>`, `TELEMETRY_DLQ` on `telemetry.dlq.>`; the latter two with a 30 min duplicate
+ * window so that re-published scores (same `Nats-Msg-Id`) are dropped by the server.
+ *
+ * @module
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  type StreamInfo,
+} from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Topology } from "../../schemas/live_config.ts";
+
+/** Duplicate window of the output streams, in nanoseconds (30 min). */
+export const DUPLICATE_WINDOW_NS = 30 * 60 * 1e9;
+
+/** The existing stream does not fit (its subjects do not cover what the worker needs). */
+export class TopologyError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TopologyError";
+  }
+}
+
+/** True when NATS subject filter `filter` matches every subject matched by `wanted`. */
+export function filterCovers(filter: string, wanted: string): boolean {
+  const f = filter.split(".");
+  const w = wanted.split(".");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === ">") return true;
+    if (i >= w.length) return false;
+    if (w[i] === ">") return false;
+    if (f[i] === "*") continue;
+    if (w[i] === "*" || f[i] !== w[i]) return false;
+  }
+  return f.length === w.length;
+}
+
+function isNotFound(e: unknown, code: number): boolean {
+  return e instanceof JetStreamApiError && e.code === code;
+}
+
+/** Creates the stream if missing; if present, checks that its subjects cover `subject`. */
+export async function ensureStream(
+  jsm: JetStreamManager,
+  name: string,
+  subject: string,
+  duplicateWindowNs?: number,
+): Promise<StreamInfo> {
+  try {
+    const info = await jsm.streams.info(name);
+    const subjects = info.config.subjects ?? [];
+    if (!subjects.some((s) => filterCovers(s, subject))) {
+      throw new TopologyError(
+        `expected stream ${name} to cover subject ${subject}, found subjects ${
+          JSON.stringify(subjects)
+        }`,
+      );
+    }
+    return info;
+  } catch (e) {
+    if (!isNotFound(e, JetStreamApiCodes.StreamNotFound)) throw e;
+  }
+  return await jsm.streams.add({
+    name,
+    subjects: [subject],
+    ...(duplicateWindowNs !== undefined ? { duplicate_window: duplicateWindowNs } : {}),
+  });
+}
+
+/** Ensures the three streams of a topology. */
+export async function ensureStreams(jsm: JetStreamManager, topo: Topology): Promise<void> {
+  await ensureStream(jsm, topo.inputStream, topo.obsSubject, DUPLICATE_WINDOW_NS);
+  await ensureStream(jsm, topo.scoresStream, `${topo.prefix}.scores.>`, DUPLICATE_WINDOW_NS);
+  await ensureStream(jsm, topo.dlqStream, `${topo.prefix}.dlq.>`, DUPLICATE_WINDOW_NS);
+}
+
+/** Consumer settings shared by the worker and the relay benchmark. */
+export interface ConsumerSettings {
+  readonly durable: string;
+  readonly ackWaitMs: number;
+}
+
+/** `max_ack_pending` of the consumer: large so that pipelined batches never starve. */
+export const MAX_ACK_PENDING = 100_000;
+
+/**
+ * (Re)creates the durable pull consumer so that delivery restarts, in stream order, right after
+ * the consumer's ack floor. A plain resume would redeliver the unacked messages of a crashed
+ * worker only after `ack_wait`, after newer ones, and per-key stream order is what makes
+ * "learned exactly once" checkable against the checkpoint's last applied sequence.
+ * Returns the first stream sequence that will be delivered.
+ */
+export async function resetConsumer(
+  jsm: JetStreamManager,
+  topo: Topology,
+  settings: ConsumerSettings,
+): Promise<number> {
+  let startSeq = 1;
+  try {
+    const info = await jsm.consumers.info(topo.inputStream, settings.durable);
+    startSeq = info.ack_floor.stream_seq + 1;
+    await jsm.consumers.delete(topo.inputStream, settings.durable);
+  } catch (e) {
+    if (!isNotFound(e, JetStreamApiCodes.ConsumerNotFound)) throw e;
+  }
+  await jsm.consumers.add(topo.inputStream, {
+    durable_name: settings.durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: settings.ackWaitMs * 1e6,
+    max_ack_pending: MAX_ACK_PENDING,
+    max_deliver: -1,
+    filter_subject: topo.obsSubject,
+    ...(startSeq > 1
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }
+      : { deliver_policy: DeliverPolicy.All }),
+  });
+  return startSeq;
+}
+
+/** Opens (creating if missing) the parameters and checkpoint buckets. */
+export async function openBuckets(
+  nc: NatsConnection,
+  topo: Topology,
+): Promise<{ params: KV; checkpoints: KV }> {
+  const kvm = new Kvm(nc);
+  const params = await kvm.create(topo.paramsBucket, { history: 1 });
+  const checkpoints = await kvm.create(topo.checkpointBucket, { history: 1 });
+  return { params, checkpoints };
+}
