@@ -7,7 +7,7 @@
  * @module
  */
 import type { HeadConfig } from "../schemas/head_config.ts";
-import { chi2Sf } from "./chi2.ts";
+import { Chi2Tail } from "./chi2_tail.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { type FloatArray, type FusedKernel, statsWidth } from "./fused_kernel.ts";
 import { HeadBank } from "./head_bank.ts";
@@ -39,6 +39,7 @@ export class LocalEngine implements ScoringEngine {
   readonly bank: HeadBank;
   readonly #kernel: FusedKernel;
   readonly #f64: boolean;
+  readonly #tail: Chi2Tail;
 
   constructor(config: HeadConfig, options: LocalEngineOptions) {
     this.config = config;
@@ -47,6 +48,7 @@ export class LocalEngine implements ScoringEngine {
     this.backendReason = options.backendReason;
     this.#f64 = options.float64;
     this.bank = new HeadBank(config, options.log);
+    this.#tail = new Chi2Tail(config.dim);
   }
 
   process(batch: ObservationBatch): Promise<ScoreBatch> {
@@ -64,58 +66,64 @@ export class LocalEngine implements ScoringEngine {
         } values and ${n} key indices, found ${values.length} and ${keyIndex.length}`,
       );
     }
-    for (let i = 0; i < n * d; i++) {
-      if (!Number.isFinite(values[i])) {
-        throw new RangeError(
-          `expected finite values, found ${values[i]} in row ${Math.floor(i / d)}`,
-        );
-      }
-    }
     const K = keys.length;
     const learn = batch.learn;
     const counted = batch.counted;
-    const rowWeight = new Float32Array(n);
-    // Rows per key, in order: for initialisation and counting.
-    const rowsOf: number[][] = Array.from({ length: K }, () => []);
+    // Rows grouped by key, in order (a counting sort over typed arrays: no per-row allocation).
+    const start = new Int32Array(K + 1);
     for (let i = 0; i < n; i++) {
       const k = keyIndex[i];
       if (k >= K) throw new RangeError(`expected key indices below ${K}, found ${k} in row ${i}`);
-      rowsOf[k].push(i);
+      start[k + 1]++;
+    }
+    for (let k = 0; k < K; k++) start[k + 1] += start[k];
+    const order = new Int32Array(n);
+    const fill = start.slice(0, K);
+    for (let i = 0; i < n; i++) order[fill[keyIndex[i]]++] = i;
+    const rowWeight = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
       const isNew = counted === undefined || counted[i] === 1;
       rowWeight[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
     }
     const bank = this.bank;
     const created = new Uint8Array(K);
     for (let k = 0; k < K; k++) {
-      const rows = rowsOf[k];
-      if (rows.length === 0 || bank.has(keys[k])) continue;
+      if (start[k] === start[k + 1] || bank.has(keys[k])) continue;
       // A new key is initialised from its first batch (the one batch not scored prequentially;
       // warm-up keeps it from flagging anomalies). Rows to learn from seed it, else all rows.
+      const rows = order.subarray(start[k], start[k + 1]);
       const use = rows.filter((i) => rowWeight[i] === 1);
       const seed = use.length > 0 ? use : rows;
-      bank.create(keys[k], gatherRows(values, seed, d), seed.length);
+      _checkFinite(values, seed, d);
+      bank.create(keys[k], _gatherRows(values, seed, d), seed.length);
       created[k] = use.length > 0 ? 1 : 0;
     }
     // Kernel inputs: rows centred on their key's frame origin (in float64, before any float32 cast).
-    const xc: FloatArray = this.#f64 ? new Float64Array(n * d) : new Float32Array(n * d);
-    const locC: FloatArray = this.#f64 ? new Float64Array(K * d) : new Float32Array(K * d);
-    const tril: FloatArray = this.#f64 ? new Float64Array(K * d * d) : new Float32Array(K * d * d);
+    const f64 = this.#f64;
+    const xc: FloatArray = f64 ? new Float64Array(n * d) : new Float32Array(n * d);
+    const locC: FloatArray = f64 ? new Float64Array(K * d) : new Float32Array(K * d);
+    const tril: FloatArray = f64 ? new Float64Array(K * d * d) : new Float32Array(K * d * d);
     const logDet = new Float64Array(K);
-    const frames: (Float64Array | null)[] = new Array(K).fill(null);
     for (let k = 0; k < K; k++) {
-      if (rowsOf[k].length === 0) {
+      if (start[k] === start[k + 1]) {
         for (let a = 0; a < d; a++) tril[k * d * d + a * d + a] = 1;
         continue;
       }
       const eff = bank.effective(keys[k]);
-      frames[k] = eff.frameLoc;
       locC.set(eff.locC, k * d);
       tril.set(eff.tril, k * d * d);
       logDet[k] = eff.logDet;
-    }
-    for (let i = 0; i < n; i++) {
-      const f = frames[keyIndex[i]] as Float64Array;
-      for (let a = 0; a < d; a++) xc[i * d + a] = values[i * d + a] - f[a];
+      const f = eff.frameLoc;
+      for (let r = start[k]; r < start[k + 1]; r++) {
+        const b = order[r] * d;
+        for (let a = 0; a < d; a++) {
+          const v = values[b + a];
+          if (!Number.isFinite(v)) {
+            throw new RangeError(`expected finite values, found ${v} in row ${order[r]}`);
+          }
+          xc[b + a] = v - f[a];
+        }
+      }
     }
     const out = await this.#kernel.run({
       n,
@@ -131,7 +139,7 @@ export class LocalEngine implements ScoringEngine {
     });
     // Scores, with each key's count from before this batch.
     const logProb = new Float64Array(n);
-    const mahalanobis2 = new Float64Array(n);
+    const mahalanobis2 = out.m2 instanceof Float64Array ? out.m2 : Float64Array.from(out.m2);
     const pValue = new Float64Array(n);
     const anomaly = new Uint8Array(n);
     const seq = new Float64Array(n);
@@ -139,36 +147,36 @@ export class LocalEngine implements ScoringEngine {
       ? out.contrib
       : Float64Array.from(out.contrib);
     const { alpha, warmup } = this.config;
+    const tail = this.#tail;
     const constTerm = d * HALF_LOG_2PI;
     for (let k = 0; k < K; k++) {
-      const rows = rowsOf[k];
-      if (rows.length === 0) continue;
+      if (start[k] === start[k + 1]) continue;
       const key = keys[k];
-      let obs = bank.observations(key);
+      const before = bank.observations(key);
+      let obs = before;
       const preset = bank.isPreset(key);
-      for (const i of rows) {
-        const isNew = counted === undefined || counted[i] === 1;
-        if (isNew) obs++;
-        const m2 = out.m2[i];
-        mahalanobis2[i] = m2;
-        logProb[i] = -0.5 * m2 - logDet[k] - constTerm;
-        const p = chi2Sf(m2, d);
+      const c = -logDet[k] - constTerm;
+      for (let r = start[k]; r < start[k + 1]; r++) {
+        const i = order[r];
+        if (counted === undefined || counted[i] === 1) obs++;
+        const m2 = mahalanobis2[i];
+        logProb[i] = -0.5 * m2 + c;
+        const p = tail.sf(m2);
         pValue[i] = p;
-        seq[i] = Math.max(obs, 1);
+        seq[i] = obs > 0 ? obs : 1;
         anomaly[i] = p < alpha && (preset || obs - 1 >= warmup) ? 1 : 0;
       }
-      bank.addObservations(key, obs - bank.observations(key));
+      bank.addObservations(key, obs - before);
     }
     // Learning: closed-form while initialising, else one Adam step from the fused statistics.
     const S = statsWidth(d);
     for (let k = 0; k < K; k++) {
-      const rows = rowsOf[k];
-      if (rows.length === 0) continue;
+      if (start[k] === start[k + 1]) continue;
       const key = keys[k];
       if (bank.isInitialising(key)) {
         if (created[k] === 1) continue;
-        const use = rows.filter((i) => rowWeight[i] === 1);
-        if (use.length > 0) bank.absorbInit(key, gatherRows(values, use, d), use.length);
+        const use = order.subarray(start[k], start[k + 1]).filter((i) => rowWeight[i] === 1);
+        if (use.length > 0) bank.absorbInit(key, _gatherRows(values, use, d), use.length);
       } else {
         bank.step(key, out.stats.subarray(k * S, (k + 1) * S));
       }
@@ -212,10 +220,21 @@ export class LocalEngine implements ScoringEngine {
   }
 }
 
-function gatherRows(values: Float64Array, rows: readonly number[], d: number): Float64Array {
+function _gatherRows(values: Float64Array, rows: Int32Array, d: number): Float64Array {
   const out = new Float64Array(rows.length * d);
   for (let r = 0; r < rows.length; r++) {
     out.set(values.subarray(rows[r] * d, rows[r] * d + d), r * d);
   }
   return out;
+}
+
+function _checkFinite(values: Float64Array, rows: Int32Array, d: number): void {
+  for (const i of rows) {
+    for (let a = 0; a < d; a++) {
+      const v = values[i * d + a];
+      if (!Number.isFinite(v)) {
+        throw new RangeError(`expected finite values, found ${v} in row ${i}`);
+      }
+    }
+  }
 }

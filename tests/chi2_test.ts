@@ -63,3 +63,35 @@ Deno.test("chi2 rejects dimensions it does not support", () => {
   assert.throws(() => chi2Sf(1, 0), RangeError);
   assert.throws(() => chi2Sf(1, 2.5), RangeError);
 });
+
+Deno.test("the fast per-d tail agrees with the closed forms and the exact routine", async (t) => {
+  const { Chi2Tail } = await import("../src/chi2_tail.ts");
+  await t.step("even d against e^{−y}·Σ y^j/j!", () => {
+    for (const d of [2, 4, 32]) {
+      const tail = new Chi2Tail(d);
+      for (const x of [1e-6, 0.3, 1, d, 50, 300, 1300]) {
+        assert.ok(rel(tail.sf(x), evenSf(x, d)) < 1e-12);
+      }
+    }
+  });
+  await t.step("odd d against the log-space routine on a dense grid", () => {
+    for (const d of [1, 3, 5, 31]) {
+      const tail = new Chi2Tail(d);
+      for (let x = 1e-4; x < 200; x = x * 1.01 + 1e-3) {
+        assert.ok(rel(tail.sf(x), chi2Sf(x, d)) < 1e-12, `d=${d} x=${x}`);
+      }
+    }
+  });
+  await t.step("d = 3 far tail against the asymptotic expansion", () => {
+    const y = 680;
+    let series = 0;
+    let term = 1;
+    for (let k = 0; k < 8; k++) {
+      series += term;
+      term *= -(2 * k + 1) / (2 * y);
+    }
+    const want = (Math.exp(-y) / Math.sqrt(Math.PI * y)) * series +
+      2 * Math.sqrt(y / Math.PI) * Math.exp(-y);
+    assert.ok(rel(new Chi2Tail(3).sf(2 * y), want) < 1e-12);
+  });
+});
