@@ -1,0 +1,106 @@
+/**
+ * Boundaries of `deno task bench`: its flags and the `--json` result file.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** Sections the benchmark can run. */
+export const BENCH_SECTIONS = ["engine", "replay", "live"] as const;
+
+/** `--sections engine,replay,live` (comma-separated or an array). */
+const Sections = z.preprocess(
+  (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s) : v),
+  z.array(z.enum(BENCH_SECTIONS)).min(1),
+);
+
+const PositiveNumber = z.preprocess(
+  (v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v),
+  z.number().positive(),
+);
+
+/** Flags of `bench`, after `parseArgs`. */
+export const BenchFlags = z.object({
+  json: z.string().min(1).optional(),
+  sections: Sections.default([...BENCH_SECTIONS]),
+  quick: z.boolean().default(false),
+  /** `all` measures every backend with an adapter; else only the one named. */
+  backend: z.enum(["all", "cpu", "webgpu"]).default("all"),
+  soak: z.boolean().default(false),
+  /** Soak duration (default 10 minutes). */
+  soak_minutes: PositiveNumber.default(10),
+  help: z.boolean().default(false),
+});
+export type BenchFlags = z.output<typeof BenchFlags>;
+
+const Rate = z.number().nonnegative();
+
+/** One engine measurement: a score+learn step of `batch` rows over `keys` keys. */
+export const EngineRow = z.object({
+  backend: z.enum(["cpu", "webgpu"]),
+  batch: z.number().int().positive(),
+  keys: z.number().int().positive(),
+  dim: z.number().int().positive(),
+  /** The real engine in its compute worker. */
+  obs_per_s: Rate,
+  /** The same engine without the worker (same thread). */
+  local_obs_per_s: Rate.nullable(),
+  /** The op-by-op tfjs autodiff version (reference_head.ts); null where not measured. */
+  baseline_obs_per_s: Rate.nullable(),
+  /** The raw float64 fused loop alone (mvnFusedCpu), no engine, no tfjs. */
+  bound_obs_per_s: Rate,
+  /** The tfjs `MvnFused` kernel alone on this backend (tensors in, arrays out). */
+  kernel_obs_per_s: Rate.nullable(),
+});
+export type EngineRow = z.output<typeof EngineRow>;
+
+export const ReplayResult = z.object({
+  observations: z.number().int().nonnegative(),
+  obs_per_s: Rate,
+  floor_obs_per_s: Rate,
+});
+export type ReplayResult = z.output<typeof ReplayResult>;
+
+export const LiveRow = z.object({
+  /** `single` (one observation per message), `json256` (JSON array), `f32x256` (float32 block). */
+  format: z.string().min(1),
+  obs_per_s: Rate,
+  relay_obs_per_s: Rate,
+  p50_ms: z.number().nonnegative().nullable(),
+  p99_ms: z.number().nonnegative().nullable(),
+});
+export type LiveRow = z.output<typeof LiveRow>;
+
+export const SoakResult = z.object({
+  minutes: z.number().positive(),
+  obs: z.number().int().nonnegative(),
+  rss_start_mb: z.number().positive(),
+  rss_end_mb: z.number().positive(),
+  tensors_start: z.number().int().nonnegative(),
+  tensors_end: z.number().int().nonnegative(),
+});
+export type SoakResult = z.output<typeof SoakResult>;
+
+/** One floor checked against the measurements (printed as PASS/FAIL). */
+export const FloorCheck = z.object({
+  name: z.string(),
+  pass: z.boolean(),
+  detail: z.string(),
+});
+export type FloorCheck = z.output<typeof FloorCheck>;
+
+/** The `--json` file. */
+export const BenchResult = z.object({
+  version: z.literal(1),
+  started_at: z.string(),
+  quick: z.boolean(),
+  host: z.object({ deno: z.string(), os: z.string(), cpus: z.number().int().positive() }),
+  engine: z.array(EngineRow),
+  replay: ReplayResult.nullable(),
+  live: z.array(LiveRow),
+  soak: SoakResult.nullable(),
+  floors: z.array(FloorCheck),
+  /** Sections or measurements skipped, with why. */
+  notes: z.array(z.string()),
+});
+export type BenchResult = z.output<typeof BenchResult>;
