@@ -18,6 +18,7 @@ import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
 import { JetStreamSource, KvCheckpointStore, NatsSink } from "./nats_io.ts";
+import { NullCheckpointStore, RelayEngine } from "./relay.ts";
 
 /** Options of {@link startWorker}. */
 export interface WorkerOptions {
@@ -25,6 +26,11 @@ export interface WorkerOptions {
   readonly log?: (line: string) => void;
   /** Use this engine instead of creating one (tests, benchmarks); the worker closes it on stop. */
   readonly engine?: ScoringEngine;
+  /**
+   * `relay`: no model, no checkpoints, no parameters — pull, parse, publish one record per
+   * observation, ack (the `live` benchmark's baseline). Default `model`.
+   */
+  readonly mode?: "model" | "relay";
 }
 
 /** A running worker. */
@@ -86,8 +92,11 @@ export async function startWorker(
     });
     const js = jetstream(nc);
     const consumer = await js.consumers.get(topo.inputStream, config.durable);
+    const relay = options.mode === "relay";
     const engine = options.engine ??
-      await createEngine(config.head, { worker: config.engineWorker, log });
+      (relay
+        ? new RelayEngine(config.head)
+        : await createEngine(config.head, { worker: config.engineWorker, log }));
     cleanups.push(() => engine.close());
     metrics.backend = engine.backend;
     log(`engine backend: ${engine.backendReason}`);
@@ -100,12 +109,12 @@ export async function startWorker(
       engine,
       source,
       new NatsSink(nc, js, buckets.params, config.prefix, log),
-      new KvCheckpointStore(buckets.checkpoints, log),
+      relay ? new NullCheckpointStore() : new KvCheckpointStore(buckets.checkpoints, log),
       {
         dim: config.head.dim,
         batch: config.batch,
         maxWaitMs: config.maxWaitMs,
-        paramsEveryMs: config.paramsEveryMs,
+        paramsEveryMs: relay ? Infinity : config.paramsEveryMs,
         obsPrefix: `${config.prefix}.obs.`,
         maxMessageBytes: config.maxMessageBytes,
         inputStream: topo.inputStream,

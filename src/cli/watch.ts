@@ -1,0 +1,90 @@
+/**
+ * `deno task watch [key] [--server URL] [--once]`: prints parameter updates from KV bucket
+ * `mvn_params` as JSON lines, current values first, then live updates (until Ctrl-C).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Kvm } from "@nats-io/kv";
+import { ConfigError, resolveLiveConfig } from "../../schemas/live_config.ts";
+import { ParamsMessage } from "../../schemas/messages.ts";
+import { connectNats } from "../nats/connect.ts";
+import { encodeKvKey } from "../nats/kv_key.ts";
+
+const USAGE = `usage: main.ts watch [key] [--server URL] [--once]
+Prints one JSON line per parameter update of the key (all keys when omitted): the current values
+from KV bucket mvn_params first, then updates as the worker publishes them.
+  --server URL   NATS server (default NATS_URL, else nats://127.0.0.1:4222)
+  --once         print the current values and exit`;
+
+/** Runs `watch`; resolves with the exit code. */
+export async function run(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        server: { type: "string" },
+        once: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    console.error(`watch: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (parsed.positionals.length > 1) {
+    console.error(`watch: expected at most one key, found ${parsed.positionals.length}\n${USAGE}`);
+    return 2;
+  }
+  let nats;
+  try {
+    nats = resolveLiveConfig({ "nats-url": parsed.values.server }, Deno.env.toObject()).nats;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`watch: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const key = parsed.positionals[0];
+  const url = nats.url ?? "nats://127.0.0.1:4222";
+  const nc = await connectNats({ ...nats, url }, { name: "mvn-watch" });
+  const kv = await new Kvm(nc).create("mvn_params", { history: 1 });
+  const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+  if (parsed.values.once) {
+    const keys: string[] = [];
+    for await (const k of await kv.keys(key === undefined ? ">" : encodeKvKey(key))) keys.push(k);
+    for (const k of keys.sort()) {
+      const e = await kv.get(k);
+      if (e !== null && e.operation === "PUT") out(e.string());
+    }
+    await nc.close();
+    return 0;
+  }
+  const w = await kv.watch({ key: key === undefined ? ">" : encodeKvKey(key) });
+  const stop = () => w.stop();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  try {
+    for await (const e of w) {
+      if (e.operation !== "PUT") continue;
+      const p = ParamsMessage.safeParse(e.json());
+      if (!p.success) {
+        console.error(`watch: skipping invalid parameters in '${e.key}': ${p.error.issues[0]?.message}`);
+        continue;
+      }
+      out(JSON.stringify(p.data));
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
+    await nc.close().catch(() => {});
+  }
+  return 0;
+}
