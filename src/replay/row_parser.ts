@@ -90,6 +90,10 @@ export class NdjsonParser implements RowParser {
     const obj = value !== null && typeof value === "object" && !Array.isArray(value)
       ? value as Record<string, unknown>
       : undefined;
+    // Echoed fields first, so that a bad label is reported as such rather than as a bad shape.
+    const key = obj === undefined ? undefined : this.#readKey(obj[this.#key]);
+    const t = obj === undefined ? undefined : this.#readTime(obj[this.#time]);
+    const label = obj === undefined ? undefined : readLabel(obj[this.#label], this.#label);
     let values: ArrayLike<number>;
     if (this.#columns !== undefined) {
       if (obj === undefined) {
@@ -97,6 +101,7 @@ export class NdjsonParser implements RowParser {
       }
       values = this.#namedValues(obj, this.#columns);
     } else {
+      _checkFinite(value, obj);
       try {
         values = parseObservation(value, this.dim).values;
       } catch (e) {
@@ -106,13 +111,7 @@ export class NdjsonParser implements RowParser {
         throw e;
       }
     }
-    if (obj === undefined) return { values, key: undefined, t: undefined, label: undefined };
-    return {
-      values,
-      key: this.#readKey(obj[this.#key]),
-      t: this.#readTime(obj[this.#time]),
-      label: readLabel(obj[this.#label], this.#label),
-    };
+    return { values, key, t, label };
   }
 
   #namedValues(obj: Record<string, unknown>, columns: readonly string[]): number[] {
@@ -155,6 +154,21 @@ export class NdjsonParser implements RowParser {
       `time '${this.#time}': expected a number or a string, found ${brief(raw)}`,
     );
   }
+}
+
+/**
+ * Reports an overflowing literal (1e999 parses to Infinity) as `non_finite`: the observation
+ * schema would otherwise refuse it as a bad shape.
+ */
+function _checkFinite(value: unknown, obj: Record<string, unknown> | undefined): void {
+  const check = (v: unknown, what: string) => {
+    if (typeof v === "number" && !Number.isFinite(v)) {
+      throw new BadInputError("non_finite", `${what} is not finite: ${v}`);
+    }
+  };
+  const arr = Array.isArray(value) ? value : Array.isArray(obj?.v) ? obj.v as unknown[] : null;
+  if (arr !== null) arr.forEach((v, j) => check(v, `value ${j}`));
+  else if (obj !== undefined) { for (const f of ["x", "y", "z"]) check(obj[f], `field '${f}'`); }
 }
 
 /**
