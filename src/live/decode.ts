@@ -82,7 +82,7 @@ export function decodeMessage(msg: RawMessage, s: DecodeSettings): Decoded {
     if (Array.isArray(value) && value.length > 0 && typeof value[0] !== "number") {
       const rows = value.map((v, i) => {
         try {
-          return parseObservation(v, s.dim);
+          return parseRow(v, s.dim);
         } catch (e) {
           if (e instanceof ObservationError) {
             throw new ObservationError(e.reason, `row ${i}: ${e.message}`, { cause: e });
@@ -95,11 +95,26 @@ export function decodeMessage(msg: RawMessage, s: DecodeSettings): Decoded {
     if (Array.isArray(value) && value.length === 0) {
       return bad("shape", "expected an observation or a non-empty array of them, found []");
     }
-    return { ok: true, key, rows: [rowOf(parseObservation(value, s.dim))], multi: false };
+    return { ok: true, key, rows: [rowOf(parseRow(value, s.dim))], multi: false };
   } catch (e) {
     if (e instanceof ObservationError) return bad(e.reason, e.message);
     throw e;
   }
+}
+
+/** Every parsed observation goes through here: JSON overflow (1e999) becomes Infinity, which the
+ * observation schema would call a shape error; the DLQ reason should say non_finite. */
+function parseRow(value: unknown, dim: number) {
+  const nums: unknown[] | undefined = Array.isArray(value)
+    ? value
+    : value !== null && typeof value === "object"
+    ? Array.isArray((value as { v?: unknown }).v)
+      ? (value as { v: unknown[] }).v
+      : [(value as { x?: unknown }).x, (value as { y?: unknown }).y, (value as { z?: unknown }).z]
+    : undefined;
+  const j = nums?.findIndex((v) => typeof v === "number" && !Number.isFinite(v)) ?? -1;
+  if (j >= 0) throw new ObservationError("non_finite", `value ${j} is not finite: ${nums![j]}`);
+  return parseObservation(value, dim);
 }
 
 function rowOf(o: { values: number[]; t?: number | string; label?: 0 | 1 }): DecodedRow {

@@ -1,0 +1,441 @@
+/**
+ * Live worker pieces without a server: KV key encoding, message decoding, subject coverage,
+ * configuration errors, and the learning loop's delivery rules with in-memory I/O.
+ */
+import assert from "node:assert/strict";
+import { resolveHeadConfig } from "../schemas/head_config.ts";
+import { ConfigError, parseLiveFlags, resolveLiveConfig } from "../schemas/live_config.ts";
+import type { Checkpoint, ParamsMessage } from "../schemas/messages.ts";
+import type { ScoringEngine } from "../src/engine.ts";
+import { decodeMessage, encodeF32 } from "../src/live/decode.ts";
+import {
+  type CheckpointStore,
+  type DeadLetterOut,
+  type InputMessage,
+  LiveLoop,
+  type MessageSource,
+  type OutputSink,
+  type ScoreOut,
+} from "../src/live/loop.ts";
+import { LiveMetrics } from "../src/live/metrics.ts";
+import { decodeKvKey, encodeKvKey } from "../src/nats/kv_key.ts";
+import { filterCovers } from "../src/nats/topology.ts";
+import type { HeadSnapshot, HeadState, ObservationBatch, ScoreBatch } from "../src/types.ts";
+
+Deno.test("KV key encoding", async (t) => {
+  await t.step("keeps letters, digits, '-' and '_' and escapes everything else as =XX", () => {
+    assert.equal(encodeKvKey("pump-7_A"), "pump-7_A");
+    assert.equal(encodeKvKey("site.a"), "site=2Ea");
+    assert.equal(encodeKvKey("a=b/c"), "a=3Db=2Fc");
+    assert.equal(encodeKvKey("é"), "=C3=A9");
+  });
+  await t.step("round-trips and only produces KV-legal single tokens", () => {
+    for (const k of ["pump-7", "site.a.b", "x=y", "ü mlaut*>", ".lead", "trail."]) {
+      const e = encodeKvKey(k);
+      assert.match(e, /^[-_=A-Za-z0-9]+$/);
+      assert.equal(decodeKvKey(e), k);
+    }
+  });
+});
+
+Deno.test("subject filter coverage", () => {
+  assert.ok(filterCovers("telemetry.obs.>", "telemetry.obs.>"));
+  assert.ok(filterCovers("telemetry.>", "telemetry.obs.>"));
+  assert.ok(filterCovers(">", "telemetry.obs.>"));
+  assert.ok(!filterCovers("telemetry.obs.*", "telemetry.obs.>"));
+  assert.ok(!filterCovers("telemetry.obs.a", "telemetry.obs.>"));
+  assert.ok(!filterCovers("other.>", "telemetry.obs.>"));
+});
+
+Deno.test("decoding input messages", async (t) => {
+  const s = { dim: 3, obsPrefix: "telemetry.obs.", maxBytes: 200 };
+  const msg = (data: string | Uint8Array, subject = "telemetry.obs.pump-7", contentType?: string) => ({
+    subject,
+    data: typeof data === "string" ? new TextEncoder().encode(data) : data,
+    contentType,
+  });
+  await t.step("takes the model key from the subject remainder", () => {
+    const d = decodeMessage(msg('{"v":[1,2,3],"t":5}', "telemetry.obs.site.pump-7"), s);
+    assert.ok(d.ok);
+    assert.equal(d.key, "site.pump-7");
+    assert.deepEqual(Array.from(d.rows[0].values), [1, 2, 3]);
+    assert.equal(d.rows[0].t, 5);
+    assert.equal(d.multi, false);
+  });
+  await t.step("accepts xyz objects, bare arrays and arrays of observations", () => {
+    const a = decodeMessage(msg('{"x":1,"y":2,"z":3}'), s);
+    const b = decodeMessage(msg("[1,2,3]"), s);
+    const c = decodeMessage(msg('[{"v":[1,2,3]},[4,5,6]]'), s);
+    assert.ok(a.ok && b.ok && c.ok);
+    assert.equal(c.rows.length, 2);
+    assert.equal(c.multi, true);
+    assert.deepEqual(Array.from(c.rows[1].values), [4, 5, 6]);
+  });
+  await t.step("decodes little-endian float32 blocks", () => {
+    const data = encodeF32([[1.5, -2, 3], [4, 5, 6.25]], 3);
+    const d = decodeMessage(msg(data, undefined, "application/vnd.mvn.f32"), s);
+    assert.ok(d.ok);
+    assert.deepEqual(d.rows.map((r) => Array.from(r.values)), [[1.5, -2, 3], [4, 5, 6.25]]);
+  });
+  await t.step("names the reason of every bad kind", () => {
+    const reason = (m: ReturnType<typeof msg>) => {
+      const d = decodeMessage(m, s);
+      return d.ok ? "ok" : d.reason;
+    };
+    assert.equal(reason(msg("not json")), "malformed");
+    assert.equal(reason(msg('{"w":1}')), "shape");
+    assert.equal(reason(msg("[]")), "shape");
+    assert.equal(reason(msg('{"v":[1,2]}')), "dimension");
+    assert.equal(reason(msg('{"v":[1,2,1e999]}')), "non_finite");
+    assert.equal(reason(msg(`{"v":[1,2,3],"pad":"${"x".repeat(300)}"}`)), "oversize");
+    assert.equal(reason(msg(new Uint8Array(10), undefined, "application/vnd.mvn.f32")), "f32_length");
+    assert.equal(
+      reason(msg(encodeF32([[1, NaN, 3]], 3), undefined, "application/vnd.mvn.f32")),
+      "non_finite",
+    );
+  });
+  await t.step("sends a whole array to the DLQ when one row is bad, naming the row", () => {
+    const d = decodeMessage(msg('[{"v":[1,2,3]},{"v":[1,2]}]'), s);
+    assert.ok(!d.ok);
+    assert.equal(d.reason, "dimension");
+    assert.match(d.detail, /row 1/);
+  });
+});
+
+Deno.test("live configuration", async (t) => {
+  await t.step("defaults match the documented ones", () => {
+    const c = resolveLiveConfig(parseLiveFlags([]), {});
+    assert.equal(c.batch, 256);
+    assert.equal(c.maxWaitMs, 20);
+    assert.equal(c.prefix, "telemetry");
+    assert.equal(c.paramsEveryMs, 1000);
+    assert.equal(c.nats.url, undefined);
+    assert.equal(c.head.dim, 3);
+  });
+  await t.step("flags win over environment variables", () => {
+    const c = resolveLiveConfig(parseLiveFlags(["--nats-url", "ws://127.0.0.1:1"]), {
+      NATS_URL: "nats://127.0.0.1:2",
+    });
+    assert.equal(c.nats.url, "ws://127.0.0.1:1");
+  });
+  await t.step("a bad value names the setting, the value and what was expected", () => {
+    assert.throws(
+      () => resolveLiveConfig(parseLiveFlags([]), { NATS_URL: "http://x" }),
+      (e: unknown) =>
+        e instanceof ConfigError && /NATS_URL="http:\/\/x"/.test(e.message) &&
+        /expected a nats:\/\//.test(e.message),
+    );
+    assert.throws(
+      () => resolveLiveConfig(parseLiveFlags(["--batch", "0"]), {}),
+      (e: unknown) => e instanceof ConfigError && /--batch="0"/.test(e.message),
+    );
+    assert.throws(
+      () => resolveLiveConfig(parseLiveFlags(["--dim", "99"]), {}),
+      (e: unknown) => e instanceof ConfigError && /--dim="99"/.test(e.message),
+    );
+    assert.throws(
+      () => resolveLiveConfig(parseLiveFlags([]), { NATS_USER: "u" }),
+      (e: unknown) => e instanceof ConfigError && /NATS_PASSWORD/.test(e.message),
+    );
+  });
+  await t.step("an unknown flag is a configuration error", () => {
+    assert.throws(() => parseLiveFlags(["--nope"]), ConfigError);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// In-memory I/O for the loop.
+
+/** Counts observations per key (only `counted` rows) and scores every row with m2 = Σ x². */
+class CountingEngine implements ScoringEngine {
+  readonly backend = "cpu" as const;
+  readonly backendReason = "fake";
+  readonly config = resolveHeadConfig({ dim: 2, backend: "cpu" });
+  readonly obs = new Map<string, number>();
+  readonly learnedRows: string[] = [];
+  process(b: ObservationBatch): Promise<ScoreBatch> {
+    const m2 = new Float64Array(b.n);
+    const seq = new Float64Array(b.n);
+    const contrib = new Float64Array(b.n * b.dim);
+    for (let i = 0; i < b.n; i++) {
+      const key = b.keys[b.keyIndex[i]];
+      const counted = b.counted === undefined || b.counted[i] === 1;
+      if (counted) {
+        this.obs.set(key, (this.obs.get(key) ?? 0) + 1);
+        this.learnedRows.push(`${key}:${b.values[i * b.dim]}`);
+      }
+      seq[i] = this.obs.get(key) ?? 1;
+      for (let j = 0; j < b.dim; j++) {
+        const v = b.values[i * b.dim + j];
+        contrib[i * b.dim + j] = v * v;
+        m2[i] += v * v;
+      }
+    }
+    return Promise.resolve({
+      n: b.n,
+      dim: b.dim,
+      logProb: m2.map((v) => -v / 2),
+      mahalanobis2: m2,
+      pValue: new Float64Array(b.n).fill(0.5),
+      anomaly: new Uint8Array(b.n).map((_, i) => (m2[i] > 1000 ? 1 : 0)),
+      contrib,
+      seq,
+    });
+  }
+  snapshot(keys?: readonly string[]): Promise<HeadSnapshot[]> {
+    return Promise.resolve((keys ?? [...this.obs.keys()]).map((key) => ({
+      key,
+      dim: 2,
+      loc: [0, 0],
+      scale_tril: [[1, 0], [0, 1]],
+      covariance: [[1, 0], [0, 1]],
+      observations: this.obs.get(key) ?? 0,
+      steps: 0,
+      rejected_updates: 0,
+    })));
+  }
+  exportState(keys?: readonly string[]): Promise<HeadState[]> {
+    return Promise.resolve((keys ?? [...this.obs.keys()]).map((key) => ({
+      key,
+      dim: 2,
+      diag: "softplus" as const,
+      frame_loc: [0, 0],
+      frame_tril: [1, 0, 1],
+      theta: [0, 0, 0, 0, 0],
+      adam_m: [0, 0, 0, 0, 0],
+      adam_v: [0, 0, 0, 0, 0],
+      steps: 0,
+      observations: this.obs.get(key) ?? 0,
+      rejected_updates: 0,
+      init: null,
+    })));
+  }
+  importState(states: readonly HeadState[]): Promise<void> {
+    for (const s of states) this.obs.set(s.key, s.observations);
+    return Promise.resolve();
+  }
+  setParams(): Promise<void> {
+    return Promise.resolve();
+  }
+  keys(): Promise<string[]> {
+    return Promise.resolve([...this.obs.keys()]);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Hands out queued messages, then `null` once closed. */
+class ArraySource implements MessageSource {
+  #queue: InputMessage[] = [];
+  #closed = false;
+  readonly events: string[];
+  constructor(events: string[]) {
+    this.events = events;
+  }
+  add(seq: number, key: string, body: string) {
+    const data = new TextEncoder().encode(body);
+    this.#queue.push({
+      subject: `telemetry.obs.${key}`,
+      seq,
+      data,
+      ack: () => this.events.push(`ack ${seq}`),
+    });
+  }
+  next(timeoutMs: number): Promise<InputMessage | undefined | null> {
+    const m = this.#queue.shift();
+    if (m !== undefined) return Promise.resolve(m);
+    if (this.#closed) return Promise.resolve(null);
+    return new Promise((r) => setTimeout(() => r(undefined), Math.min(timeoutMs, 5)));
+  }
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+}
+
+class MemorySink implements OutputSink {
+  readonly scores: ScoreOut[] = [];
+  readonly dead: DeadLetterOut[] = [];
+  readonly params: ParamsMessage[] = [];
+  constructor(readonly events: string[]) {}
+  publishScores(items: readonly ScoreOut[]): Promise<void> {
+    for (const it of items) this.events.push(`score ${it.msgId}`);
+    this.scores.push(...items);
+    return Promise.resolve();
+  }
+  publishDeadLetters(items: readonly DeadLetterOut[]): Promise<void> {
+    for (const it of items) this.events.push(`dead ${it.msgId}`);
+    this.dead.push(...items);
+    return Promise.resolve();
+  }
+  publishAnomalies(): void {}
+  publishParams(items: readonly ParamsMessage[]): Promise<void> {
+    this.params.push(...items);
+    return Promise.resolve();
+  }
+}
+
+class MemoryStore implements CheckpointStore {
+  readonly saved = new Map<string, Checkpoint>();
+  failOn: string | undefined;
+  constructor(readonly events: string[], initial: Checkpoint[] = []) {
+    for (const c of initial) this.saved.set(c.state.key, c);
+  }
+  loadAll(): Promise<Checkpoint[]> {
+    return Promise.resolve([...this.saved.values()]);
+  }
+  save(items: readonly Checkpoint[]): Promise<void> {
+    for (const c of items) {
+      if (c.state.key === this.failOn) return Promise.reject(new Error("conflict"));
+    }
+    for (const c of items) {
+      this.events.push(`checkpoint ${c.state.key}@${c.last_seq}`);
+      this.saved.set(c.state.key, c);
+    }
+    return Promise.resolve();
+  }
+}
+
+function setup(initial: Checkpoint[] = [], batch = 4) {
+  const events: string[] = [];
+  const engine = new CountingEngine();
+  const source = new ArraySource(events);
+  const sink = new MemorySink(events);
+  const store = new MemoryStore(events, initial);
+  const loop = new LiveLoop(engine, source, sink, store, {
+    dim: 2,
+    batch,
+    maxWaitMs: 5,
+    paramsEveryMs: 0,
+    obsPrefix: "telemetry.obs.",
+    maxMessageBytes: 10_000,
+    inputStream: "TELEMETRY",
+    metrics: new LiveMetrics(),
+    log: () => {},
+  });
+  return { events, engine, source, sink, store, loop };
+}
+
+async function runUntilDrained(loop: LiveLoop, source: ArraySource): Promise<void> {
+  await loop.init();
+  const done = loop.run();
+  await new Promise((r) => setTimeout(r, 60));
+  await source.close();
+  loop.stop();
+  await done;
+}
+
+Deno.test("learning loop with in-memory I/O", async (t) => {
+  await t.step("publishes one score per observation with stream msg ids, acks after checkpoint", async () => {
+    const { events, source, sink, store, loop } = setup();
+    source.add(1, "a", "[1,2]");
+    source.add(2, "b", '[{"v":[3,4]},{"v":[5,6]}]');
+    source.add(3, "a", '{"v":[7,8],"t":"x"}');
+    await runUntilDrained(loop, source);
+    assert.deepEqual(sink.scores.map((s) => s.msgId).sort(), [
+      "TELEMETRY:1",
+      "TELEMETRY:2:0",
+      "TELEMETRY:2:1",
+      "TELEMETRY:3",
+    ]);
+    const r3 = sink.scores.find((s) => s.msgId === "TELEMETRY:3")!.record;
+    assert.equal(r3.mahalanobis2, 49 + 64);
+    assert.equal(r3.t, "x");
+    assert.equal(r3.stream_seq, 3);
+    assert.equal(r3.seq, 2);
+    assert.equal(store.saved.get("a")?.last_seq, 3);
+    assert.equal(store.saved.get("b")?.last_seq, 2);
+    for (const seq of [1, 2, 3]) {
+      const ack = events.indexOf(`ack ${seq}`);
+      assert.ok(ack > events.findIndex((e) => e.startsWith("score TELEMETRY:" + seq)));
+      assert.ok(ack > events.findIndex((e) => e.startsWith("checkpoint")));
+    }
+  });
+
+  await t.step("scores but never re-learns messages at or below a key's checkpoint", async () => {
+    const cp = (key: string, last_seq: number, observations: number): Checkpoint => ({
+      last_seq,
+      written_at: "2026-01-01T00:00:00Z",
+      state: {
+        key,
+        dim: 2,
+        diag: "softplus",
+        frame_loc: [0, 0],
+        frame_tril: [1, 0, 1],
+        theta: [0, 0, 0, 0, 0],
+        adam_m: [0, 0, 0, 0, 0],
+        adam_v: [0, 0, 0, 0, 0],
+        steps: 0,
+        observations,
+        rejected_updates: 0,
+        init: null,
+      },
+    });
+    // Key a applied seqs 1 and 3 before the "crash"; b applied 2.
+    const { engine, source, sink, store, loop } = setup([cp("a", 3, 2), cp("b", 2, 1)]);
+    source.add(1, "a", "[1,1]");
+    source.add(2, "b", "[2,2]");
+    source.add(3, "a", "[3,3]");
+    source.add(4, "b", "[4,4]");
+    source.add(5, "a", "[5,5]");
+    await runUntilDrained(loop, source);
+    assert.equal(sink.scores.length, 5);
+    assert.deepEqual(engine.learnedRows, ["b:4", "a:5"]);
+    assert.equal(engine.obs.get("a"), 3);
+    assert.equal(engine.obs.get("b"), 2);
+    assert.equal(store.saved.get("a")?.last_seq, 5);
+    assert.equal(store.saved.get("b")?.last_seq, 4);
+  });
+
+  await t.step("a redelivered message in the same run is not learned again", async () => {
+    const { engine, source, sink, loop } = setup();
+    source.add(1, "a", "[1,1]");
+    source.add(2, "a", "[2,2]");
+    source.add(1, "a", "[1,1]");
+    await runUntilDrained(loop, source);
+    assert.equal(sink.scores.length, 3);
+    assert.equal(engine.obs.get("a"), 2);
+  });
+
+  await t.step("bad messages go to the dead letters with reason and sequence and are acked", async () => {
+    const { events, source, sink, engine, loop } = setup();
+    source.add(1, "a", "nope");
+    source.add(2, "a", "[1,2,3]");
+    source.add(3, "a", "[1,2]");
+    await runUntilDrained(loop, source);
+    assert.deepEqual(sink.dead.map((d) => [d.streamSeq, d.reason, d.msgId]), [
+      [1, "malformed", "TELEMETRY:1"],
+      [2, "dimension", "TELEMETRY:2"],
+    ]);
+    assert.equal(sink.dead[0].subject, "telemetry.obs.a");
+    assert.equal(engine.obs.get("a"), 1);
+    assert.ok(events.includes("ack 1") && events.includes("ack 2") && events.includes("ack 3"));
+  });
+
+  await t.step("a failed checkpoint stops the loop without acking that batch", async () => {
+    const { events, source, store, loop } = setup([], 1);
+    store.failOn = "b";
+    source.add(1, "a", "[1,1]");
+    source.add(2, "b", "[2,2]");
+    source.add(3, "a", "[3,3]");
+    await loop.init();
+    await assert.rejects(loop.run(), /conflict/);
+    assert.ok(events.includes("ack 1"));
+    assert.ok(!events.includes("ack 2"));
+    assert.ok(!events.includes("ack 3"));
+  });
+
+  await t.step("publishes parameters of the keys that learned", async () => {
+    const { source, sink, loop } = setup();
+    source.add(1, "a", "[1,1]");
+    source.add(2, "b", "[2,2]");
+    await runUntilDrained(loop, source);
+    const last = new Map(sink.params.map((p) => [p.key, p]));
+    assert.equal(last.get("a")?.observations, 1);
+    assert.equal(last.get("b")?.observations, 1);
+  });
+});
