@@ -141,12 +141,19 @@ Service:
   --http PORT           /healthz, /readyz, /metrics on 127.0.0.1:PORT
   --state-dir DIR (.state)`;
 
-type Values = { [K in keyof typeof LIVE_FLAGS]?: (typeof LIVE_FLAGS)[K]["type"] extends "boolean" ? boolean : string };
+type Values = {
+  [K in keyof typeof LIVE_FLAGS]?: (typeof LIVE_FLAGS)[K]["type"] extends "boolean" ? boolean
+    : string;
+};
 
 /** Splits `start` arguments; throws {@link ConfigError} on unknown flags. */
 export function parseLiveFlags(args: string[]): Values {
   try {
-    const { values, positionals } = parseArgs({ args, options: LIVE_FLAGS, allowPositionals: true });
+    const { values, positionals } = parseArgs({
+      args,
+      options: LIVE_FLAGS,
+      allowPositionals: true,
+    });
     if (positionals.length > 0) {
       throw new ConfigError(`unexpected argument '${positionals[0]}': start takes only options`);
     }

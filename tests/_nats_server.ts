@@ -67,7 +67,7 @@ export async function waitFor(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await check()) return;
+    if (await Promise.resolve(check()).catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -107,10 +107,11 @@ export async function readStream(nc: NatsConnection, stream: string): Promise<St
 
 /** Number of messages in a stream (0 when it does not exist yet). */
 export async function streamCount(nc: NatsConnection, stream: string): Promise<number> {
-  const jsm = await jetstreamManager(nc);
   try {
+    const jsm = await jetstreamManager(nc);
     return (await jsm.streams.info(stream)).state.messages;
   } catch {
+    // not created yet, or the server is restarting
     return 0;
   }
 }

@@ -10,7 +10,7 @@ import { parseLiveFlags, resolveLiveConfig } from "../schemas/live_config.ts";
 import { type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
 import { encodeF32 } from "../src/live/decode.ts";
 import { publishFile } from "../src/live/file_publisher.ts";
-import { publishAllAcked, type Publication } from "../src/live/nats_io.ts";
+import { type Publication, publishAllAcked } from "../src/live/nats_io.ts";
 import { startWorker } from "../src/live/worker.ts";
 import { encodeKvKey } from "../src/nats/kv_key.ts";
 import { readStream, runCli, startNatsServer, streamCount, waitFor } from "./_nats_server.ts";
@@ -40,7 +40,8 @@ async function sampleRows(): Promise<SampleRow[]> {
 }
 
 Deno.test({
-  name: "end to end: a recorded stream gives one score per observation, parameters in KV and on the subject, watch prints them",
+  name:
+    "end to end: a recorded stream gives one score per observation, parameters in KV and on the subject, watch prints them",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
@@ -62,28 +63,35 @@ Deno.test({
       log: quiet,
     });
     assert.equal(summary.observations, rows.length);
-    await waitFor("all scores", async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= rows.length, 60_000);
+    await waitFor(
+      "all scores",
+      async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= rows.length,
+      60_000,
+    );
     const scores = await readStream(nc, "TELEMETRY_SCORES");
 
-    await t.step("one score per input message, with its time echoed and consecutive seq per key", () => {
-      assert.equal(scores.length, rows.length);
-      const bySeq = new Map<number, LiveScoreRecord>();
-      for (const m of scores) {
-        const r = m.json<LiveScoreRecord>();
-        assert.equal(m.subject, `telemetry.scores.${r.key}`);
-        bySeq.set(r.stream_seq, r);
-      }
-      assert.equal(bySeq.size, rows.length);
-      const perKey = new Map<string, number>();
-      for (let i = 0; i < rows.length; i++) {
-        const r = bySeq.get(i + 1)!;
-        assert.equal(r.key, rows[i].key);
-        assert.equal(r.t, rows[i].t);
-        const n = (perKey.get(r.key) ?? 0) + 1;
-        perKey.set(r.key, n);
-        assert.equal(r.seq, n);
-      }
-    });
+    await t.step(
+      "one score per input message, with its time echoed and consecutive seq per key",
+      () => {
+        assert.equal(scores.length, rows.length);
+        const bySeq = new Map<number, LiveScoreRecord>();
+        for (const m of scores) {
+          const r = m.json<LiveScoreRecord>();
+          assert.equal(m.subject, `telemetry.scores.${r.key}`);
+          bySeq.set(r.stream_seq, r);
+        }
+        assert.equal(bySeq.size, rows.length);
+        const perKey = new Map<string, number>();
+        for (let i = 0; i < rows.length; i++) {
+          const r = bySeq.get(i + 1)!;
+          assert.equal(r.key, rows[i].key);
+          assert.equal(r.t, rows[i].t);
+          const n = (perKey.get(r.key) ?? 0) + 1;
+          perKey.set(r.key, n);
+          assert.equal(r.seq, n);
+        }
+      },
+    );
 
     await t.step("scores are consistent: contrib sums to mahalanobis2, p_value in [0, 1]", () => {
       for (const m of scores) {
@@ -95,31 +103,37 @@ Deno.test({
       }
     });
 
-    await t.step("parameters in KV count every observation and sit near each key's sample mean", async () => {
-      const kv = await new Kvm(nc).open("mvn_params");
-      await waitFor("final parameters", async () => {
+    await t.step(
+      "parameters in KV count every observation and sit near each key's sample mean",
+      async () => {
+        const kv = await new Kvm(nc).open("mvn_params");
+        await waitFor("final parameters", async () => {
+          for (const key of ["pump-a", "pump-b"]) {
+            const e = await kv.get(encodeKvKey(key));
+            if (e === null || ParamsMessage.parse(e.json()).observations !== 2500) return false;
+          }
+          return true;
+        }, 10_000);
         for (const key of ["pump-a", "pump-b"]) {
-          const e = await kv.get(encodeKvKey(key));
-          if (e === null || ParamsMessage.parse(e.json()).observations !== 2500) return false;
-        }
-        return true;
-      }, 10_000);
-      for (const key of ["pump-a", "pump-b"]) {
-        const p = ParamsMessage.parse((await kv.get(encodeKvKey(key)))!.json());
-        const xs = rows.filter((r) => r.key === key).map((r) => r.values);
-        for (let j = 0; j < 3; j++) {
-          const mean = xs.reduce((a, x) => a + x[j], 0) / xs.length;
-          const sd = Math.sqrt(xs.reduce((a, x) => a + (x[j] - mean) ** 2, 0) / xs.length);
-          assert.ok(Math.abs(p.loc[j] - mean) < 0.5 * sd, `${key} loc[${j}] ${p.loc[j]} vs ${mean}`);
-          // covariance = L Lᵀ
-          for (let k = 0; k < 3; k++) {
-            let s = 0;
-            for (let m = 0; m < 3; m++) s += p.scale_tril[j][m] * p.scale_tril[k][m];
-            assert.ok(Math.abs(s - p.covariance[j][k]) <= 1e-6 * Math.max(1, Math.abs(s)));
+          const p = ParamsMessage.parse((await kv.get(encodeKvKey(key)))!.json());
+          const xs = rows.filter((r) => r.key === key).map((r) => r.values);
+          for (let j = 0; j < 3; j++) {
+            const mean = xs.reduce((a, x) => a + x[j], 0) / xs.length;
+            const sd = Math.sqrt(xs.reduce((a, x) => a + (x[j] - mean) ** 2, 0) / xs.length);
+            assert.ok(
+              Math.abs(p.loc[j] - mean) < 0.5 * sd,
+              `${key} loc[${j}] ${p.loc[j]} vs ${mean}`,
+            );
+            // covariance = L Lᵀ
+            for (let k = 0; k < 3; k++) {
+              let s = 0;
+              for (let m = 0; m < 3; m++) s += p.scale_tril[j][m] * p.scale_tril[k][m];
+              assert.ok(Math.abs(s - p.covariance[j][k]) <= 1e-6 * Math.max(1, Math.abs(s)));
+            }
           }
         }
-      }
-    });
+      },
+    );
 
     await t.step("parameters are published on telemetry.params.<key>", async () => {
       await waitFor("params messages", () => paramsSeen.size >= 2, 5000);
@@ -134,7 +148,9 @@ Deno.test({
         () => watch.stdout().includes('"pump-a"') && watch.stdout().includes('"pump-b"'),
         20_000,
       );
-      const lines = watch.stdout().trim().split("\n").map((l) => ParamsMessage.parse(JSON.parse(l)));
+      const lines = watch.stdout().trim().split("\n").map((l) =>
+        ParamsMessage.parse(JSON.parse(l))
+      );
       assert.deepEqual(new Set(lines.map((p) => p.key)), new Set(["pump-a", "pump-b"]));
     });
     sub.unsubscribe();
@@ -158,7 +174,11 @@ Deno.test({
       msgID: `ws-${i}`,
     }));
     await publishAllAcked(jetstream(nc), pubs, quiet);
-    await waitFor("300 scores", async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 300, 30_000);
+    await waitFor(
+      "300 scores",
+      async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 300,
+      30_000,
+    );
     const recs = (await readStream(nc, "TELEMETRY_SCORES")).map((m) => m.json<LiveScoreRecord>());
     assert.deepEqual(new Set(recs.map((r) => r.stream_seq)).size, 300);
     await worker.stop();
@@ -167,7 +187,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a barrage of bad input all lands in the DLQ with reasons; every good observation is scored",
+  name:
+    "a barrage of bad input all lands in the DLQ with reasons; every good observation is scored",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -243,9 +264,13 @@ Deno.test({
       await publishAllAcked(jetstream(nc), pubs.slice(i, i + 500), quiet);
     }
     const nBad = badSeqs.length;
-    await waitFor("dead letters and scores", async () =>
-      (await streamCount(nc, "TELEMETRY_DLQ")) >= nBad &&
-      (await streamCount(nc, "TELEMETRY_SCORES")) >= good, 60_000);
+    await waitFor(
+      "dead letters and scores",
+      async () =>
+        (await streamCount(nc, "TELEMETRY_DLQ")) >= nBad &&
+        (await streamCount(nc, "TELEMETRY_SCORES")) >= good,
+      60_000,
+    );
     const dead = await readStream(nc, "TELEMETRY_DLQ");
     assert.equal(dead.length, nBad);
     const reasons = new Map<string, number>();
@@ -257,7 +282,10 @@ Deno.test({
       assert.equal(d.subject, d.header("Mvn-Subject").replace(".obs.", ".dlq."));
     }
     assert.deepEqual(Object.fromEntries(reasons), Object.fromEntries(bad));
-    assert.deepEqual(dead.map((d) => Number(d.header("Mvn-Stream-Seq"))).sort((a, b) => a - b), badSeqs);
+    assert.deepEqual(
+      dead.map((d) => Number(d.header("Mvn-Stream-Seq"))).sort((a, b) => a - b),
+      badSeqs,
+    );
     assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), good);
     await worker.stop();
     const kv = await new Kvm(nc).open("mvn_params");

@@ -49,7 +49,11 @@ Deno.test("subject filter coverage", () => {
 
 Deno.test("decoding input messages", async (t) => {
   const s = { dim: 3, obsPrefix: "telemetry.obs.", maxBytes: 200 };
-  const msg = (data: string | Uint8Array, subject = "telemetry.obs.pump-7", contentType?: string) => ({
+  const msg = (
+    data: string | Uint8Array,
+    subject = "telemetry.obs.pump-7",
+    contentType?: string,
+  ) => ({
     subject,
     data: typeof data === "string" ? new TextEncoder().encode(data) : data,
     contentType,
@@ -88,7 +92,10 @@ Deno.test("decoding input messages", async (t) => {
     assert.equal(reason(msg('{"v":[1,2]}')), "dimension");
     assert.equal(reason(msg('{"v":[1,2,1e999]}')), "non_finite");
     assert.equal(reason(msg(`{"v":[1,2,3],"pad":"${"x".repeat(300)}"}`)), "oversize");
-    assert.equal(reason(msg(new Uint8Array(10), undefined, "application/vnd.mvn.f32")), "f32_length");
+    assert.equal(
+      reason(msg(new Uint8Array(10), undefined, "application/vnd.mvn.f32")),
+      "f32_length",
+    );
     assert.equal(
       reason(msg(encodeF32([[1, NaN, 3]], 3), undefined, "application/vnd.mvn.f32")),
       "non_finite",
@@ -330,31 +337,34 @@ async function runUntilDrained(loop: LiveLoop, source: ArraySource): Promise<voi
 }
 
 Deno.test("learning loop with in-memory I/O", async (t) => {
-  await t.step("publishes one score per observation with stream msg ids, acks after checkpoint", async () => {
-    const { events, source, sink, store, loop } = setup();
-    source.add(1, "a", "[1,2]");
-    source.add(2, "b", '[{"v":[3,4]},{"v":[5,6]}]');
-    source.add(3, "a", '{"v":[7,8],"t":"x"}');
-    await runUntilDrained(loop, source);
-    assert.deepEqual(sink.scores.map((s) => s.msgId).sort(), [
-      "TELEMETRY:1",
-      "TELEMETRY:2:0",
-      "TELEMETRY:2:1",
-      "TELEMETRY:3",
-    ]);
-    const r3 = sink.scores.find((s) => s.msgId === "TELEMETRY:3")!.record;
-    assert.equal(r3.mahalanobis2, 49 + 64);
-    assert.equal(r3.t, "x");
-    assert.equal(r3.stream_seq, 3);
-    assert.equal(r3.seq, 2);
-    assert.equal(store.saved.get("a")?.last_seq, 3);
-    assert.equal(store.saved.get("b")?.last_seq, 2);
-    for (const seq of [1, 2, 3]) {
-      const ack = events.indexOf(`ack ${seq}`);
-      assert.ok(ack > events.findIndex((e) => e.startsWith("score TELEMETRY:" + seq)));
-      assert.ok(ack > events.findIndex((e) => e.startsWith("checkpoint")));
-    }
-  });
+  await t.step(
+    "publishes one score per observation with stream msg ids, acks after checkpoint",
+    async () => {
+      const { events, source, sink, store, loop } = setup();
+      source.add(1, "a", "[1,2]");
+      source.add(2, "b", '[{"v":[3,4]},{"v":[5,6]}]');
+      source.add(3, "a", '{"v":[7,8],"t":"x"}');
+      await runUntilDrained(loop, source);
+      assert.deepEqual(sink.scores.map((s) => s.msgId).sort(), [
+        "TELEMETRY:1",
+        "TELEMETRY:2:0",
+        "TELEMETRY:2:1",
+        "TELEMETRY:3",
+      ]);
+      const r3 = sink.scores.find((s) => s.msgId === "TELEMETRY:3")!.record;
+      assert.equal(r3.mahalanobis2, 49 + 64);
+      assert.equal(r3.t, "x");
+      assert.equal(r3.stream_seq, 3);
+      assert.equal(r3.seq, 2);
+      assert.equal(store.saved.get("a")?.last_seq, 3);
+      assert.equal(store.saved.get("b")?.last_seq, 2);
+      for (const seq of [1, 2, 3]) {
+        const ack = events.indexOf(`ack ${seq}`);
+        assert.ok(ack > events.findIndex((e) => e.startsWith("score TELEMETRY:" + seq)));
+        assert.ok(ack > events.findIndex((e) => e.startsWith("checkpoint")));
+      }
+    },
+  );
 
   await t.step("scores but never re-learns messages at or below a key's checkpoint", async () => {
     const cp = (key: string, last_seq: number, observations: number): Checkpoint => ({
@@ -401,20 +411,23 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
     assert.equal(engine.obs.get("a"), 2);
   });
 
-  await t.step("bad messages go to the dead letters with reason and sequence and are acked", async () => {
-    const { events, source, sink, engine, loop } = setup();
-    source.add(1, "a", "nope");
-    source.add(2, "a", "[1,2,3]");
-    source.add(3, "a", "[1,2]");
-    await runUntilDrained(loop, source);
-    assert.deepEqual(sink.dead.map((d) => [d.streamSeq, d.reason, d.msgId]), [
-      [1, "malformed", "TELEMETRY:1"],
-      [2, "dimension", "TELEMETRY:2"],
-    ]);
-    assert.equal(sink.dead[0].subject, "telemetry.obs.a");
-    assert.equal(engine.obs.get("a"), 1);
-    assert.ok(events.includes("ack 1") && events.includes("ack 2") && events.includes("ack 3"));
-  });
+  await t.step(
+    "bad messages go to the dead letters with reason and sequence and are acked",
+    async () => {
+      const { events, source, sink, engine, loop } = setup();
+      source.add(1, "a", "nope");
+      source.add(2, "a", "[1,2,3]");
+      source.add(3, "a", "[1,2]");
+      await runUntilDrained(loop, source);
+      assert.deepEqual(sink.dead.map((d) => [d.streamSeq, d.reason, d.msgId]), [
+        [1, "malformed", "TELEMETRY:1"],
+        [2, "dimension", "TELEMETRY:2"],
+      ]);
+      assert.equal(sink.dead[0].subject, "telemetry.obs.a");
+      assert.equal(engine.obs.get("a"), 1);
+      assert.ok(events.includes("ack 1") && events.includes("ack 2") && events.includes("ack 3"));
+    },
+  );
 
   await t.step("a failed checkpoint stops the loop without acking that batch", async () => {
     const { events, source, store, loop } = setup([], 1);

@@ -11,7 +11,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { z } from "zod";
 import { ConfigError, resolveLiveConfig, topologyFor } from "../../schemas/live_config.ts";
 import { connectNats } from "../nats/connect.ts";
-import { ensureStream, DUPLICATE_WINDOW_NS } from "../nats/topology.ts";
+import { DUPLICATE_WINDOW_NS, ensureStream } from "../nats/topology.ts";
 import { publishFile } from "../live/file_publisher.ts";
 import { ProgressBar } from "../replay/progress.ts";
 
@@ -73,7 +73,9 @@ export async function run(args: string[]): Promise<number> {
     const issue = o.success ? undefined : o.error.issues[0];
     console.error(
       issue
-        ? `publish: invalid ${issue.path.join(".") === "file" ? "<file>" : `--${issue.path.join(".")}`}: ${issue.message}`
+        ? `publish: invalid ${
+          issue.path.join(".") === "file" ? "<file>" : `--${issue.path.join(".")}`
+        }: ${issue.message}`
         : `publish: expected one file, found ${parsed.positionals.length}`,
     );
     console.error(USAGE);
@@ -122,7 +124,10 @@ export async function run(args: string[]): Promise<number> {
         if (progress === undefined) return;
         if (total !== barTotal) {
           barTotal = total;
-          progress = new ProgressBar(total, (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)));
+          progress = new ProgressBar(
+            total,
+            (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)),
+          );
         }
         progress.update(bytes, obs);
       },

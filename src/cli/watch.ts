@@ -76,7 +76,9 @@ export async function run(args: string[]): Promise<number> {
       if (e.operation !== "PUT") continue;
       const p = ParamsMessage.safeParse(e.json());
       if (!p.success) {
-        console.error(`watch: skipping invalid parameters in '${e.key}': ${p.error.issues[0]?.message}`);
+        console.error(
+          `watch: skipping invalid parameters in '${e.key}': ${p.error.issues[0]?.message}`,
+        );
         continue;
       }
       out(JSON.stringify(p.data));

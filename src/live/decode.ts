@@ -67,7 +67,9 @@ export function decodeMessage(msg: RawMessage, s: DecodeSettings): Decoded {
     reason,
     detail,
   });
-  if (key === "") return bad("shape", `expected a subject ${s.obsPrefix}<key>, found ${msg.subject}`);
+  if (key === "") {
+    return bad("shape", `expected a subject ${s.obsPrefix}<key>, found ${msg.subject}`);
+  }
   if (msg.data.length > s.maxBytes) {
     return bad("oversize", `expected at most ${s.maxBytes} bytes, found ${msg.data.length}`);
   }

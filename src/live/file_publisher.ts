@@ -11,7 +11,7 @@ import { LineSource } from "../replay/line_source.ts";
 import { CsvParser, ndjsonDimOf, NdjsonParser, type RowParser } from "../replay/row_parser.ts";
 import { sniffFormat } from "../replay/input_files.ts";
 import { encodeF32 } from "./decode.ts";
-import { publishAllAcked, type Publication } from "./nats_io.ts";
+import { type Publication, publishAllAcked } from "./nats_io.ts";
 
 /** Message format of {@link publishFile}. */
 export type PublishFormat = "json" | "array" | "f32";

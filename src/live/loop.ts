@@ -20,7 +20,7 @@ import type { Checkpoint, DeadLetterReason, ParamsMessage } from "../../schemas/
 import type { LiveScoreRecord } from "../../schemas/messages.ts";
 import type { ScoringEngine } from "../engine.ts";
 import type { HeadState, ObservationBatch, ScoreBatch } from "../types.ts";
-import { decodeMessage, type Decoded, type RawMessage } from "./decode.ts";
+import { type Decoded, decodeMessage, type RawMessage } from "./decode.ts";
 import type { LiveMetrics } from "./metrics.ts";
 
 /** One input message as the loop sees it. */
@@ -348,7 +348,9 @@ export class LiveLoop {
       const cps: Checkpoint[] = states.map((state) => {
         const last = p.learned.get(state.key);
         if (last === undefined) {
-          throw new RangeError(`expected state for a key learned in the batch, found '${state.key}'`);
+          throw new RangeError(
+            `expected state for a key learned in the batch, found '${state.key}'`,
+          );
         }
         return { last_seq: last, state, written_at };
       });

@@ -69,7 +69,11 @@ export class LiveMetrics {
     const gauge = (name: string, help: string, v: number) =>
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`);
     counter("mvn_observations_total", "Observations scored.", this.observations);
-    counter("mvn_scores_published_total", "Score records acknowledged by JetStream.", this.scoresPublished);
+    counter(
+      "mvn_scores_published_total",
+      "Score records acknowledged by JetStream.",
+      this.scoresPublished,
+    );
     counter("mvn_anomalies_total", "Observations flagged as anomalies.", this.anomalies);
     out.push("# HELP mvn_dead_letters_total Input messages sent to the dead-letter stream.");
     out.push("# TYPE mvn_dead_letters_total counter");
@@ -88,8 +92,16 @@ export class LiveMetrics {
       "Time from a batch's first message to its acknowledgement.",
       this.batchLatency,
     );
-    gauge("mvn_consumer_pending", "Messages not yet delivered to the worker.", this.consumerPending);
-    gauge("mvn_consumer_ack_pending", "Messages delivered but not yet acked.", this.consumerAckPending);
+    gauge(
+      "mvn_consumer_pending",
+      "Messages not yet delivered to the worker.",
+      this.consumerPending,
+    );
+    gauge(
+      "mvn_consumer_ack_pending",
+      "Messages delivered but not yet acked.",
+      this.consumerAckPending,
+    );
     gauge("mvn_connected", "1 while connected to NATS.", this.connected ? 1 : 0);
     out.push("# HELP mvn_backend_info Backend of the engine in use.");
     out.push("# TYPE mvn_backend_info gauge");
@@ -101,5 +113,9 @@ export class LiveMetrics {
 function histogram(out: string[], name: string, help: string, h: Histogram): void {
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
   h.bounds.forEach((b, i) => out.push(`${name}_bucket{le="${b}"} ${h.counts[i]}`));
-  out.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`);
+  out.push(
+    `${name}_bucket{le="+Inf"} ${h.count}`,
+    `${name}_sum ${h.sum}`,
+    `${name}_count ${h.count}`,
+  );
 }

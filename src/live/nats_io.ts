@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { type Consumer, JetStreamApiError, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import {
+  type Consumer,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JsMsg,
+} from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers, type NatsConnection } from "@nats-io/nats-core";
 import { Checkpoint, DLQ_HEADERS, type ParamsMessage } from "../../schemas/messages.ts";
@@ -181,7 +186,9 @@ export async function publishAllAcked(
     }
     pending = failed;
     if (pending.length === 0) return;
-    if (isAborted()) throw new Error(`gave up publishing ${pending.length} messages`, { cause: lastError });
+    if (isAborted()) {
+      throw new Error(`gave up publishing ${pending.length} messages`, { cause: lastError });
+    }
     if (attempt === 1 || attempt % 10 === 0) {
       log(`${pending.length} publications not acknowledged (retrying): ${lastError}`);
     }
@@ -279,7 +286,9 @@ export class KvCheckpointStore implements CheckpointStore {
       const parsed = Checkpoint.safeParse(e.json());
       if (!parsed.success) {
         throw new TypeError(
-          `expected a checkpoint in KV key '${k}', found an invalid one: ${parsed.error.issues[0]?.message}`,
+          `expected a checkpoint in KV key '${k}', found an invalid one: ${
+            parsed.error.issues[0]?.message
+          }`,
         );
       }
       this.#revisions.set(parsed.data.state.key, e.revision);

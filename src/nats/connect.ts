@@ -9,8 +9,8 @@ import {
   type ConnectionOptions,
   credsAuthenticator,
   type NatsConnection,
-  usernamePasswordAuthenticator,
   tokenAuthenticator,
+  usernamePasswordAuthenticator,
   wsconnect,
 } from "@nats-io/nats-core";
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";

@@ -46,7 +46,12 @@ export class NatsServerProcess implements AsyncDisposable {
   #port: number;
   #wsPort: number | undefined;
 
-  private constructor(opts: NatsServerOptions, child: Deno.ChildProcess, port: number, ws?: number) {
+  private constructor(
+    opts: NatsServerOptions,
+    child: Deno.ChildProcess,
+    port: number,
+    ws?: number,
+  ) {
     this.#opts = opts;
     this.#child = child;
     this.#port = port;
@@ -124,7 +129,9 @@ async function launch(
   const conf = join(opts.workDir, "nats-server.conf");
   await Deno.writeTextFile(
     conf,
-    opts.websocket ? `websocket {\n  host: "127.0.0.1"\n  port: ${wsPort}\n  no_tls: true\n}\n` : "",
+    opts.websocket
+      ? `websocket {\n  host: "127.0.0.1"\n  port: ${wsPort}\n  no_tls: true\n}\n`
+      : "",
   );
   let child: Deno.ChildProcess;
   try {

@@ -1,0 +1,272 @@
+/**
+ * Delivery guarantees against a real nats-server: a worker killed with SIGKILL again and again,
+ * a nats-server restarted mid-stream, and a graceful SIGTERM. After each, every input sequence is
+ * in the scores stream exactly once and every key counted each observation exactly once.
+ */
+import assert from "node:assert/strict";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { parseLiveFlags, resolveLiveConfig } from "../schemas/live_config.ts";
+import { Checkpoint, type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
+import { type Publication, publishAllAcked } from "../src/live/nats_io.ts";
+import { startWorker } from "../src/live/worker.ts";
+import { encodeKvKey } from "../src/nats/kv_key.ts";
+import {
+  type CliProcess,
+  readStream,
+  runCli,
+  startNatsServer,
+  streamCount,
+  waitFor,
+} from "./_nats_server.ts";
+
+const quiet = () => {};
+const KEYS = ["m0", "m1", "m2", "m3"];
+
+/** Message i: key KEYS[i % 4], one observation (every 10th message: an array of 2). */
+function inputs(n: number): { pubs: Publication[]; perKey: Map<string, number>; obs: number } {
+  const pubs: Publication[] = [];
+  const perKey = new Map<string, number>();
+  let obs = 0;
+  for (let i = 0; i < n; i++) {
+    const key = KEYS[i % KEYS.length];
+    const x = [Math.sin(i * 0.7), Math.cos(i * 1.3), ((i * 7919) % 101) / 50];
+    const multi = i % 10 === 9;
+    const data = multi
+      ? JSON.stringify([{ v: x }, x.map((v) => v + 0.1)])
+      : JSON.stringify({ v: x });
+    const rows = multi ? 2 : 1;
+    perKey.set(key, (perKey.get(key) ?? 0) + rows);
+    obs += rows;
+    pubs.push({ subject: `telemetry.obs.${key}`, data, msgID: `in-${i}` });
+  }
+  return { pubs, perKey, obs };
+}
+
+/** Checks the scores stream holds each input (sequence, index) exactly once, and the counts. */
+async function assertExactlyOnce(
+  nc: NatsConnection,
+  nMessages: number,
+  perKey: Map<string, number>,
+  obs: number,
+): Promise<void> {
+  const scores = await readStream(nc, "TELEMETRY_SCORES");
+  assert.equal(scores.length, obs, "one score per observation");
+  const seen = new Set<string>();
+  const seqs = new Set<number>();
+  for (const m of scores) {
+    const r = m.json<LiveScoreRecord>();
+    const id = `${r.stream_seq}:${r.index ?? "-"}`;
+    assert.ok(!seen.has(id), `score ${id} twice`);
+    seen.add(id);
+    seqs.add(r.stream_seq);
+  }
+  assert.equal(seqs.size, nMessages);
+  const kvm = new Kvm(nc);
+  const cps = await kvm.open("mvn_checkpoints");
+  const params = await kvm.open("mvn_params");
+  for (const [key, n] of perKey) {
+    const cp = Checkpoint.parse((await cps.get(encodeKvKey(key)))!.json());
+    assert.equal(cp.state.observations, n, `checkpoint observations of ${key}`);
+    await waitFor(`params of ${key}`, async () => {
+      const e = await params.get(encodeKvKey(key));
+      return e !== null && ParamsMessage.parse(e.json()).observations === n;
+    }, 10_000);
+  }
+}
+
+async function ackState(nc: NatsConnection) {
+  const ci = await (await jetstreamManager(nc)).consumers.info("TELEMETRY", "mvn-worker");
+  return { ackPending: ci.num_ack_pending, pending: ci.num_pending };
+}
+
+function spawnWorker(url: string): CliProcess {
+  return runCli([
+    "start",
+    "--nats-url",
+    url,
+    "--backend",
+    "cpu",
+    "--params-every-ms",
+    "200",
+    "--batch",
+    "128",
+  ]);
+}
+
+Deno.test({
+  name: "exactly once: a worker SIGKILLed three times during 20,000 observations",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using srv = await startNatsServer();
+    const nc = await connect({ servers: srv.url });
+    const { pubs, perKey, obs } = inputs(18_200);
+    assert.ok(obs >= 20_000);
+    // Publish in order in the background while the worker comes and goes.
+    const publishing = (async () => {
+      await (await jetstreamManager(nc)).streams.add({
+        name: "TELEMETRY",
+        subjects: ["telemetry.obs.>"],
+      });
+      for (let i = 0; i < pubs.length; i += 1000) {
+        await publishAllAcked(jetstream(nc), pubs.slice(i, i + 1000), quiet);
+      }
+    })();
+    const kills = [2_500, 7_000, 12_000];
+    let worker = spawnWorker(srv.url);
+    try {
+      for (const at of kills) {
+        await waitFor(
+          `${at} scores`,
+          async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= at,
+          90_000,
+        );
+        worker.child.kill("SIGKILL");
+        await worker.status();
+        worker = spawnWorker(srv.url);
+      }
+      await publishing;
+      await waitFor(
+        "all scores",
+        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
+        120_000,
+      );
+      await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 10_000);
+      await assertExactlyOnce(nc, pubs.length, perKey, obs);
+      worker.child.kill("SIGTERM");
+      assert.equal((await worker.status()).code, 0);
+    } catch (e) {
+      console.error(worker.stderr());
+      throw e;
+    } finally {
+      await worker[Symbol.asyncDispose]();
+      await nc.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "exactly once: nats-server restarted mid-stream, the worker reconnects and loses nothing",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using srv = await startNatsServer();
+    const config = resolveLiveConfig(
+      parseLiveFlags([
+        "--nats-url",
+        srv.url,
+        "--backend",
+        "cpu",
+        "--params-every-ms",
+        "200",
+        "--ack-wait-ms",
+        "2000",
+      ]),
+      {},
+    );
+    const logs: string[] = [];
+    await using worker = await startWorker(config, { log: (l) => logs.push(l) });
+    const { pubs, perKey, obs } = inputs(6_000);
+    const nc = await connect({
+      servers: srv.url,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 200,
+    });
+    try {
+      const publishing = (async () => {
+        for (let i = 0; i < pubs.length; i += 500) {
+          await publishAllAcked(jetstream(nc), pubs.slice(i, i + 500), quiet);
+        }
+      })();
+      await waitFor(
+        "2000 scores",
+        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 2000,
+        60_000,
+      );
+      await srv.restart();
+      await publishing;
+      await waitFor(
+        "all scores",
+        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
+        90_000,
+      );
+      await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 15_000);
+      await assertExactlyOnce(nc, pubs.length, perKey, obs);
+      assert.ok(logs.some((l) => l.startsWith("reconnected")), "the worker saw the reconnect");
+      await worker.stop();
+    } catch (e) {
+      console.error(logs.join("\n"));
+      throw e;
+    } finally {
+      await nc.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SIGTERM: the batch in flight is finished, nothing is left unacked, checkpoints at the last applied sequence",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using srv = await startNatsServer();
+    const nc = await connect({ servers: srv.url });
+    const { pubs, perKey, obs } = inputs(4_000);
+    await (await jetstreamManager(nc)).streams.add({
+      name: "TELEMETRY",
+      subjects: ["telemetry.obs.>"],
+    });
+    await publishAllAcked(jetstream(nc), pubs, quiet);
+    const lastSeqOf = new Map<string, number>();
+    pubs.forEach((p, i) => lastSeqOf.set(p.subject.split(".").pop()!, i + 1));
+    const cps = async () => {
+      const kv = await new Kvm(nc).open("mvn_checkpoints");
+      return new Map(
+        await Promise.all(KEYS.map(async (k) => {
+          const e = await kv.get(encodeKvKey(k));
+          return [k, e === null ? 0 : Checkpoint.parse(e.json()).last_seq] as const;
+        })),
+      );
+    };
+    try {
+      // Mid-stream: stop while messages are still flowing.
+      {
+        await using w = spawnWorker(srv.url);
+        await waitFor(
+          "some scores",
+          async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 800,
+          60_000,
+        );
+        w.child.kill("SIGTERM");
+        assert.equal((await w.status()).code, 0, w.stderr());
+        assert.equal((await ackState(nc)).ackPending, 0);
+        // Each key's checkpoint is the highest input sequence of that key that was scored.
+        const scored = new Map<string, number>();
+        for (const m of await readStream(nc, "TELEMETRY_SCORES")) {
+          const r = m.json<LiveScoreRecord>();
+          scored.set(r.key, Math.max(scored.get(r.key) ?? 0, r.stream_seq));
+        }
+        assert.deepEqual(await cps(), scored);
+      }
+      // Then to the end.
+      {
+        await using w = spawnWorker(srv.url);
+        await waitFor(
+          "all scores",
+          async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
+          60_000,
+        );
+        w.child.kill("SIGTERM");
+        assert.equal((await w.status()).code, 0, w.stderr());
+        assert.deepEqual(await ackState(nc), { ackPending: 0, pending: 0 });
+        assert.deepEqual(await cps(), lastSeqOf);
+        await assertExactlyOnce(nc, pubs.length, perKey, obs);
+      }
+    } finally {
+      await nc.close();
+    }
+  },
+});
