@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ScoreRecord } from "../schemas/score_record.ts";
+import { makeSample } from "../src/replay/sample_data.ts";
 import { replayWith, tempDir } from "./fixtures/replay/helpers.ts";
 
 /** Three 3-D observations of two keys, with times and labels, used in every form below. */
@@ -224,4 +225,18 @@ Deno.test("rows go to the engine in input-order mini-batches with per-row learn 
       assert.deepEqual(run.engine.params.get("a"), { loc: [0], scale_tril: [[2]] });
     },
   );
+});
+
+Deno.test("data/sample.ndjson is the generator's output: 5,000 labelled 3-D rows of two keys", async () => {
+  const text = await Deno.readTextFile("data/sample.ndjson");
+  assert.equal(text, makeSample());
+  const rows = text.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(rows.length, 5000);
+  assert.deepEqual([...new Set(rows.map((r) => r.key))].sort(), ["pump-a", "pump-b"]);
+  const anomalies = rows.filter((r) => r.label === 1).length;
+  assert.ok(anomalies > 10 && anomalies < 100, `${anomalies} labelled anomalies`);
+  const run = await replayWith({ input: "data/sample.ndjson" });
+  assert.equal(run.summary.observations, 5000);
+  assert.equal(run.summary.skipped, 0);
+  assert.equal(run.summary.dim, 3);
 });

@@ -55,7 +55,10 @@ export interface ReplayIO {
   readonly stdout?: ByteSink;
   /** One line of diagnostics (no newline). Default: written to `Deno.stderr`. */
   readonly stderr?: (line: string) => void;
-  /** Whether to draw a progress bar on stderr. Default `Deno.stderr.isTerminal()`. */
+  /**
+   * Whether to draw a progress bar on stderr. Default: when stderr is a terminal and the records
+   * do not go to that terminal.
+   */
   readonly progress?: boolean;
   /**
    * Makes the engine. Default: `createEngine(config, { worker: true, log })` from
@@ -419,7 +422,10 @@ async function _run(
   }
   try {
     const writer = new BufferedTextWriter(outFile ?? io.stdout ?? Deno.stdout);
-    const progressOn = !opts.quiet && (io.progress ?? Deno.stderr.isTerminal());
+    // Records on the same terminal would tear the bar apart: draw it only when they go elsewhere.
+    const progressOn = !opts.quiet &&
+      (io.progress ??
+        (Deno.stderr.isTerminal() && (outFile !== null || !Deno.stdout.isTerminal())));
     const totalBytes = files.reduce((s, f) => s + f.size, 0);
     const bar = progressOn
       ? new ProgressBar(totalBytes, (text) => {
