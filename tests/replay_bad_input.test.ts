@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { parseReplayArgs } from "../src/cli/replay.ts";
 import { ReplayUsageError } from "../src/replay/errors.ts";
-import { resolveReplayOptions } from "../src/replay/replay.ts";
-import { replayWith, tempDir } from "./fixtures/replay/helpers.ts";
+import { replay, resolveReplayOptions } from "../src/replay/replay.ts";
+import { MemorySink, RecordingEngine, replayWith, tempDir } from "./fixtures/replay/helpers.ts";
 
 const NDJSON_LINES = [
   '{"v":[1,2]}', // 1 good
@@ -201,4 +201,26 @@ Deno.test("usage errors say which flag, what value and what was expected", async
       );
     }
   });
+});
+
+Deno.test("an engine failure rejects the replay and still closes the engine", async () => {
+  await using dir = await tempDir();
+  const file = await dir.write("a.ndjson", '{"v":[1]}\n'.repeat(20));
+  const engine = new RecordingEngine();
+  let calls = 0;
+  const process = engine.process.bind(engine);
+  engine.process = (batch) => {
+    calls++;
+    return calls === 2 ? Promise.reject(new RangeError("engine broke")) : process(batch);
+  };
+  await assert.rejects(
+    replay({ input: file, batch: 2 }, {
+      stdout: new MemorySink(),
+      stderr: () => {},
+      progress: false,
+      createEngine: () => Promise.resolve(engine),
+    }),
+    /engine broke/,
+  );
+  assert.equal(engine.closed, true);
 });
