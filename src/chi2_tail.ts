@@ -1,135 +1,102 @@
 /**
- * Fast P(χ²_d ≥ x) for one fixed d, for the per-row hot path. Uses the finite closed forms
- *   even d = 2k:   Q = e^{−y}·Σ_{j<k} y^j/j!
- *   odd d = 2k+1:  Q = erfc(√y) + e^{−y}·Σ_{j<k} y^{j+½}/Γ(j+3/2)
- * (y = x/2), all terms positive so relative accuracy holds. erfc(s) = e^{−s²}·erfcx(s) with erfcx
- * from piecewise Chebyshev fits built at construction from the exact `chi2Sf` (d = 1). Far in the
- * tail (y > 18 for odd d, y > 700 for even d) it defers to the exact log-space `chi2Sf`.
+ * Fast P(χ²_d ≥ x) for one fixed d, for the per-row hot path.
+ *
+ * With u = √x, g(u) = ln P(χ²_d ≥ u²) + u²/2 is smooth and slowly varying on [0, U_MAX), so it is
+ * tabulated once per d as piecewise cubic Hermite polynomials (values and exact derivatives from the
+ * log-space `chi2LogSf` and the χ² density), step 1/256: relative error of the tail below 1e−11 (~2e−12 measured).
+ * Then P = e^{−(u²/2 − g(u))}, with e^{−y} from a table and a short polynomial (no Math.exp). Beyond
+ * U_MAX (P below ~1e−28 for d = 3) it defers to the exact `chi2Sf`.
  *
  * @module
  */
-import { chi2Sf } from "./chi2.ts";
+import { chi2LogSf, chi2Sf } from "./chi2.ts";
 
-const PIECE = 0.25;
-const S_MAX = 6; // erfc fits cover √y in [0, 6): y < 36 would do; 18 keeps the fits well inside.
-const PIECES = S_MAX / PIECE;
-const DEGREE = 14;
-const Y_ODD_MAX = 18;
-const Y_EVEN_MAX = 700;
+const STEPS_PER_UNIT = 256;
+const U_MAX = 12;
+const CELLS = U_MAX * STEPS_PER_UNIT;
 
-function _erfcxFits(): Float64Array {
-  const coef = new Float64Array(PIECES * DEGREE);
-  const f = new Float64Array(DEGREE);
-  for (let p = 0; p < PIECES; p++) {
-    const a = p * PIECE;
-    const b = a + PIECE;
-    for (let k = 0; k < DEGREE; k++) {
-      const t = Math.cos((Math.PI * (k + 0.5)) / DEGREE);
-      const s = 0.5 * (a + b) + 0.5 * (b - a) * t;
-      // erfc(s) = P(χ²₁ ≥ 2s²); erfcx(s) = erfc(s)·e^{s²}.
-      f[k] = chi2Sf(2 * s * s, 1) * Math.exp(s * s);
-    }
-    for (let j = 0; j < DEGREE; j++) {
-      let sum = 0;
-      for (let k = 0; k < DEGREE; k++) sum += f[k] * Math.cos((Math.PI * j * (k + 0.5)) / DEGREE);
-      coef[p * DEGREE + j] = ((j === 0 ? 1 : 2) / DEGREE) * sum;
-    }
-  }
-  return coef;
+// e^{−y} without Math.exp (~20 ns here): y = (256·m + j)·ln2/256 + r with |r| ≤ ln2/512, and
+// e^{−y} = 2^{−m} · 2^{−j/256} · e^{−r}, the last by its degree-4 Taylor polynomial (error < 1e−16).
+const _FRAC_BITS = 8;
+const _FRAC = 1 << _FRAC_BITS;
+const _LN2_F = Math.LN2 / _FRAC;
+const _INV_LN2_F = _FRAC / Math.LN2;
+const _EXP2_FRAC = Float64Array.from({ length: _FRAC }, (_, j) => Math.pow(2, -j / _FRAC));
+const _EXP2_INT = Float64Array.from({ length: 1076 }, (_, m) => Math.pow(2, -m));
+const _Q_MAX = 1076 * _FRAC;
+
+/** e^{−y} for y ≥ 0 (relative error ~1e−13 up to y = 700); 0 beyond the subnormal range. */
+export function expNeg(y: number): number {
+  if (!(y < 745.2)) return y >= 745.2 ? 0 : Math.exp(-y);
+  const q = (y * _INV_LN2_F + 0.5) | 0;
+  if (q >= _Q_MAX) return 0;
+  const r = y - q * _LN2_F;
+  return _EXP2_INT[q >> _FRAC_BITS] * _EXP2_FRAC[q & (_FRAC - 1)] *
+    (1 - r * (1 - r * (0.5 - r * (1 / 6 - r * (1 / 24)))));
 }
 
-let _fits: Float64Array | null = null;
-
-// e^{−y} without Math.exp (which costs ~20 ns here): y = (64·m + j)·ln2/64 + r, |r| ≤ ln2/128,
-// e^{−y} = 2^{−m} · 2^{−j/64} · e^{−r}, the last by its degree-6 Taylor polynomial (error < 1e−18).
-const _LN2_64 = Math.LN2 / 64;
-const _EXP2_FRAC = Float64Array.from({ length: 64 }, (_, j) => Math.pow(2, -j / 64));
-const _EXP2_INT = Float64Array.from({ length: 1076 }, (_, m) => Math.pow(2, -m));
-
-/** e^{−y} for y ≥ 0, to about 2 ulp; 0 beyond the subnormal range. */
-export function expNeg(y: number): number {
-  const q = Math.round(y / _LN2_64);
-  if (q >= 1076 * 64) return 0;
-  const r = y - q * _LN2_64;
-  const poly = 1 - r * (1 - r * (0.5 - r * (1 / 6 - r * (1 / 24 - r * (1 / 120 - r / 720)))));
-  return _EXP2_INT[q >> 6] * _EXP2_FRAC[q & 63] * poly;
+function _lnGammaHalf(d: number): number {
+  let v = d % 2 === 1 ? 0.5 * Math.log(Math.PI) : 0;
+  for (let k = d % 2 === 1 ? 1 : 2; k < d; k += 2) v += Math.log(k / 2);
+  return v;
 }
 
 /** P(χ²_d ≥ x) for a fixed d, fast. */
 export class Chi2Tail {
   readonly d: number;
-  readonly #k: number;
-  readonly #odd: boolean;
-  /** Odd d: 1/Γ(j + 3/2); even d: 1/j!. */
-  readonly #c: Float64Array;
-  readonly #fits: Float64Array;
+  /** CELLS × 4 cubic coefficients in t ∈ [0, 1) per cell. */
+  private readonly _poly: Float64Array;
 
   constructor(d: number) {
     if (!Number.isInteger(d) || d < 1 || d > 64) {
       throw new RangeError(`expected an integer dimension in [1, 64], found ${d}`);
     }
     this.d = d;
-    this.#odd = d % 2 === 1;
-    this.#k = Math.floor(d / 2);
-    this.#c = new Float64Array(Math.max(this.#k, 1));
-    let g = this.#odd ? 0.5 * Math.sqrt(Math.PI) : 1; // Γ(3/2) or 0!
-    for (let j = 0; j < this.#k; j++) {
-      if (this.#odd) {
-        this.#c[j] = 1 / g;
-        g *= j + 1.5;
-      } else {
-        this.#c[j] = 1 / g;
-        g *= j + 1;
-      }
+    const h = 1 / STEPS_PER_UNIT;
+    const lnNorm = (d / 2) * Math.LN2 + _lnGammaHalf(d);
+    const g = new Float64Array(CELLS + 1);
+    const dg = new Float64Array(CELLS + 1);
+    for (let i = 0; i <= CELLS; i++) {
+      const u = i * h;
+      const x = u * u;
+      const lq = chi2LogSf(x, d);
+      g[i] = lq + x / 2;
+      // d/du ln Q(u²) = −2u·f(u²)/Q(u²), f the χ²_d density (in log space); at u = 0 its limit.
+      let dlq = 0;
+      if (u > 0) dlq = -2 * u * Math.exp((d / 2 - 1) * Math.log(x) - x / 2 - lnNorm - lq);
+      else if (d === 1) dlq = -Math.sqrt(2 / Math.PI);
+      dg[i] = dlq + u;
     }
-    this.#fits = _fits ??= _erfcxFits();
+    this._poly = new Float64Array(CELLS * 4);
+    for (let i = 0; i < CELLS; i++) {
+      const p0 = g[i], p1 = g[i + 1], m0 = dg[i] * h, m1 = dg[i + 1] * h;
+      const o = i * 4;
+      this._poly[o] = p0;
+      this._poly[o + 1] = m0;
+      this._poly[o + 2] = 3 * (p1 - p0) - 2 * m0 - m1;
+      this._poly[o + 3] = 2 * (p0 - p1) + m0 + m1;
+    }
+    this.sf = _tailFunction(this._poly, d);
   }
 
   /** P(χ²_d ≥ x). */
-  sf(x: number): number {
-    if (!(x > 0)) return Number.isNaN(x) ? NaN : 1;
-    const y = 0.5 * x;
-    if (this.#odd) {
-      if (y >= Y_ODD_MAX) return chi2Sf(x, this.d);
-      const s = Math.sqrt(y);
-      const e = expNeg(y);
-      let q = e * this.#erfcx(s);
-      if (this.#k > 0) {
-        let term = s; // y^{j+½}
-        let sum = 0;
-        for (let j = 0; j < this.#k; j++) {
-          sum += term * this.#c[j];
-          term *= y;
-        }
-        q += e * sum;
-      }
-      return q;
-    }
-    if (y >= Y_EVEN_MAX) return chi2Sf(x, this.d);
-    let term = 1;
-    let sum = 0;
-    for (let j = 0; j < this.#k; j++) {
-      sum += term * this.#c[j];
-      term *= y;
-    }
-    return expNeg(y) * sum;
-  }
+  readonly sf: (x: number) => number;
+}
 
-  #erfcx(s: number): number {
-    const p = Math.min(Math.floor(s / PIECE), PIECES - 1);
-    const a = p * PIECE;
-    const t = (2 * (s - a)) / PIECE - 1;
-    const c = this.#fits;
-    const base = p * DEGREE;
-    // Clenshaw recurrence for Σ c_j T_j(t) (c_0 already halved via the 1/DEGREE weight).
-    let b1 = 0;
-    let b2 = 0;
-    const t2 = 2 * t;
-    for (let j = DEGREE - 1; j >= 1; j--) {
-      const b0 = t2 * b1 - b2 + c[base + j];
-      b2 = b1;
-      b1 = b0;
-    }
-    return t * b1 - b2 + c[base];
-  }
+function _tailFunction(c: Float64Array, d: number): (x: number) => number {
+  return (x: number): number => {
+    if (!(x > 0)) return Number.isNaN(x) ? NaN : 1;
+    const s = Math.sqrt(x) * STEPS_PER_UNIT;
+    if (s >= CELLS) return chi2Sf(x, d);
+    const i = s | 0;
+    const t = s - i;
+    const o = i * 4;
+    const y = 0.5 * x - (c[o] + t * (c[o + 1] + t * (c[o + 2] + t * c[o + 3])));
+    if (!(y > 0)) return Math.min(1, Math.exp(-y));
+    // expNeg, inlined: this is the per-row path.
+    const q = (y * _INV_LN2_F + 0.5) | 0;
+    const r = y - q * _LN2_F;
+    return _EXP2_INT[q >> _FRAC_BITS] * _EXP2_FRAC[q & (_FRAC - 1)] *
+      (1 - r * (1 - r * (0.5 - r * (1 / 6 - r * (1 / 24)))));
+  };
 }

@@ -87,8 +87,8 @@ export function gradientFromStats(
   return out;
 }
 
-/** One head's mutable state (internal). */
-interface _Head {
+/** One head's state. Fields are the engine's to read; only {@link HeadBank} changes parameters. */
+export interface Head {
   readonly key: string;
   readonly frameLoc: Float64Array;
   readonly frameTril: Float64Array;
@@ -115,7 +115,7 @@ export class HeadBank {
   readonly #cfg: HeadConfig;
   readonly #d: number;
   readonly #P: number;
-  readonly #heads = new Map<string, _Head>();
+  readonly #heads = new Map<string, Head>();
   readonly #log: (line: string) => void;
   /** Mahalanobis² beyond which rows are down-weighted (χ²_d quantile at 1 − robust_p). */
   readonly robustC: number;
@@ -146,46 +146,27 @@ export class HeadBank {
     return this.#heads.has(key);
   }
 
-  /** Effective parameters of a head, relative to its frame origin (for the kernel). */
-  effective(
-    key: string,
-  ): { frameLoc: Float64Array; locC: Float64Array; tril: Float64Array; logDet: number } {
-    return this.#get(key);
-  }
-
-  observations(key: string): number {
-    return this.#get(key).observations;
-  }
-
-  isPreset(key: string): boolean {
-    return this.#get(key).preset;
-  }
-
-  isInitialising(key: string): boolean {
-    return this.#get(key).init !== null;
-  }
-
-  /** Counts `count` new observations for the key. */
-  addObservations(key: string, count: number): void {
-    this.#get(key).observations += count;
+  /** The head of a key, for the engine's per-batch work (one lookup per key and batch). */
+  head(key: string): Head | undefined {
+    return this.#heads.get(key);
   }
 
   /**
    * Creates a head from its first rows (row-major, data units): sample mean and Cholesky of a
    * shrunk sample covariance. Rows are absorbed into the initialisation statistics.
    */
-  create(key: string, rows: Float64Array, count: number): void {
+  create(key: string, rows: Float64Array, count: number): Head {
     if (this.#heads.has(key)) throw new TypeError(`expected a new key, found existing '${key}'`);
     const d = this.#d;
     const h = this.#blank(key);
     h.init = { count: 0, mean: new Float64Array(d), scatter: new Float64Array(d * d) };
     this.#heads.set(key, h);
-    this.absorbInit(key, rows, count);
+    this.absorbInit(h, rows, count);
+    return h;
   }
 
   /** Adds rows to a still-initialising head and re-derives its frame; ends the phase at `init_rows`. */
-  absorbInit(key: string, rows: Float64Array, count: number): void {
-    const h = this.#get(key);
+  absorbInit(h: Head, rows: Float64Array, count: number): void {
     const init = h.init;
     if (init === null || count === 0) return;
     const d = this.#d;
@@ -220,8 +201,8 @@ export class HeadBank {
    * would leave θ non-finite or the diagonal non-positive is rejected: state kept, counted, logged.
    * Returns whether the step was applied.
    */
-  step(key: string, stats: ArrayLike<number>): boolean {
-    const h = this.#get(key);
+  step(h: Head, stats: ArrayLike<number>): boolean {
+    const key = h.key;
     if (!(stats[0] > 0)) return false;
     const d = this.#d;
     const P = this.#P;
@@ -388,18 +369,18 @@ export class HeadBank {
     this.#heads.set(s.key, h);
   }
 
-  #get(key: string): _Head {
+  #get(key: string): Head {
     const h = this.#heads.get(key);
     if (h === undefined) throw new RangeError(`expected a known model key, found '${key}'`);
     return h;
   }
 
-  #blank(key: string): _Head {
+  #blank(key: string): Head {
     const d = this.#d;
     const P = this.#P;
     const frameTril = new Float64Array(d * d);
     for (let a = 0; a < d; a++) frameTril[a * d + a] = 1;
-    const h: _Head = {
+    const h: Head = {
       key,
       frameLoc: new Float64Array(d),
       frameTril,
@@ -420,7 +401,7 @@ export class HeadBank {
   }
 
   /** θ = identity in the frame: loc′ = 0, L′ = I; Adam restarts. */
-  #resetTheta(h: _Head): void {
+  #resetTheta(h: Head): void {
     const d = this.#d;
     h.theta.fill(0);
     const one = diagInverse(this.#cfg.diag, 1);
@@ -433,7 +414,7 @@ export class HeadBank {
   }
 
   /** Frame = (sample mean, Cholesky of the covariance shrunk toward its diagonal). */
-  #frameFromInit(h: _Head): void {
+  #frameFromInit(h: Head): void {
     const init = h.init;
     if (init === null) return;
     const d = this.#d;
@@ -464,7 +445,7 @@ export class HeadBank {
     this.#resetTheta(h);
   }
 
-  #refresh(h: _Head): void {
+  #refresh(h: Head): void {
     const d = this.#d;
     const lp = this.#scratchL;
     trilFromTheta(h.theta, d, this.#cfg.diag, lp);

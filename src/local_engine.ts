@@ -10,7 +10,7 @@ import type { HeadConfig } from "../schemas/head_config.ts";
 import { Chi2Tail } from "./chi2_tail.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { type FloatArray, type FusedKernel, statsWidth } from "./fused_kernel.ts";
-import { HeadBank } from "./head_bank.ts";
+import { type Head, HeadBank } from "./head_bank.ts";
 import type {
   BackendName,
   HeadParams,
@@ -86,53 +86,54 @@ export class LocalEngine implements ScoringEngine {
       rowWeight[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
     }
     const bank = this.bank;
+    const heads: (Head | undefined)[] = new Array(K);
     const created = new Uint8Array(K);
     for (let k = 0; k < K; k++) {
-      if (start[k] === start[k + 1] || bank.has(keys[k])) continue;
-      // A new key is initialised from its first batch (the one batch not scored prequentially;
-      // warm-up keeps it from flagging anomalies). Rows to learn from seed it, else all rows.
-      const rows = order.subarray(start[k], start[k + 1]);
-      const use = rows.filter((i) => rowWeight[i] === 1);
-      const seed = use.length > 0 ? use : rows;
-      _checkFinite(values, seed, d);
-      bank.create(keys[k], _gatherRows(values, seed, d), seed.length);
-      created[k] = use.length > 0 ? 1 : 0;
+      if (start[k] === start[k + 1]) continue;
+      let h = bank.head(keys[k]);
+      if (h === undefined) {
+        // A new key is initialised from its first batch (the one batch not scored prequentially;
+        // warm-up keeps it from flagging anomalies). Rows to learn from seed it, else all rows.
+        const rows = order.subarray(start[k], start[k + 1]);
+        const use = rows.filter((i) => rowWeight[i] === 1);
+        const seed = use.length > 0 ? use : rows;
+        _checkFinite(values, seed, d);
+        h = bank.create(keys[k], _gatherRows(values, seed, d), seed.length);
+        created[k] = use.length > 0 ? 1 : 0;
+      }
+      heads[k] = h;
     }
-    // Kernel inputs: rows centred on their key's frame origin (in float64, before any float32 cast).
+    // Kernel inputs. float64 kernels take the rows as they are and absolute locs; float32 kernels
+    // get rows centred on their key's frame origin in float64 first, so awkward units lose nothing.
     const f64 = this.#f64;
-    const xc: FloatArray = f64 ? new Float64Array(n * d) : new Float32Array(n * d);
-    const locC: FloatArray = f64 ? new Float64Array(K * d) : new Float32Array(K * d);
+    const locK: FloatArray = f64 ? new Float64Array(K * d) : new Float32Array(K * d);
     const tril: FloatArray = f64 ? new Float64Array(K * d * d) : new Float32Array(K * d * d);
-    const logDet = new Float64Array(K);
     for (let k = 0; k < K; k++) {
-      if (start[k] === start[k + 1]) {
+      const h = heads[k];
+      if (h === undefined) {
         for (let a = 0; a < d; a++) tril[k * d * d + a * d + a] = 1;
         continue;
       }
-      const eff = bank.effective(keys[k]);
-      locC.set(eff.locC, k * d);
-      tril.set(eff.tril, k * d * d);
-      logDet[k] = eff.logDet;
-      const f = eff.frameLoc;
-      for (let r = start[k]; r < start[k + 1]; r++) {
-        const b = order[r] * d;
-        for (let a = 0; a < d; a++) {
-          const v = values[b + a];
-          if (!Number.isFinite(v)) {
-            throw new RangeError(`expected finite values, found ${v} in row ${order[r]}`);
-          }
-          xc[b + a] = v - f[a];
-        }
+      for (let a = 0; a < d; a++) locK[k * d + a] = f64 ? h.frameLoc[a] + h.locC[a] : h.locC[a];
+      tril.set(h.tril, k * d * d);
+    }
+    let x: FloatArray = values;
+    if (!f64) {
+      const xc = new Float32Array(n * d);
+      for (let i = 0; i < n; i++) {
+        const f = (heads[keyIndex[i]] as Head).frameLoc;
+        for (let a = 0; a < d; a++) xc[i * d + a] = values[i * d + a] - f[a];
       }
+      x = xc;
     }
     const out = await this.#kernel.run({
       n,
       d,
       K,
-      x: xc,
+      x,
       keyIdx: new Int32Array(keyIndex.buffer, keyIndex.byteOffset, keyIndex.length),
       rowWeight,
-      loc: locC,
+      loc: locK,
       tril,
       robustC: bank.robustC,
       robustFloor: this.config.robust_floor,
@@ -146,39 +147,40 @@ export class LocalEngine implements ScoringEngine {
     const contrib = out.contrib instanceof Float64Array
       ? out.contrib
       : Float64Array.from(out.contrib);
+    // Non-finite input (or parameters) show as a non-finite m²: refuse before any state changes.
+    for (let i = 0; i < n; i++) if (!Number.isFinite(mahalanobis2[i])) _nonFinite(values, i, d);
     const { alpha, warmup } = this.config;
-    const tail = this.#tail;
+    const sf = this.#tail.sf;
     const constTerm = d * HALF_LOG_2PI;
     for (let k = 0; k < K; k++) {
-      if (start[k] === start[k + 1]) continue;
-      const key = keys[k];
-      const before = bank.observations(key);
-      let obs = before;
-      const preset = bank.isPreset(key);
-      const c = -logDet[k] - constTerm;
+      const h = heads[k];
+      if (h === undefined) continue;
+      let obs = h.observations;
+      const flagFrom = h.preset ? 0 : warmup + 1;
+      const c = -h.logDet - constTerm;
       for (let r = start[k]; r < start[k + 1]; r++) {
         const i = order[r];
         if (counted === undefined || counted[i] === 1) obs++;
         const m2 = mahalanobis2[i];
         logProb[i] = -0.5 * m2 + c;
-        const p = tail.sf(m2);
+        const p = sf(m2);
         pValue[i] = p;
         seq[i] = obs > 0 ? obs : 1;
-        anomaly[i] = p < alpha && (preset || obs - 1 >= warmup) ? 1 : 0;
+        anomaly[i] = p < alpha && obs >= flagFrom ? 1 : 0;
       }
-      bank.addObservations(key, obs - before);
+      h.observations = obs;
     }
     // Learning: closed-form while initialising, else one Adam step from the fused statistics.
     const S = statsWidth(d);
     for (let k = 0; k < K; k++) {
-      if (start[k] === start[k + 1]) continue;
-      const key = keys[k];
-      if (bank.isInitialising(key)) {
+      const h = heads[k];
+      if (h === undefined) continue;
+      if (h.init !== null) {
         if (created[k] === 1) continue;
         const use = order.subarray(start[k], start[k + 1]).filter((i) => rowWeight[i] === 1);
-        if (use.length > 0) bank.absorbInit(key, _gatherRows(values, use, d), use.length);
+        if (use.length > 0) bank.absorbInit(h, _gatherRows(values, use, d), use.length);
       } else {
-        bank.step(key, out.stats.subarray(k * S, (k + 1) * S));
+        bank.step(h, out.stats.subarray(k * S, (k + 1) * S));
       }
     }
     return { n, dim: d, logProb, mahalanobis2, pValue, anomaly, contrib, seq };
@@ -226,6 +228,11 @@ function _gatherRows(values: Float64Array, rows: Int32Array, d: number): Float64
     out.set(values.subarray(rows[r] * d, rows[r] * d + d), r * d);
   }
   return out;
+}
+
+function _nonFinite(values: Float64Array, i: number, d: number): never {
+  const row = Array.from(values.subarray(i * d, i * d + d));
+  throw new RangeError(`expected finite values, found [${row.join(", ")}] in row ${i}`);
 }
 
 function _checkFinite(values: Float64Array, rows: Int32Array, d: number): void {

@@ -66,6 +66,7 @@ Deno.test("chi2 rejects dimensions it does not support", () => {
 
 Deno.test("the fast per-d tail agrees with the closed forms and the exact routine", async (t) => {
   const { Chi2Tail } = await import("../src/chi2_tail.ts");
+  // The fast tail is a tabulated interpolation: documented to 1e−11 relative (the exact one to 1e−12).
   await t.step("even d against e^{−y}·Σ y^j/j!", () => {
     for (const d of [2, 4, 32]) {
       const tail = new Chi2Tail(d);
@@ -78,7 +79,7 @@ Deno.test("the fast per-d tail agrees with the closed forms and the exact routin
     for (const d of [1, 3, 5, 31]) {
       const tail = new Chi2Tail(d);
       for (let x = 1e-4; x < 200; x = x * 1.01 + 1e-3) {
-        assert.ok(rel(tail.sf(x), chi2Sf(x, d)) < 1e-12, `d=${d} x=${x}`);
+        assert.ok(rel(tail.sf(x), chi2Sf(x, d)) < 1e-11, `d=${d} x=${x}`);
       }
     }
   });

@@ -118,7 +118,7 @@ Deno.test("a non-finite update is rejected, counted and logged, and the state ke
   for (const bad of [NaN, Infinity, 1e300]) {
     const stats = new Float64Array(S).fill(1);
     stats[5] = bad;
-    assert.equal(bank.step("k", stats), false);
+    assert.equal(bank.step(bank.head("k")!, stats), false);
   }
   const after = bank.exportState("k");
   assert.deepEqual(after.theta, before.theta);
@@ -218,5 +218,19 @@ Deno.test("re-delivered duplicates are scored but neither counted nor learned", 
     counted: new Uint8Array(100),
   });
   assert.equal(s.logProb.length, 100);
+  assert.deepEqual(await e.exportState(), before);
+});
+
+Deno.test("a batch with a non-finite value is refused whole, naming the row", async () => {
+  const e = engine();
+  const X = mvnRows(100, [0, 0, 0], [[1, 0, 0], [0, 1, 0], [0, 0, 1]], gaussian(rng(8)));
+  await e.process({ dim: 3, n: 100, values: X, keyIndex: new Uint32Array(100), keys: ["k"] });
+  const before = await e.exportState();
+  const bad = new Float64Array(30).fill(0.5);
+  bad[13] = Infinity;
+  await assert.rejects(
+    () => e.process({ dim: 3, n: 10, values: bad, keyIndex: new Uint32Array(10), keys: ["k"] }),
+    /expected finite values, found \[0.5, Infinity, 0.5\] in row 4/,
+  );
   assert.deepEqual(await e.exportState(), before);
 });
