@@ -7,6 +7,7 @@
  * @module
  */
 import type { HeadConfig } from "../schemas/head_config.ts";
+import { chi2Isf } from "./chi2.ts";
 import { Chi2Tail } from "./chi2_tail.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { type FloatArray, type FusedKernel, statsWidth } from "./fused_kernel.ts";
@@ -40,6 +41,7 @@ export class LocalEngine implements ScoringEngine {
   readonly #kernel: FusedKernel;
   readonly #f64: boolean;
   readonly #tail: Chi2Tail;
+  readonly #m2Alpha: number;
 
   constructor(config: HeadConfig, options: LocalEngineOptions) {
     this.config = config;
@@ -49,6 +51,7 @@ export class LocalEngine implements ScoringEngine {
     this.#f64 = options.float64;
     this.bank = new HeadBank(config, options.log);
     this.#tail = new Chi2Tail(config.dim);
+    this.#m2Alpha = chi2Isf(config.alpha, config.dim);
   }
 
   process(batch: ObservationBatch): Promise<ScoreBatch> {
@@ -78,12 +81,19 @@ export class LocalEngine implements ScoringEngine {
     }
     for (let k = 0; k < K; k++) start[k + 1] += start[k];
     const order = new Int32Array(n);
-    const fill = start.slice(0, K);
-    for (let i = 0; i < n; i++) order[fill[keyIndex[i]]++] = i;
+    if (K === 1) {
+      for (let i = 0; i < n; i++) order[i] = i;
+    } else {
+      const fill = start.slice(0, K);
+      for (let i = 0; i < n; i++) order[fill[keyIndex[i]]++] = i;
+    }
     const rowWeight = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const isNew = counted === undefined || counted[i] === 1;
-      rowWeight[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
+    if (learn === undefined && counted === undefined) rowWeight.fill(1);
+    else {
+      for (let i = 0; i < n; i++) {
+        const isNew = counted === undefined || counted[i] === 1;
+        rowWeight[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
+      }
     }
     const bank = this.bank;
     const heads: (Head | undefined)[] = new Array(K);
@@ -149,8 +159,11 @@ export class LocalEngine implements ScoringEngine {
       : Float64Array.from(out.contrib);
     // Non-finite input (or parameters) show as a non-finite m²: refuse before any state changes.
     for (let i = 0; i < n; i++) if (!Number.isFinite(mahalanobis2[i])) _nonFinite(values, i, d);
-    const { alpha, warmup } = this.config;
+    const warmup = this.config.warmup;
+    const m2Alpha = this.#m2Alpha;
     const sf = this.#tail.sf;
+    const withP = batch.pValues !== false;
+    if (!withP) pValue.fill(NaN);
     const constTerm = d * HALF_LOG_2PI;
     for (let k = 0; k < K; k++) {
       const h = heads[k];
@@ -163,10 +176,10 @@ export class LocalEngine implements ScoringEngine {
         if (counted === undefined || counted[i] === 1) obs++;
         const m2 = mahalanobis2[i];
         logProb[i] = -0.5 * m2 + c;
-        const p = sf(m2);
-        pValue[i] = p;
+        if (withP) pValue[i] = sf(m2);
         seq[i] = obs > 0 ? obs : 1;
-        anomaly[i] = p < alpha && obs >= flagFrom ? 1 : 0;
+        // p_value < alpha ⟺ m² > χ²_d quantile at 1 − alpha (the tail is monotone).
+        anomaly[i] = m2 > m2Alpha && obs >= flagFrom ? 1 : 0;
       }
       h.observations = obs;
     }

@@ -37,6 +37,11 @@ export interface ObservationBatch {
    * learned, whatever `learn` says. Absent means every row is new.
    */
   readonly counted?: Uint8Array;
+  /**
+   * Whether to compute `p_value` (default true). When false, `ScoreBatch.pValue` is NaN
+   * everywhere; `anomaly` is unaffected (it compares mahalanobis2 with the χ² quantile of alpha).
+   */
+  readonly pValues?: boolean;
 }
 
 /** Per-observation scores of one batch, in the batch's row order. */
