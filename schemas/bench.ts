@@ -41,8 +41,10 @@ export const EngineRow = z.object({
   batch: z.number().int().positive(),
   keys: z.number().int().positive(),
   dim: z.number().int().positive(),
-  /** The real engine in its compute worker. */
+  /** The real engine in its compute worker: scores (no p-values) and the learning step. */
   obs_per_s: Rate,
+  /** The same, computing p_value for every row too. */
+  with_p_value_obs_per_s: Rate.nullable().default(null),
   /** The same engine without the worker (same thread). */
   local_obs_per_s: Rate.nullable(),
   /** The op-by-op tfjs autodiff version (reference_head.ts); null where not measured. */
