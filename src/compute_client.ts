@@ -6,7 +6,7 @@
  * @module
  */
 import type { HeadConfig } from "../schemas/head_config.ts";
-import { chooseBackend } from "./backend.ts";
+import { type BackendChoice, chooseBackend } from "./backend.ts";
 import { createCpuLoopKernel } from "./cpu_loop_kernel.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { LocalEngine } from "./local_engine.ts";
@@ -31,8 +31,9 @@ export interface EngineOptions {
 export async function createLocalEngine(
   config: HeadConfig,
   log: (line: string) => void = (l) => console.error(l),
+  chosen?: BackendChoice,
 ): Promise<LocalEngine> {
-  const choice = await chooseBackend(config.backend);
+  const choice = chosen ?? await chooseBackend(config.backend);
   if (choice.backend === "cpu") {
     // The cpu backend runs the fused op as a float64 loop; the same loop is registered as the
     // tfjs cpu kernel (src/kernels/) for tfjs users.
@@ -72,7 +73,7 @@ export async function createEngine(
 
 /** Requests to the compute worker. */
 export type WorkerRequest =
-  | { id: number; op: "init"; config: HeadConfig }
+  | { id: number; op: "init"; config: HeadConfig; choice: BackendChoice }
   | { id: number; op: "process"; batch: ObservationBatch }
   | { id: number; op: "snapshot"; keys?: readonly string[] }
   | { id: number; op: "exportState"; keys?: readonly string[] }
@@ -154,9 +155,12 @@ class WorkerEngine implements ScoringEngine {
   }
 
   static async start(config: HeadConfig, log: (line: string) => void): Promise<WorkerEngine> {
+    // The backend is chosen here, in the calling thread: probing WebGPU inside the worker when the
+    // worker ends up on cpu left a GPU instance behind that could crash the process at exit.
+    const choice = await chooseBackend(config.backend);
     const e = new WorkerEngine(config, log);
     try {
-      const r = await e.#call({ id: 0, op: "init", config }) as {
+      const r = await e.#call({ id: 0, op: "init", config, choice }) as {
         backend: BackendName;
         reason: string;
       };

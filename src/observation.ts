@@ -7,8 +7,11 @@
  */
 import { z } from "zod";
 
-const Num = z.number();
-const Label = z.union([z.literal(0), z.literal(1), z.boolean()]).transform((v) => (v ? 1 : 0));
+// Any JS number: JSON's 1e999 parses to Infinity, which must be reported as non-finite, not as a
+// wrong shape (zod's z.number() refuses ±Infinity).
+const Num = z.custom<number>((v) => typeof v === "number", "expected a number");
+const Label = z.union([z.literal(0), z.literal(1), z.boolean()], "expected 0, 1, true or false")
+  .transform((v) => (v ? 1 : 0));
 const Time = z.union([z.number(), z.string()]);
 
 const VectorForm = z.object({
@@ -63,7 +66,10 @@ export function parseObservation(value: unknown, dim: number): Observation {
   } else if (value !== null && typeof value === "object" && "v" in value) {
     const r = VectorForm.safeParse(value);
     if (!r.success) {
-      throw new ObservationError("shape", `expected {"v":[${dim} numbers]}, found ${brief(value)}`);
+      throw new ObservationError(
+        "shape",
+        `expected {"v":[${dim} numbers]}${_issue(r.error)}, found ${brief(value)}`,
+      );
     }
     obs = {
       values: r.data.v,
@@ -74,7 +80,10 @@ export function parseObservation(value: unknown, dim: number): Observation {
   } else if (value !== null && typeof value === "object" && "x" in value) {
     const r = XyzForm.safeParse(value);
     if (!r.success) {
-      throw new ObservationError("shape", `expected {"x":n,"y":n,"z":n}, found ${brief(value)}`);
+      throw new ObservationError(
+        "shape",
+        `expected {"x":n,"y":n,"z":n}${_issue(r.error)}, found ${brief(value)}`,
+      );
     }
     const values = [r.data.x, r.data.y, r.data.z].filter((v): v is number => v !== undefined);
     obs = { values, t: r.data.t, key: r.data.key, label: r.data.label as 0 | 1 | undefined };
@@ -107,6 +116,11 @@ export function parseObservationJson(text: string, dim: number): Observation {
     throw new ObservationError("malformed", `expected JSON, found ${brief(text)}`, { cause });
   }
   return parseObservation(value, dim);
+}
+
+function _issue(err: z.ZodError): string {
+  const i = err.issues[0];
+  return i === undefined ? "" : ` (${i.path.join(".") || "value"}: ${i.message})`;
 }
 
 function brief(value: unknown): string {

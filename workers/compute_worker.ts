@@ -24,7 +24,7 @@ function reply(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
 async function handle(req: WorkerRequest): Promise<void> {
   try {
     if (req.op === "init") {
-      engine = await createLocalEngine(req.config, (line) => reply({ log: line }));
+      engine = await createLocalEngine(req.config, (line) => reply({ log: line }), req.choice);
       reply({
         id: req.id,
         ok: true,
