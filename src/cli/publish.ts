@@ -96,7 +96,13 @@ export async function run(args: string[]): Promise<number> {
     throw e;
   }
   const url = nats.url ?? "nats://127.0.0.1:4222";
-  const nc = await connectNats({ ...nats, url }, { name: "mvn-publish", maxReconnectAttempts: 60 });
+  let nc;
+  try {
+    nc = await connectNats({ ...nats, url }, { name: "mvn-publish" });
+  } catch (e) {
+    console.error(`publish: cannot connect to ${url}: ${e instanceof Error ? e.message : e}`);
+    return 1;
+  }
   try {
     const jsm = await jetstreamManager(nc);
     const topo = topologyFor(o.data.prefix);

@@ -54,7 +54,13 @@ export async function run(args: string[]): Promise<number> {
   }
   const key = parsed.positionals[0];
   const url = nats.url ?? "nats://127.0.0.1:4222";
-  const nc = await connectNats({ ...nats, url }, { name: "mvn-watch" });
+  let nc;
+  try {
+    nc = await connectNats({ ...nats, url }, { name: "mvn-watch" });
+  } catch (e) {
+    console.error(`watch: cannot connect to ${url}: ${e instanceof Error ? e.message : e}`);
+    return 1;
+  }
   const kv = await new Kvm(nc).create("mvn_params", { history: 1 });
   const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
   if (parsed.values.once) {

@@ -24,6 +24,24 @@ export interface ConnectExtras {
   readonly maxReconnectAttempts?: number;
 }
 
+const _SOCKET_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "ETIMEDOUT", "ECONNABORTED"]);
+let _guarded = false;
+
+/**
+ * `@nats-io/transport-node` removes its socket listeners before destroying a socket, so a late
+ * `ECONNRESET` (e.g. after an authorization error, or while the server restarts) is emitted with
+ * no listener and would end the process as an uncaught exception. The client already handles the
+ * connection loss itself (it reconnects or rejects), so such socket errors are swallowed.
+ */
+function _guardSocketErrors(): void {
+  if (_guarded) return;
+  _guarded = true;
+  globalThis.addEventListener("error", (ev) => {
+    const code = (ev.error as { code?: unknown } | undefined)?.code;
+    if (typeof code === "string" && _SOCKET_CODES.has(code)) ev.preventDefault();
+  });
+}
+
 /** True for ws:// and wss:// URLs. */
 export function isWebSocketUrl(url: string): boolean {
   return /^wss?:\/\//i.test(url);
@@ -36,6 +54,7 @@ export async function connectNats(
 ): Promise<NatsConnection> {
   const url = settings.url;
   if (url === undefined) throw new TypeError("expected a NATS URL, found none");
+  _guardSocketErrors();
   const authenticators: Authenticator[] = [];
   if (settings.creds !== undefined) {
     authenticators.push(credsAuthenticator(await Deno.readFile(settings.creds)));
