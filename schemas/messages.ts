@@ -20,6 +20,8 @@ export const DLQ_HEADERS = {
   subject: "Mvn-Subject",
   /** Sequence of the message in the input stream. */
   streamSeq: "Mvn-Stream-Seq",
+  /** Present when the payload was cut to fit the server's limit: the original length in bytes. */
+  truncated: "Mvn-Truncated-From",
 } as const;
 
 /** Reason codes of dead letters. */

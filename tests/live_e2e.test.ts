@@ -153,6 +153,35 @@ Deno.test({
       );
       assert.deepEqual(new Set(lines.map((p) => p.key)), new Set(["pump-a", "pump-b"]));
     });
+    await t.step("the publish CLI plays a file as f32 blocks under one key", async () => {
+      await using pub = runCli([
+        "publish",
+        SAMPLE,
+        "--server",
+        srv.url,
+        "--format",
+        "f32",
+        "--per-message",
+        "100",
+        "--key",
+        "blk",
+      ]);
+      assert.equal((await pub.status()).code, 0, pub.stderr());
+      assert.match(pub.stderr(), /published 5000 observations in 50 messages/);
+      await waitFor(
+        "block scores",
+        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 2 * rows.length,
+        30_000,
+      );
+      const blk = (await readStream(nc, "TELEMETRY_SCORES"))
+        .map((m) => m.json<LiveScoreRecord>())
+        .filter((r) => r.key === "blk");
+      assert.equal(blk.length, rows.length);
+      const first = blk.filter((r) => r.stream_seq === blk[0].stream_seq);
+      assert.deepEqual(first.map((r) => r.index), Array.from({ length: 100 }, (_, i) => i));
+      assert.deepEqual(blk.map((r) => r.seq), Array.from({ length: rows.length }, (_, i) => i + 1));
+    });
+
     sub.unsubscribe();
     await worker.stop();
     await nc.close();

@@ -98,7 +98,7 @@ export async function run(args: string[]): Promise<number> {
   const url = nats.url ?? "nats://127.0.0.1:4222";
   let nc;
   try {
-    nc = await connectNats({ ...nats, url }, { name: "mvn-publish" });
+    nc = await connectNats({ ...nats, url }, { name: "mvn-publish", waitOnFirstConnect: false });
   } catch (e) {
     console.error(`publish: cannot connect to ${url}: ${e instanceof Error ? e.message : e}`);
     return 1;
@@ -108,6 +108,16 @@ export async function run(args: string[]): Promise<number> {
     const topo = topologyFor(o.data.prefix);
     if (o.data.subject === undefined) {
       await ensureStream(jsm, topo.inputStream, topo.obsSubject, DUPLICATE_WINDOW_NS);
+    } else {
+      // Fail fast instead of retrying publications no stream will ever acknowledge.
+      try {
+        await jsm.streams.find(o.data.subject);
+      } catch (cause) {
+        console.error(
+          `publish: expected a stream capturing --subject ${o.data.subject}, found none (${cause})`,
+        );
+        return 1;
+      }
     }
     const bar = Deno.stderr.isTerminal()
       ? new ProgressBar(1, (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)))

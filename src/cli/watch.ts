@@ -56,7 +56,7 @@ export async function run(args: string[]): Promise<number> {
   const url = nats.url ?? "nats://127.0.0.1:4222";
   let nc;
   try {
-    nc = await connectNats({ ...nats, url }, { name: "mvn-watch" });
+    nc = await connectNats({ ...nats, url }, { name: "mvn-watch", waitOnFirstConnect: false });
   } catch (e) {
     console.error(`watch: cannot connect to ${url}: ${e instanceof Error ? e.message : e}`);
     return 1;

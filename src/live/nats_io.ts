@@ -224,13 +224,16 @@ export class NatsSink implements OutputSink {
   }
 
   async publishDeadLetters(items: readonly DeadLetterOut[]): Promise<void> {
+    // The headers must fit too: a message right at the server's limit is cut (and says so).
+    const limit = (this.nc.info?.max_payload ?? 1_048_576) - 4096;
     await publishAllAcked(
       this.js,
       items.map((it) => ({
         subject: `${this.prefix}.dlq.${it.key}`,
-        data: it.data,
+        data: it.data.length > limit ? it.data.subarray(0, limit) : it.data,
         msgID: it.msgId,
         headers: {
+          ...(it.data.length > limit ? { [DLQ_HEADERS.truncated]: String(it.data.length) } : {}),
           [DLQ_HEADERS.reason]: it.reason,
           [DLQ_HEADERS.detail]: headerValue(it.detail),
           [DLQ_HEADERS.subject]: it.subject,

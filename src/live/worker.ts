@@ -76,7 +76,7 @@ export async function startWorker(
           `  publish to it with: deno task publish data/sample.ndjson --server ${url}`,
       );
     }
-    log(`connecting to ${url}`);
+    log(`connecting to ${url} (retrying until it answers)`);
     const nc: NatsConnection = await connectNats({ ...config.nats, url }, { name: "mvn-worker" });
     cleanups.push(async () => {
       if (!nc.isClosed()) await nc.drain();
@@ -84,7 +84,7 @@ export async function startWorker(
     metrics.connected = true;
     watchStatus(nc, metrics, log);
     const jsm = await jetstreamManager(nc);
-    await ensureStreams(jsm, topo);
+    await ensureStreams(jsm, topo, log);
     const buckets = await openBuckets(nc, topo);
     const startSeq = await resetConsumer(jsm, topo, {
       durable: config.durable,

@@ -22,6 +22,8 @@ export interface ConnectExtras {
   readonly name?: string;
   /** Give up after this many reconnect attempts; default -1 (never). */
   readonly maxReconnectAttempts?: number;
+  /** Keep retrying while the first connection fails (the worker); default true. */
+  readonly waitOnFirstConnect?: boolean;
 }
 
 const _SOCKET_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "ETIMEDOUT", "ECONNABORTED"]);
@@ -69,7 +71,7 @@ export async function connectNats(
     maxReconnectAttempts: extras.maxReconnectAttempts ?? -1,
     reconnectTimeWait: 500,
     // Keep trying while the first connection is refused (server restarting).
-    waitOnFirstConnect: true,
+    waitOnFirstConnect: extras.waitOnFirstConnect ?? true,
     pingInterval: 10_000,
     authenticator: authenticators.length > 0 ? authenticators : undefined,
   };

@@ -76,11 +76,28 @@ export async function ensureStream(
   });
 }
 
-/** Ensures the three streams of a topology. */
-export async function ensureStreams(jsm: JetStreamManager, topo: Topology): Promise<void> {
+/** Ensures the three streams of a topology; warns about output streams with a short window. */
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  topo: Topology,
+  log: (line: string) => void = () => {},
+): Promise<void> {
   await ensureStream(jsm, topo.inputStream, topo.obsSubject, DUPLICATE_WINDOW_NS);
-  await ensureStream(jsm, topo.scoresStream, `${topo.prefix}.scores.>`, DUPLICATE_WINDOW_NS);
-  await ensureStream(jsm, topo.dlqStream, `${topo.prefix}.dlq.>`, DUPLICATE_WINDOW_NS);
+  for (
+    const [name, subject] of [
+      [topo.scoresStream, `${topo.prefix}.scores.>`],
+      [topo.dlqStream, `${topo.prefix}.dlq.>`],
+    ]
+  ) {
+    const info = await ensureStream(jsm, name, subject, DUPLICATE_WINDOW_NS);
+    const window = info.config.duplicate_window ?? 0;
+    if (window < 10 * 60 * 1e9) {
+      log(
+        `warning: stream ${name} has a duplicate window of ${window / 1e9} s; re-published ` +
+          `records after a restart are only deduplicated within it (expected ≥ 600 s)`,
+      );
+    }
+  }
 }
 
 /** Consumer settings shared by the worker and the relay benchmark. */
