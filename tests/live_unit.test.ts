@@ -3,6 +3,7 @@
  * configuration errors, and the learning loop's delivery rules with in-memory I/O.
  */
 import assert from "node:assert/strict";
+import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import { resolveHeadConfig } from "../schemas/head_config.ts";
 import { ConfigError, parseLiveFlags, resolveLiveConfig } from "../schemas/live_config.ts";
 import type { Checkpoint, ParamsMessage } from "../schemas/messages.ts";
@@ -18,6 +19,7 @@ import {
   type ScoreOut,
 } from "../src/live/loop.ts";
 import { LiveMetrics } from "../src/live/metrics.ts";
+import { JetStreamSource } from "../src/live/nats_io.ts";
 import { decodeKvKey, encodeKvKey } from "../src/nats/kv_key.ts";
 import { filterCovers } from "../src/nats/topology.ts";
 import type { HeadSnapshot, HeadState, ObservationBatch, ScoreBatch } from "../src/types.ts";
@@ -451,4 +453,48 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
     assert.equal(last.get("a")?.observations, 1);
     assert.equal(last.get("b")?.observations, 1);
   });
+});
+
+Deno.test("pull source: a hole in the delivery sequence re-creates the consumer before anything newer", async () => {
+  const fakeMsg = (deliverySequence: number, seq: number): JsMsg =>
+    ({
+      subject: "telemetry.obs.a",
+      seq,
+      data: new TextEncoder().encode("[1,2]"),
+      headers: undefined,
+      info: { deliverySequence },
+      ack: () => {},
+    }) as unknown as JsMsg;
+  const consumerOf = (fetches: JsMsg[][]): Consumer =>
+    ({
+      fetch: () => {
+        const batch = fetches.shift() ?? [];
+        return Promise.resolve((async function* () {
+          for (const m of batch) yield m;
+          if (batch.length === 0) await new Promise((r) => setTimeout(r, 5));
+        })());
+      },
+    }) as unknown as Consumer;
+  // Old consumer: deliveries 1, 2, then 5 (3 and 4 lost in transit), then 6.
+  const old = consumerOf([[fakeMsg(1, 1), fakeMsg(2, 2), fakeMsg(5, 5), fakeMsg(6, 6)]]);
+  // Re-created from the ack floor (0): everything again, in order.
+  const fresh = consumerOf([[1, 2, 3, 4, 5, 6].map((s) => fakeMsg(s, s))]);
+  let resets = 0;
+  const source = new JetStreamSource(old, {
+    maxMessages: 100,
+    expiresMs: 1000,
+    reset: () => {
+      resets++;
+      return Promise.resolve(fresh);
+    },
+    log: () => {},
+  });
+  const seqs: number[] = [];
+  while (seqs.length < 8) {
+    const m = await source.next(100);
+    if (m) seqs.push(m.seq);
+  }
+  await source.close();
+  assert.equal(resets, 1);
+  assert.deepEqual(seqs, [1, 2, 1, 2, 3, 4, 5, 6]);
 });

@@ -31,15 +31,31 @@ export interface PullSettings {
   readonly maxMessages: number;
   /** Pull request expiry (≥ 1000 ms); bounds how long `close()` waits. */
   readonly expiresMs: number;
+  /**
+   * Re-creates the consumer from its ack floor and returns it (see `resetConsumer`); called when
+   * deliveries were lost in transit. Without it a gap is only logged.
+   */
+  readonly reset?: () => Promise<Consumer>;
   readonly log: (line: string) => void;
 }
 
 /**
  * Pulls with consecutive `fetch` requests (one outstanding at a time, so everything the server
  * delivered is in our queue when `close()` resolves — nothing is left delivered but unprocessed).
+ *
+ * Deliveries must arrive without holes: the loop learns a message only if its sequence is above
+ * its key's last applied one, so a message lost in transit (connection dropped while the server
+ * was delivering) followed by a later one of the same key would never be learned. The consumer's
+ * delivery sequence is consecutive over everything it sends us (redeliveries included), so a jump
+ * means a loss: later messages are dropped unprocessed and the consumer is re-created from its ack
+ * floor, which redelivers the lost ones, in stream order, before anything newer.
  */
 export class JetStreamSource implements MessageSource {
-  readonly #consumer: Consumer;
+  #consumer: Consumer;
+  #lastDelivery = 0;
+  #needsReset = false;
+  /** Deliveries lost in transit and consumers re-created because of it. */
+  resets = 0;
   readonly #s: PullSettings;
   #queue: InputMessage[] = [];
   #head = 0;
@@ -70,11 +86,32 @@ export class JetStreamSource implements MessageSource {
         continue;
       }
       try {
+        if (this.#needsReset && this.#s.reset !== undefined) {
+          this.#consumer = await this.#s.reset();
+          this.#needsReset = false;
+          this.#lastDelivery = 0;
+          this.resets++;
+        }
         const it = await this.#consumer.fetch({
           max_messages: this.#s.maxMessages,
           expires: this.#s.expiresMs,
         });
-        for await (const m of it) this.#push(wrap(m));
+        for await (const m of it) {
+          const ds = m.info.deliverySequence;
+          if (ds !== this.#lastDelivery + 1) {
+            this.#s.log(
+              `delivery ${this.#lastDelivery + 1} lost in transit (got ${ds}, stream sequence ` +
+                `${m.seq})` +
+                (this.#s.reset ? "; re-creating the consumer from its ack floor" : ""),
+            );
+            if (this.#s.reset !== undefined) {
+              this.#needsReset = true;
+              break;
+            }
+          }
+          this.#lastDelivery = ds;
+          this.#push(wrap(m));
+        }
         failures = 0;
       } catch (e) {
         if (this.#closing) break;
@@ -175,7 +212,7 @@ export async function publishAllAcked(
           h = headers();
           for (const [k, v] of Object.entries(p.headers)) h.set(k, v);
         }
-        return js.publish(p.subject, p.data, { msgID: p.msgID, timeout: 10_000, headers: h });
+        return js.publish(p.subject, p.data, { msgID: p.msgID, timeout: 5_000, headers: h });
       }));
       results.forEach((r, j) => {
         if (r.status === "rejected") {

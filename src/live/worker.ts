@@ -86,12 +86,11 @@ export async function startWorker(
     const jsm = await jetstreamManager(nc);
     await ensureStreams(jsm, topo, log);
     const buckets = await openBuckets(nc, topo);
-    const startSeq = await resetConsumer(jsm, topo, {
-      durable: config.durable,
-      ackWaitMs: config.ackWaitMs,
-    });
+    const consumerSettings = { durable: config.durable, ackWaitMs: config.ackWaitMs };
+    const startSeq = await resetConsumer(jsm, topo, consumerSettings);
     const js = jetstream(nc);
     const consumer = await js.consumers.get(topo.inputStream, config.durable);
+    let current = consumer;
     const relay = options.mode === "relay";
     const engine = options.engine ??
       (relay
@@ -103,6 +102,12 @@ export async function startWorker(
     const source = new JetStreamSource(consumer, {
       maxMessages: Math.max(2 * config.batch, 512),
       expiresMs: 1000,
+      reset: async () => {
+        const from = await resetConsumer(jsm, topo, consumerSettings);
+        log(`consumer re-created from sequence ${from}`);
+        current = await js.consumers.get(topo.inputStream, config.durable);
+        return current;
+      },
       log,
     });
     const loop = new LiveLoop(
@@ -129,7 +134,7 @@ export async function startWorker(
     );
     const poll = setInterval(async () => {
       try {
-        const info = await consumer.info();
+        const info = await current.info();
         metrics.consumerPending = info.num_pending;
         metrics.consumerAckPending = info.num_ack_pending;
       } catch {
