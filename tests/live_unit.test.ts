@@ -93,6 +93,7 @@ Deno.test("decoding input messages", async (t) => {
     assert.equal(reason(msg("[]")), "shape");
     assert.equal(reason(msg('{"v":[1,2]}')), "dimension");
     assert.equal(reason(msg('{"v":[1,2,1e999]}')), "non_finite");
+    assert.equal(reason(msg('{"v":[1,-1e300,3]}')), "non_finite");
     assert.equal(reason(msg(`{"v":[1,2,3],"pad":"${"x".repeat(300)}"}`)), "oversize");
     assert.equal(
       reason(msg(new Uint8Array(10), undefined, "application/vnd.mvn.f32")),
@@ -163,6 +164,12 @@ class CountingEngine implements ScoringEngine {
   readonly obs = new Map<string, number>();
   readonly learnedRows: string[] = [];
   process(b: ObservationBatch): Promise<ScoreBatch> {
+    // Like the real engine: a row it cannot score refuses the whole batch before any change.
+    for (let i = 0; i < b.n; i++) {
+      if (b.values[i * b.dim] === 666) {
+        return Promise.reject(new RangeError(`expected finite values, found 666 in row ${i}`));
+      }
+    }
     const m2 = new Float64Array(b.n);
     const seq = new Float64Array(b.n);
     const contrib = new Float64Array(b.n * b.dim);
@@ -428,6 +435,20 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
       assert.equal(sink.dead[0].subject, "telemetry.obs.a");
       assert.equal(engine.obs.get("a"), 1);
       assert.ok(events.includes("ack 1") && events.includes("ack 2") && events.includes("ack 3"));
+    },
+  );
+
+  await t.step(
+    "a message the engine refuses goes to the DLQ; the rest of its batch is learned in order",
+    async () => {
+      const { engine, source, sink, events, loop } = setup([], 8);
+      for (let s = 1; s <= 6; s++) source.add(s, "a", s === 4 ? "[666,1]" : `[${s},1]`);
+      await runUntilDrained(loop, source);
+      assert.deepEqual(engine.learnedRows, ["a:1", "a:2", "a:3", "a:5", "a:6"]);
+      assert.deepEqual(sink.dead.map((d) => [d.streamSeq, d.reason]), [[4, "non_finite"]]);
+      assert.match(sink.dead[0].detail, /engine refused/);
+      assert.deepEqual(sink.scores.map((s) => s.record.stream_seq).sort(), [1, 2, 3, 5, 6]);
+      for (let s = 1; s <= 6; s++) assert.ok(events.includes(`ack ${s}`));
     },
   );
 

@@ -20,7 +20,7 @@ import type { Checkpoint, DeadLetterReason, ParamsMessage } from "../../schemas/
 import type { LiveScoreRecord } from "../../schemas/messages.ts";
 import type { ScoringEngine } from "../engine.ts";
 import type { HeadState, ObservationBatch, ScoreBatch } from "../types.ts";
-import { type Decoded, decodeMessage, type RawMessage } from "./decode.ts";
+import { type Decoded, decodeMessage, type DecodedRow, type RawMessage } from "./decode.ts";
 import type { LiveMetrics } from "./metrics.ts";
 
 /** One input message as the loop sees it. */
@@ -110,17 +110,81 @@ interface RowRef {
   readonly isNew: boolean;
 }
 
+/** The rows of one good message, as they go to the engine. */
+interface Group {
+  readonly item: Item;
+  readonly key: string;
+  readonly isNew: boolean;
+  readonly rows: readonly DecodedRow[];
+  readonly multi: boolean;
+}
+
 interface Prepared {
   readonly items: Item[];
-  readonly rows: RowRef[];
   /** Key → last applied sequence after this batch, for keys that learned in it. */
   readonly learned: Map<string, number>;
   readonly firstAt: number;
 }
 
+/** Scores of consecutive groups processed as one engine batch. */
+interface Part {
+  readonly rows: RowRef[];
+  readonly scores: ScoreBatch;
+}
+
 interface EngineResult {
-  readonly scores?: ScoreBatch;
+  readonly parts: Part[];
+  /** Messages the engine refused (non-finite scores), with its message. */
+  readonly refused: Map<Item, string>;
   readonly states: HeadState[];
+}
+
+/**
+ * The engine refuses a whole batch, before any state change, when a row's scores would not be
+ * finite (values so large that m² overflows). Such a batch is split until the message at fault is
+ * alone; that message becomes a dead letter and the rest is processed in order.
+ */
+function isRefusal(e: unknown): e is Error {
+  return e instanceof Error && (e.name === "RangeError" || e.name === "EngineError") &&
+    /expected finite values/.test(e.message);
+}
+
+function buildBatch(
+  groups: readonly Group[],
+  dim: number,
+): { batch: ObservationBatch; rows: RowRef[] } {
+  let n = 0;
+  for (const g of groups) n += g.rows.length;
+  const values = new Float64Array(n * dim);
+  const keyIndex = new Uint32Array(n);
+  const counted = new Uint8Array(n);
+  const keys: string[] = [];
+  const keyIdx = new Map<string, number>();
+  const rows: RowRef[] = [];
+  let r = 0;
+  for (const g of groups) {
+    let ki = keyIdx.get(g.key);
+    if (ki === undefined) {
+      ki = keys.length;
+      keys.push(g.key);
+      keyIdx.set(g.key, ki);
+    }
+    g.rows.forEach((row, index) => {
+      for (let j = 0; j < dim; j++) values[r * dim + j] = row.values[j];
+      keyIndex[r] = ki;
+      counted[r] = g.isNew ? 1 : 0;
+      rows.push({
+        key: g.key,
+        streamSeq: g.item.msg.seq,
+        index: g.multi ? index : undefined,
+        t: row.t,
+        label: row.label,
+        isNew: g.isNew,
+      });
+      r++;
+    });
+  }
+  return { batch: { dim, n, values, keyIndex, keys, counted }, rows };
 }
 
 /** The learning loop. `init()`, then `run()` until `stop()`. */
@@ -226,57 +290,31 @@ export class LiveLoop {
     const maxInFlight = this.#s.maxInFlight ?? 2;
     while (this.#finalizing.length >= maxInFlight) await this.#finalizing[0];
     const firstAt = performance.now();
-    const rows: RowRef[] = [];
     const learned = new Map<string, number>();
-    const keys: string[] = [];
-    const keyIdx = new Map<string, number>();
-    let n = 0;
-    for (const it of items) if (it.decoded.ok) n += it.decoded.rows.length;
-    const d = this.#s.dim;
-    const values = new Float64Array(n * d);
-    const keyIndex = new Uint32Array(n);
-    const counted = new Uint8Array(n);
-    let r = 0;
-    for (const { msg, decoded } of items) {
+    const groups: Group[] = [];
+    for (const item of items) {
+      const decoded = item.decoded;
       if (!decoded.ok) continue;
       const key = decoded.key;
-      const isNew = msg.seq > (this.#lastApplied.get(key) ?? 0);
+      const isNew = item.msg.seq > (this.#lastApplied.get(key) ?? 0);
       if (isNew) {
-        this.#lastApplied.set(key, msg.seq);
-        learned.set(key, msg.seq);
+        this.#lastApplied.set(key, item.msg.seq);
+        learned.set(key, item.msg.seq);
       }
-      let ki = keyIdx.get(key);
-      if (ki === undefined) {
-        ki = keys.length;
-        keys.push(key);
-        keyIdx.set(key, ki);
-      }
-      decoded.rows.forEach((row, index) => {
-        for (let j = 0; j < d; j++) values[r * d + j] = row.values[j];
-        keyIndex[r] = ki;
-        counted[r] = isNew ? 1 : 0;
-        rows.push({
-          key,
-          streamSeq: msg.seq,
-          index: decoded.multi ? index : undefined,
-          t: row.t,
-          label: row.label,
-          isNew,
-        });
-        r++;
-      });
+      groups.push({ item, key, isNew, rows: decoded.rows, multi: decoded.multi });
     }
-    const batch: ObservationBatch = { dim: d, n, values, keyIndex, keys, counted };
     const learnedKeys = [...learned.keys()];
     // exportState right after process, before anything else reaches the engine: the checkpoint
     // must hold exactly the state after this batch.
     const work: Promise<EngineResult> = this.#engineChain.then(async () => {
-      const scores = n > 0 ? await this.#engine.process(batch) : undefined;
+      const parts: Part[] = [];
+      const refused = new Map<Item, string>();
+      if (groups.length > 0) await this.#processIsolating(groups, parts, refused);
       const states = learnedKeys.length > 0 ? await this.#engine.exportState(learnedKeys) : [];
-      return { scores, states };
+      return { parts, refused, states };
     });
     this.#engineChain = work.catch(() => {});
-    const prepared: Prepared = { items, rows, learned, firstAt };
+    const prepared: Prepared = { items, learned, firstAt };
     const previous = this.#finalizing[this.#finalizing.length - 1] ?? Promise.resolve();
     const fin: Promise<void> = previous
       .then(() => (this.#fatal === undefined ? this.#finalize(prepared, work) : undefined))
@@ -294,16 +332,43 @@ export class LiveLoop {
     this.#finalizing.push(fin);
   }
 
+  /** Processes the groups in order; see {@link isRefusal}. */
+  async #processIsolating(
+    groups: readonly Group[],
+    parts: Part[],
+    refused: Map<Item, string>,
+  ): Promise<void> {
+    // The batch's buffers may be transferred to the engine's worker: build it afresh per try.
+    const { batch, rows } = buildBatch(groups, this.#s.dim);
+    try {
+      parts.push({ rows, scores: await this.#engine.process(batch) });
+    } catch (e) {
+      if (!isRefusal(e)) throw e;
+      if (groups.length === 1) {
+        refused.set(groups[0].item, e.message);
+        this.#s.log(
+          `engine refused message ${groups[0].item.msg.seq} of '${groups[0].key}': ${e.message}`,
+        );
+        return;
+      }
+      const half = Math.ceil(groups.length / 2);
+      await this.#processIsolating(groups.slice(0, half), parts, refused);
+      await this.#processIsolating(groups.slice(half), parts, refused);
+    }
+  }
+
   async #finalize(p: Prepared, work: Promise<EngineResult>): Promise<void> {
-    const { scores, states } = await work;
+    const { parts, refused, states } = await work;
     const m = this.#s.metrics;
     const stream = this.#s.inputStream;
     const outs: ScoreOut[] = [];
     const anomalies: ScoreOut[] = [];
-    if (scores !== undefined) {
+    let scoredRows = 0;
+    let newRows = 0;
+    for (const { rows, scores } of parts) {
       const d = scores.dim;
-      for (let i = 0; i < p.rows.length; i++) {
-        const row = p.rows[i];
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i];
         const contrib: (number | null)[] = new Array(d);
         for (let j = 0; j < d; j++) contrib[j] = finiteOrNull(scores.contrib[i * d + j]);
         const record: LiveScoreRecord = {
@@ -324,12 +389,16 @@ export class LiveLoop {
           : `${stream}:${row.streamSeq}:${row.index}`;
         const out = { key: row.key, msgId, record };
         outs.push(out);
+        scoredRows++;
+        if (row.isNew) newRows++;
         if (record.anomaly && row.isNew) anomalies.push(out);
       }
     }
     const dead: DeadLetterOut[] = [];
-    for (const { msg, decoded } of p.items) {
-      if (decoded.ok) continue;
+    for (const item of p.items) {
+      const { msg, decoded } = item;
+      const refusal = refused.get(item);
+      if (decoded.ok && refusal === undefined) continue;
       dead.push({
         key: decoded.key,
         msgId: `${stream}:${msg.seq}`,
@@ -337,8 +406,8 @@ export class LiveLoop {
         streamSeq: msg.seq,
         data: msg.data,
         contentType: msg.contentType,
-        reason: decoded.reason,
-        detail: decoded.detail,
+        reason: decoded.ok ? "non_finite" : decoded.reason,
+        detail: decoded.ok ? `the engine refused it: ${refusal}` : decoded.detail,
       });
     }
     await Promise.all([this.#sink.publishScores(outs), this.#sink.publishDeadLetters(dead)]);
@@ -359,14 +428,12 @@ export class LiveLoop {
     }
     for (const { msg } of p.items) msg.ack();
     // Metrics count first-time observations only.
-    let newRows = 0;
-    for (const r of p.rows) if (r.isNew) newRows++;
     m.observations += newRows;
     m.scoresPublished += outs.length;
     m.anomalies += anomalies.length;
     for (const dl of dead) m.deadLetter(dl.reason);
     m.batches++;
-    m.batchSize.observe(p.rows.length);
+    m.batchSize.observe(scoredRows);
     m.batchLatency.observe((performance.now() - p.firstAt) / 1000);
     for (const k of p.learned.keys()) this.#dirty.add(k);
   }
