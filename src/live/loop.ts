@@ -20,7 +20,7 @@ import type { Checkpoint, DeadLetterReason, ParamsMessage } from "../../schemas/
 import type { LiveScoreRecord } from "../../schemas/messages.ts";
 import type { ScoringEngine } from "../engine.ts";
 import type { HeadState, ObservationBatch, ScoreBatch } from "../types.ts";
-import { type Decoded, decodeMessage, type DecodedRow, type RawMessage } from "./decode.ts";
+import { type Decoded, type DecodedRow, decodeMessage, type RawMessage } from "./decode.ts";
 import type { LiveMetrics } from "./metrics.ts";
 
 /** One input message as the loop sees it. */
