@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { HeadState } from "../src/types.ts";
 import { ScoreRecord } from "./score_record.ts";
 
 /** `Content-Type` of a binary block of little-endian float32 rows of `dim` values each. */
@@ -55,8 +56,11 @@ const InitState = z.object({
   scatter: z.array(z.number()),
 });
 
-/** `HeadState` of `src/types.ts` as a zod schema (checkpoints are read back from the network). */
-export const HeadStateSchema = z.object({
+/**
+ * `HeadState` of `src/types.ts` as a zod schema (checkpoints are read back from the network).
+ * Loose: fields a newer engine adds survive a checkpoint round trip.
+ */
+export const HeadStateSchema = z.looseObject({
   key: z.string(),
   dim: z.number().int().min(1),
   diag: z.enum(["softplus", "elu1p", "exp"]),
@@ -68,6 +72,7 @@ export const HeadStateSchema = z.object({
   steps: z.number(),
   observations: z.number(),
   rejected_updates: z.number(),
+  preset: z.boolean().optional(),
   init: InitState.nullable(),
 });
 
@@ -79,7 +84,11 @@ export const Checkpoint = z.object({
   /** ISO-8601 time of writing. */
   written_at: z.string(),
 });
-export type Checkpoint = z.infer<typeof Checkpoint>;
+export interface Checkpoint {
+  readonly last_seq: number;
+  readonly state: HeadState;
+  readonly written_at: string;
+}
 
 /**
  * One score per observation on `<prefix>.scores.<key>`: the replay record plus `stream_seq` (the

@@ -225,7 +225,7 @@ export class LiveLoop {
   /** Loads every checkpoint into the engine. */
   async init(): Promise<number> {
     const cps = await this.#store.loadAll();
-    if (cps.length > 0) await this.#engine.importState(cps.map((c) => c.state as HeadState));
+    if (cps.length > 0) await this.#engine.importState(cps.map((c) => c.state));
     for (const c of cps) this.#lastApplied.set(c.state.key, c.last_seq);
     return cps.length;
   }
@@ -243,8 +243,8 @@ export class LiveLoop {
     const timer = setInterval(() => this.#maybeParams(false), tick);
     try {
       while (true) {
-        const { items, closed } = await this.#collect();
-        if (items.length > 0) await this.#submit(items);
+        const { items, closed, firstAt } = await this.#collect();
+        if (items.length > 0) await this.#submit(items, firstAt);
         if (this.#fatal !== undefined) break;
         if (closed) break;
       }
@@ -259,10 +259,11 @@ export class LiveLoop {
     if (this.#fatal !== undefined) throw this.#fatal;
   }
 
-  async #collect(): Promise<{ items: Item[]; closed: boolean }> {
+  async #collect(): Promise<{ items: Item[]; closed: boolean; firstAt: number }> {
     const items: Item[] = [];
     let obs = 0;
     let deadline = 0;
+    let firstAt = 0;
     const decodeSettings = {
       dim: this.#s.dim,
       obsPrefix: this.#s.obsPrefix,
@@ -272,24 +273,26 @@ export class LiveLoop {
       const wait = items.length === 0 ? 1000 : deadline - performance.now();
       if (items.length > 0 && wait <= 0) break;
       const m = await this.#source.next(Math.max(0, wait));
-      if (m === null) return { items, closed: true };
+      if (m === null) return { items, closed: true, firstAt };
       if (m === undefined) {
         if (items.length > 0) break;
-        if (this.#fatal !== undefined) return { items, closed: true };
+        if (this.#fatal !== undefined) return { items, closed: true, firstAt };
         continue;
       }
-      if (items.length === 0) deadline = performance.now() + this.#s.maxWaitMs;
+      if (items.length === 0) {
+        firstAt = performance.now();
+        deadline = firstAt + this.#s.maxWaitMs;
+      }
       const decoded = decodeMessage(m, decodeSettings);
       items.push({ msg: m, decoded });
       if (decoded.ok) obs += decoded.rows.length;
     }
-    return { items, closed: false };
+    return { items, closed: false, firstAt };
   }
 
-  async #submit(items: Item[]): Promise<void> {
+  async #submit(items: Item[], firstAt: number): Promise<void> {
     const maxInFlight = this.#s.maxInFlight ?? 2;
     while (this.#finalizing.length >= maxInFlight) await this.#finalizing[0];
-    const firstAt = performance.now();
     const learned = new Map<string, number>();
     const groups: Group[] = [];
     for (const item of items) {
