@@ -156,13 +156,30 @@ export class HeadBank {
    * shrunk sample covariance. Rows are absorbed into the initialisation statistics.
    */
   create(key: string, rows: Float64Array, count: number): Head {
+    const h = this.draft(key, rows, count);
+    this.adopt(h);
+    return h;
+  }
+
+  /**
+   * Like {@link create}, but the head is not part of the bank until {@link adopt}ed: the engine
+   * scores a batch with it first, so a refused batch leaves no half-made key behind.
+   */
+  draft(key: string, rows: Float64Array, count: number): Head {
     if (this.#heads.has(key)) throw new TypeError(`expected a new key, found existing '${key}'`);
     const d = this.#d;
     const h = this.#blank(key);
     h.init = { count: 0, mean: new Float64Array(d), scatter: new Float64Array(d * d) };
-    this.#heads.set(key, h);
     this.absorbInit(h, rows, count);
     return h;
+  }
+
+  /** Adds a drafted head to the bank. */
+  adopt(h: Head): void {
+    if (this.#heads.has(h.key)) {
+      throw new TypeError(`expected a new key, found existing '${h.key}'`);
+    }
+    this.#heads.set(h.key, h);
   }
 
   /** Adds rows to a still-initialising head and re-derives its frame; ends the phase at `init_rows`. */

@@ -108,8 +108,9 @@ export class LocalEngine implements ScoringEngine {
         const use = rows.filter((i) => rowWeight[i] === 1);
         const seed = use.length > 0 ? use : rows;
         _checkFinite(values, seed, d);
-        h = bank.create(keys[k], _gatherRows(values, seed, d), seed.length);
-        created[k] = use.length > 0 ? 1 : 0;
+        h = bank.draft(keys[k], _gatherRows(values, seed, d), seed.length);
+        // 1: new, seeded from rows it learns from; 2: new, seeded from score-only rows.
+        created[k] = use.length > 0 ? 1 : 2;
       }
       heads[k] = h;
     }
@@ -159,6 +160,7 @@ export class LocalEngine implements ScoringEngine {
       : Float64Array.from(out.contrib);
     // Non-finite input (or parameters) show as a non-finite m²: refuse before any state changes.
     for (let i = 0; i < n; i++) if (!Number.isFinite(mahalanobis2[i])) _nonFinite(values, i, d);
+    for (let k = 0; k < K; k++) if (created[k] !== 0) bank.adopt(heads[k] as Head);
     const warmup = this.config.warmup;
     const m2Alpha = this.#m2Alpha;
     const sf = this.#tail.sf;

@@ -234,3 +234,23 @@ Deno.test("a batch with a non-finite value is refused whole, naming the row", as
   );
   assert.deepEqual(await e.exportState(), before);
 });
+
+Deno.test("a refused first batch leaves no half-made key behind", async () => {
+  const e = engine();
+  const bad = new Float64Array([0.1, 0.2, 0.3, -0.2, 0.1, 0.0, 1e300, -1e300, 1e300]);
+  await assert.rejects(
+    () => e.process({ dim: 3, n: 3, values: bad, keyIndex: new Uint32Array(3), keys: ["new"] }),
+    RangeError,
+  );
+  assert.deepEqual(await e.keys(), []);
+  const X = mvnRows(100, [1, 2, 3], [[1, 0, 0], [0, 1, 0], [0, 0, 1]], gaussian(rng(12)));
+  const s = await e.process({
+    dim: 3,
+    n: 100,
+    values: X,
+    keyIndex: new Uint32Array(100),
+    keys: ["new"],
+  });
+  assert.ok(s.logProb.every(Number.isFinite));
+  assert.equal(s.seq[0], 1);
+});
