@@ -5,17 +5,10 @@
  * @module
  */
 
-/** mulberry32: a tiny seeded 32-bit PRNG, uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../src/prng.ts";
+
+/** Seeded uniform [0, 1) (mulberry32). */
+export const rng: (seed: number) => () => number = mulberry32;
 
 /** Standard normal draws (Box–Muller). */
 export function gaussian(u: () => number): () => number {

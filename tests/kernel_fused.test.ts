@@ -7,18 +7,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { type FusedInputs, statsWidth } from "../src/fused_kernel.ts";
 import { createTfjsFusedKernel } from "../src/kernels/tfjs_fused_kernel.ts";
-
-/** Deterministic uniform [0, 1) generator (mulberry32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from "../src/prng.ts";
 
 /** Inverse of a d×d matrix (row-major number[][]) by Gauss–Jordan with partial pivoting. */
 function inverse(m: number[][]): number[][] {

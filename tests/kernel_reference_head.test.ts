@@ -14,17 +14,7 @@ import {
   robustWeight,
 } from "../src/reference_head.ts";
 import type { DiagTransform } from "../src/types.ts";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from "../src/prng.ts";
 
 Deno.test("gradient from fused statistics equals tfjs autodiff of the op-by-op head", async (t) => {
   await tf.setBackend("cpu");

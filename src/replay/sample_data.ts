@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { mulberry32 as _rng } from "../prng.ts";
 
 /** Rows per key. */
 export const SAMPLE_ROWS_PER_KEY = 2500;
@@ -35,18 +36,6 @@ export const SAMPLE_KEYS: readonly KeySpec[] = [
     tril: [[1, 0, 0], [0.005, 0.01, 0], [-20, 10, 40]],
   },
 ];
-
-/** mulberry32: a small, well-mixed 32-bit PRNG; plenty for demo data. */
-function _rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function _round(x: number): number {
   return Number(x.toPrecision(7));
