@@ -44,12 +44,25 @@ export function trilFromTheta(
   for (let a = 0; a < d; a++) out[a * d + a] = diagForward(diag, theta[p++]);
 }
 
+/** Work arrays of {@link gradientFromStats}, reusable across calls of one dimension. */
+export interface GradientScratch {
+  readonly lp: Float64Array;
+  readonly g1: Float64Array;
+  readonly g2: Float64Array;
+}
+
+/** Fresh {@link GradientScratch} for dimension d. */
+export function newGradientScratch(d: number): GradientScratch {
+  return { lp: new Float64Array(d * d), g1: new Float64Array(d), g2: new Float64Array(d * d) };
+}
+
 /**
  * Gradient of the weighted mean NLL, (1/n)·Σ w_i·(½|z_i|² + Σ_a log L′_aa), with respect to θ,
  * from the fused statistics [n, Σw, Σw·z, Σw·z·zᵀ (packed lower)] of one key:
  *   ∂/∂loc′ = −L′⁻ᵀ·(Σw·z)/n,
  *   ∂/∂L′   = tril(−L′⁻ᵀ·(Σw·z·zᵀ)/n) + (Σw/n)·diag(1/L′_aa),
  * and ∂/∂r_a = (∂/∂L′_aa)·f′(r_a). Weights are constants (no gradient through them).
+ * The key's statistics start at `stats[offset]`.
  */
 export function gradientFromStats(
   theta: ArrayLike<number>,
@@ -57,15 +70,15 @@ export function gradientFromStats(
   d: number,
   diag: DiagTransform,
   out: Float64Array = new Float64Array(thetaLength(d)),
+  offset = 0,
+  scratch: GradientScratch = newGradientScratch(d),
 ): Float64Array {
-  const lp = new Float64Array(d * d);
+  const { lp, g1, g2 } = scratch;
   trilFromTheta(theta, d, diag, lp);
-  const n = stats[0];
-  const sumW = stats[1];
-  const g1 = new Float64Array(d);
-  for (let a = 0; a < d; a++) g1[a] = stats[2 + a];
-  const g2 = new Float64Array(d * d);
-  let q = 2 + d;
+  const n = stats[offset];
+  const sumW = stats[offset + 1];
+  for (let a = 0; a < d; a++) g1[a] = stats[offset + 2 + a];
+  let q = offset + 2 + d;
   for (let a = 0; a < d; a++) {
     for (let b = 0; b <= a; b++) {
       const v = stats[q++];
@@ -121,6 +134,7 @@ export class HeadBank {
   readonly robustC: number;
   readonly #scratchL = new Float64Array(0);
   readonly #grad: Float64Array;
+  readonly #scratch: GradientScratch;
   readonly #thetaNew: Float64Array;
 
   constructor(config: HeadConfig, log: (line: string) => void = () => {}) {
@@ -131,6 +145,7 @@ export class HeadBank {
     this.robustC = chi2Isf(config.robust_p, config.dim);
     this.#scratchL = new Float64Array(this.#d * this.#d);
     this.#grad = new Float64Array(this.#P);
+    this.#scratch = newGradientScratch(config.dim);
     this.#thetaNew = new Float64Array(this.#P);
   }
 
@@ -218,13 +233,13 @@ export class HeadBank {
    * would leave θ non-finite or the diagonal non-positive is rejected: state kept, counted, logged.
    * Returns whether the step was applied.
    */
-  step(h: Head, stats: ArrayLike<number>): boolean {
+  step(h: Head, stats: ArrayLike<number>, offset = 0): boolean {
     const key = h.key;
-    if (!(stats[0] > 0)) return false;
+    if (!(stats[offset] > 0)) return false;
     const d = this.#d;
     const P = this.#P;
     const cfg = this.#cfg;
-    const g = gradientFromStats(h.theta, stats, d, cfg.diag, this.#grad);
+    const g = gradientFromStats(h.theta, stats, d, cfg.diag, this.#grad, offset, this.#scratch);
     const t = h.steps + 1;
     const b1 = cfg.beta1, b2 = cfg.beta2;
     const c1 = 1 - Math.pow(b1, t);
@@ -258,7 +273,7 @@ export class HeadBank {
       h.m[i] = b1 * h.m[i] + (1 - b1) * g[i];
       h.v[i] = b2 * h.v[i] + (1 - b2) * g[i] * g[i];
     }
-    h.theta.set(next);
+    for (let i = 0; i < P; i++) h.theta[i] = next[i];
     h.steps = t;
     this.#refresh(h);
     return true;

@@ -95,11 +95,21 @@ export class LocalEngine implements ScoringEngine {
         rowWeight[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
       }
     }
-    const bank = this.bank;
-    const heads: (Head | undefined)[] = new Array(K);
-    const created = new Uint8Array(K);
+    // Keys with rows in this batch, in key order; the kernel sees only these (Ka ≤ n).
+    const local = new Int32Array(K).fill(-1);
+    const activeList: number[] = [];
     for (let k = 0; k < K; k++) {
-      if (start[k] === start[k + 1]) continue;
+      if (start[k] !== start[k + 1]) {
+        local[k] = activeList.length;
+        activeList.push(k);
+      }
+    }
+    const Ka = activeList.length;
+    const bank = this.bank;
+    const heads: Head[] = new Array(Ka);
+    const created = new Uint8Array(Ka);
+    for (let j = 0; j < Ka; j++) {
+      const k = activeList[j];
       let h = bank.head(keys[k]);
       if (h === undefined) {
         // A new key is initialised from its first batch (the one batch not scored prequentially;
@@ -110,29 +120,33 @@ export class LocalEngine implements ScoringEngine {
         _checkFinite(values, seed, d);
         h = bank.draft(keys[k], _gatherRows(values, seed, d), seed.length);
         // 1: new, seeded from rows it learns from; 2: new, seeded from score-only rows.
-        created[k] = use.length > 0 ? 1 : 2;
+        created[j] = use.length > 0 ? 1 : 2;
       }
-      heads[k] = h;
+      heads[j] = h;
     }
     // Kernel inputs. float64 kernels take the rows as they are and absolute locs; float32 kernels
     // get rows centred on their key's frame origin in float64 first, so awkward units lose nothing.
     const f64 = this.#f64;
-    const locK: FloatArray = f64 ? new Float64Array(K * d) : new Float32Array(K * d);
-    const tril: FloatArray = f64 ? new Float64Array(K * d * d) : new Float32Array(K * d * d);
-    for (let k = 0; k < K; k++) {
-      const h = heads[k];
-      if (h === undefined) {
-        for (let a = 0; a < d; a++) tril[k * d * d + a * d + a] = 1;
-        continue;
-      }
-      for (let a = 0; a < d; a++) locK[k * d + a] = f64 ? h.frameLoc[a] + h.locC[a] : h.locC[a];
-      tril.set(h.tril, k * d * d);
+    const locK: FloatArray = f64 ? new Float64Array(Ka * d) : new Float32Array(Ka * d);
+    const tril: FloatArray = f64 ? new Float64Array(Ka * d * d) : new Float32Array(Ka * d * d);
+    for (let j = 0; j < Ka; j++) {
+      const h = heads[j];
+      for (let a = 0; a < d; a++) locK[j * d + a] = f64 ? h.frameLoc[a] + h.locC[a] : h.locC[a];
+      // Element loop: TypedArray.prototype.set costs more than the copy at these sizes.
+      const o = j * d * d;
+      for (let e = 0; e < d * d; e++) tril[o + e] = h.tril[e];
+    }
+    let keyIdx: Int32Array;
+    if (Ka === K) keyIdx = new Int32Array(keyIndex.buffer, keyIndex.byteOffset, keyIndex.length);
+    else {
+      keyIdx = new Int32Array(n);
+      for (let i = 0; i < n; i++) keyIdx[i] = local[keyIndex[i]];
     }
     let x: FloatArray = values;
     if (!f64) {
       const xc = new Float32Array(n * d);
       for (let i = 0; i < n; i++) {
-        const f = (heads[keyIndex[i]] as Head).frameLoc;
+        const f = heads[keyIdx[i]].frameLoc;
         for (let a = 0; a < d; a++) xc[i * d + a] = values[i * d + a] - f[a];
       }
       x = xc;
@@ -140,9 +154,9 @@ export class LocalEngine implements ScoringEngine {
     const out = await this.#kernel.run({
       n,
       d,
-      K,
+      K: Ka,
       x,
-      keyIdx: new Int32Array(keyIndex.buffer, keyIndex.byteOffset, keyIndex.length),
+      keyIdx,
       rowWeight,
       loc: locK,
       tril,
@@ -160,16 +174,16 @@ export class LocalEngine implements ScoringEngine {
       : Float64Array.from(out.contrib);
     // Non-finite input (or parameters) show as a non-finite m²: refuse before any state changes.
     for (let i = 0; i < n; i++) if (!Number.isFinite(mahalanobis2[i])) _nonFinite(values, i, d);
-    for (let k = 0; k < K; k++) if (created[k] !== 0) bank.adopt(heads[k] as Head);
+    for (let j = 0; j < Ka; j++) if (created[j] !== 0) bank.adopt(heads[j]);
     const warmup = this.config.warmup;
     const m2Alpha = this.#m2Alpha;
     const sf = this.#tail.sf;
     const withP = batch.pValues !== false;
     if (!withP) pValue.fill(NaN);
     const constTerm = d * HALF_LOG_2PI;
-    for (let k = 0; k < K; k++) {
-      const h = heads[k];
-      if (h === undefined) continue;
+    for (let j = 0; j < Ka; j++) {
+      const h = heads[j];
+      const k = activeList[j];
       let obs = h.observations;
       const flagFrom = h.preset ? 0 : warmup + 1;
       const c = -h.logDet - constTerm;
@@ -187,15 +201,15 @@ export class LocalEngine implements ScoringEngine {
     }
     // Learning: closed-form while initialising, else one Adam step from the fused statistics.
     const S = statsWidth(d);
-    for (let k = 0; k < K; k++) {
-      const h = heads[k];
-      if (h === undefined) continue;
+    for (let j = 0; j < Ka; j++) {
+      const h = heads[j];
       if (h.init !== null) {
-        if (created[k] === 1) continue;
+        if (created[j] === 1) continue;
+        const k = activeList[j];
         const use = order.subarray(start[k], start[k + 1]).filter((i) => rowWeight[i] === 1);
         if (use.length > 0) bank.absorbInit(h, _gatherRows(values, use, d), use.length);
       } else {
-        bank.step(h, out.stats.subarray(k * S, (k + 1) * S));
+        bank.step(h, out.stats, j * S);
       }
     }
     return { n, dim: d, logProb, mahalanobis2, pValue, anomaly, contrib, seq };
