@@ -63,11 +63,30 @@ export const ReplayResult = z.object({
 });
 export type ReplayResult = z.output<typeof ReplayResult>;
 
+/** Message formats of the live section. */
+export const LIVE_FORMATS = ["json", "array", "f32"] as const;
+export type LiveFormat = (typeof LIVE_FORMATS)[number];
+
+/** One live measurement: one message format, the worker beside the bare relay. */
 export const LiveRow = z.object({
-  /** `single` (one observation per message), `json256` (JSON array), `f32x256` (float32 block). */
-  format: z.string().min(1),
+  /**
+   * `json`: one observation per message (`{"v":[…]}`); `array`: 256 per message as a JSON array;
+   * `f32`: 256 per message as a float32 block (`Content-Type: application/vnd.mvn.f32`).
+   */
+  format: z.enum(LIVE_FORMATS),
+  /** Observations per input message. */
+  per_message: z.number().int().positive().optional(),
+  /** Observations preloaded per throughput measurement. */
+  observations: z.number().int().positive().optional(),
+  /** The live worker (cpu backend, engine in its Web Worker): input stream → acked score records. */
   obs_per_s: Rate,
+  /** The bare relay (`startWorker` mode `relay`: no model), same consumer settings. */
   relay_obs_per_s: Rate,
+  /** Publication rate of the latency measurement: half of `obs_per_s`. */
+  latency_rate_obs_per_s: Rate.optional(),
+  /** Observations whose latency was measured. */
+  latency_samples: z.number().int().nonnegative().optional(),
+  /** Publish → score record received, per observation, at half load. */
   p50_ms: z.number().nonnegative().nullable(),
   p99_ms: z.number().nonnegative().nullable(),
 });

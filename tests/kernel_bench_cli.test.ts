@@ -53,3 +53,46 @@ Deno.test("bench --quick --sections engine writes a valid JSON result", async (t
     assert.match(new TextDecoder().decode(bad.stderr), /--sections/);
   });
 });
+
+Deno.test("bench --quick --sections live measures every format beside the relay", async (t) => {
+  await using dir = await (async () => {
+    const path = await Deno.makeTempDir({ prefix: "bench-live-test-" });
+    return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+  })();
+  const json = join(dir.path, "bench.json");
+  const root = new URL("..", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "bench", "--quick", "--sections", "live", "--json", json],
+    cwd: root,
+    // An inherited NATS_URL must not matter: the bench starts its own servers.
+    env: { NATS_URL: "nats://127.0.0.1:1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  await t.step("exits 0 and prints the live table and its floors", () => {
+    assert.equal(out.code, 0, stderr);
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.match(stdout, /^live$/m);
+    assert.match(stdout, /(PASS|FAIL) {2}live f32 ≥ 0\.7× relay/);
+    assert.match(stdout, /(PASS|FAIL) {2}live json p99 ≤ 25 ms at half load/);
+  });
+  await t.step(
+    "one row per format with rates and latencies, all observations counted",
+    async () => {
+      const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(json)));
+      assert.deepEqual(result.live.map((l) => l.format), ["json", "array", "f32"]);
+      for (const l of result.live) {
+        assert.ok(l.obs_per_s > 0 && l.relay_obs_per_s > 0, JSON.stringify(l));
+        assert.ok(l.p50_ms !== null && l.p99_ms !== null && l.p50_ms <= l.p99_ms);
+        assert.equal(l.per_message, l.format === "json" ? 1 : 256);
+        assert.ok((l.latency_samples ?? 0) > 0);
+      }
+      assert.deepEqual(result.engine, []);
+    },
+  );
+  await t.step("leaves no nats-server running from its temp stores", async () => {
+    const ps = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
+    assert.doesNotMatch(new TextDecoder().decode(ps.stdout), /mvn-bench-live-/);
+  });
+});

@@ -33,7 +33,7 @@ export function checkFloors(r: Omit<BenchResult, "floors">): FloorCheck[] {
     });
   }
   for (const l of r.live) {
-    const ratio = l.obs_per_s / l.relay_obs_per_s;
+    const ratio = l.relay_obs_per_s > 0 ? l.obs_per_s / l.relay_obs_per_s : 0;
     out.push({
       name: `live ${l.format} ≥ 0.7× relay`,
       pass: ratio >= 0.7,
@@ -130,11 +130,13 @@ export function formatReport(r: BenchResult): string {
   if (r.live.length > 0) {
     parts.push(
       "live\n" + table(
-        ["format", "obs/s", "relay obs/s", "p50 ms", "p99 ms"],
+        ["format", "obs/msg", "worker obs/s", "relay obs/s", "vs relay", "p50 ms", "p99 ms"],
         r.live.map((l) => [
           l.format,
+          l.per_message === undefined ? "—" : String(l.per_message),
           fmtRate(l.obs_per_s),
           fmtRate(l.relay_obs_per_s),
+          l.relay_obs_per_s > 0 ? `${(l.obs_per_s / l.relay_obs_per_s).toFixed(2)}×` : "—",
           l.p50_ms?.toFixed(2) ?? "—",
           l.p99_ms?.toFixed(2) ?? "—",
         ]),

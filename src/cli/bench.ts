@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { BenchFlags, BenchResult } from "../../schemas/bench.ts";
 import { chooseBackend } from "../backend.ts";
 import { benchEngine } from "../bench/engine_bench.ts";
+import { benchLive, liveBenchSizes } from "../bench/live_bench.ts";
 import { benchReplay } from "../bench/replay_bench.ts";
 import { checkFloors, formatReport } from "../bench/report.ts";
 import { benchSoak } from "../bench/soak.ts";
@@ -67,7 +68,9 @@ export async function run(args: string[]): Promise<number> {
   }
   const log = (line: string) => console.error(line);
   const notes: string[] = [];
-  const backends = await _backends(flags.backend, notes);
+  // The live section always runs on cpu: probe WebGPU only for the sections that use it.
+  const needsBackends = flags.sections.includes("engine") || flags.soak;
+  const backends: BackendName[] = needsBackends ? await _backends(flags.backend, notes) : ["cpu"];
   const quick = flags.quick;
   const result: Omit<BenchResult, "floors"> = {
     version: 1,
@@ -102,7 +105,14 @@ export async function run(args: string[]): Promise<number> {
     notes.push("replay: 100 keys, d=3, --batch 4096, cpu backend, output to a temp file");
   }
   if (flags.sections.includes("live")) {
-    notes.push("live: not measured yet (needs a bare relay export from src/live/)");
+    const sizes = liveBenchSizes(quick);
+    result.live = await benchLive(sizes, log);
+    notes.push(
+      `live: ${sizes.keys} keys, d=${sizes.dim}, worker defaults (batch 256, max wait 20 ms), ` +
+        "cpu backend with the engine in its Web Worker, a fresh local nats-server per measurement; " +
+        "obs/s = preloaded observations ÷ time until every score record is stored; latency = " +
+        "publish → score record received, at half the worker's obs/s",
+    );
   }
   if (flags.soak) {
     result.soak = await benchSoak(
