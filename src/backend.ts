@@ -26,8 +26,12 @@ interface _AdapterInfo {
   readonly fallback: boolean;
 }
 
-async function _probeAdapter(): Promise<_AdapterInfo | null> {
-  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+/** The part of `navigator.gpu` the probe uses (tests pass their own). */
+export interface GpuLike {
+  requestAdapter(): Promise<GPUAdapter | null>;
+}
+
+async function _probeAdapter(gpu: GpuLike | undefined): Promise<_AdapterInfo | null> {
   if (gpu === undefined) return null;
   let adapter: GPUAdapter | null;
   try {
@@ -44,9 +48,12 @@ async function _probeAdapter(): Promise<_AdapterInfo | null> {
 }
 
 /** Resolves `auto|webgpu|cpu` to a backend, probing the WebGPU adapter when needed. */
-export async function chooseBackend(requested: "auto" | "webgpu" | "cpu"): Promise<BackendChoice> {
+export async function chooseBackend(
+  requested: "auto" | "webgpu" | "cpu",
+  gpu: GpuLike | undefined = (navigator as Navigator & { gpu?: GPU }).gpu,
+): Promise<BackendChoice> {
   if (requested === "cpu") return { backend: "cpu", reason: "backend cpu (requested)" };
-  const adapter = await _probeAdapter();
+  const adapter = await _probeAdapter(gpu);
   if (requested === "webgpu") {
     if (adapter === null) {
       throw new BackendUnavailableError(
