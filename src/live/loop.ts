@@ -90,7 +90,10 @@ export interface LoopSettings {
   readonly maxMessageBytes: number;
   /** Input stream name, the first part of every `Nats-Msg-Id`. */
   readonly inputStream: string;
-  /** Batches submitted but not yet acked, at most. Default 2 (pull N+1 while N computes). */
+  /**
+   * Batches submitted but not yet committed (checkpointed and acked), at most. Default 16: scores
+   * of batch N are published as soon as the engine scored it, whatever N−1's commit is doing.
+   */
   readonly maxInFlight?: number;
   readonly metrics: LiveMetrics;
   readonly log: (line: string) => void;
@@ -124,6 +127,28 @@ interface Prepared {
   /** Key → last applied sequence after this batch, for keys that learned in it. */
   readonly learned: Map<string, number>;
   readonly firstAt: number;
+}
+
+/** What a batch published, once the server acknowledged it. */
+interface Published {
+  readonly states: HeadState[];
+  readonly dead: DeadLetterOut[];
+  readonly scored: number;
+  readonly newRows: number;
+  readonly outs: number;
+  readonly anomalies: number;
+}
+
+/** A batch between submission and commit. */
+interface InFlight {
+  readonly p: Prepared;
+  /** Scores and dead letters acknowledged by the server. */
+  readonly published: Promise<Published>;
+  /** Set once `published` resolved: a commit may take this batch along. */
+  result?: Published;
+  committed: boolean;
+  /** Settles when the batch is committed (or skipped after a fatal error). */
+  done: Promise<void>;
 }
 
 /** Scores of consecutive groups processed as one engine batch. */
@@ -196,7 +221,9 @@ export class LiveLoop {
   readonly #s: LoopSettings;
   readonly #lastApplied = new Map<string, number>();
   #engineChain: Promise<unknown> = Promise.resolve();
-  #finalizing: Promise<void>[] = [];
+  /** Engine jobs (process + exportState) not finished yet. */
+  #engineJobs = 0;
+  #inFlight: InFlight[] = [];
   #stopping = false;
   #fatal: unknown;
   readonly #dirty = new Set<string>();
@@ -248,7 +275,7 @@ export class LiveLoop {
         if (this.#fatal !== undefined) break;
         if (closed) break;
       }
-      await Promise.all(this.#finalizing);
+      await Promise.all(this.#inFlight.map((b) => b.done));
       if (this.#fatal === undefined) {
         await this.#paramsBusy;
         await this.#maybeParams(true);
@@ -270,12 +297,25 @@ export class LiveLoop {
       maxBytes: this.#s.maxMessageBytes,
     };
     while (obs < this.#s.batch) {
-      const wait = items.length === 0 ? 1000 : deadline - performance.now();
+      let wait = items.length === 0 ? 1000 : deadline - performance.now();
       if (items.length > 0 && wait <= 0) break;
+      if (items.length > 0) {
+        // Waiting for more only pays while the engine is busy: an idle engine takes the partial
+        // batch now (latency), a busy one lets it grow (throughput). Short slices so that the
+        // engine going idle is noticed quickly.
+        const m0 = await this.#source.next(0);
+        if (m0 === null) return { items, closed: true, firstAt };
+        if (m0 !== undefined) {
+          this.#take(m0, items, decodeSettings, (n) => (obs += n));
+          continue;
+        }
+        if (this.#engineJobs === 0) break;
+        wait = Math.min(wait, 1);
+      }
       const m = await this.#source.next(Math.max(0, wait));
       if (m === null) return { items, closed: true, firstAt };
       if (m === undefined) {
-        if (items.length > 0) break;
+        if (items.length > 0) continue;
         if (this.#fatal !== undefined) return { items, closed: true, firstAt };
         continue;
       }
@@ -283,16 +323,25 @@ export class LiveLoop {
         firstAt = performance.now();
         deadline = firstAt + this.#s.maxWaitMs;
       }
-      const decoded = decodeMessage(m, decodeSettings);
-      items.push({ msg: m, decoded });
-      if (decoded.ok) obs += decoded.rows.length;
+      this.#take(m, items, decodeSettings, (n) => (obs += n));
     }
     return { items, closed: false, firstAt };
   }
 
+  #take(
+    m: InputMessage,
+    items: Item[],
+    settings: { dim: number; obsPrefix: string; maxBytes: number },
+    count: (n: number) => void,
+  ): void {
+    const decoded = decodeMessage(m, settings);
+    items.push({ msg: m, decoded });
+    if (decoded.ok) count(decoded.rows.length);
+  }
+
   async #submit(items: Item[], firstAt: number): Promise<void> {
-    const maxInFlight = this.#s.maxInFlight ?? 2;
-    while (this.#finalizing.length >= maxInFlight) await this.#finalizing[0];
+    const maxInFlight = this.#s.maxInFlight ?? 16;
+    while (this.#inFlight.length >= maxInFlight) await this.#inFlight[0].done;
     const learned = new Map<string, number>();
     const groups: Group[] = [];
     for (const item of items) {
@@ -309,18 +358,25 @@ export class LiveLoop {
     const learnedKeys = [...learned.keys()];
     // exportState right after process, before anything else reaches the engine: the checkpoint
     // must hold exactly the state after this batch.
+    this.#engineJobs++;
     const work: Promise<EngineResult> = this.#engineChain.then(async () => {
       const parts: Part[] = [];
       const refused = new Map<Item, string>();
       if (groups.length > 0) await this.#processIsolating(groups, parts, refused);
       const states = learnedKeys.length > 0 ? await this.#engine.exportState(learnedKeys) : [];
       return { parts, refused, states };
-    });
+    }).finally(() => this.#engineJobs--);
     this.#engineChain = work.catch(() => {});
     const prepared: Prepared = { items, learned, firstAt };
-    const previous = this.#finalizing[this.#finalizing.length - 1] ?? Promise.resolve();
-    const fin: Promise<void> = previous
-      .then(() => (this.#fatal === undefined ? this.#finalize(prepared, work) : undefined))
+    // Publication needs only this batch's scores: it does not wait for earlier batches' commits
+    // (re-published records are deduplicated by Nats-Msg-Id, so order of commits is all that
+    // matters for the guarantees).
+    const published = work.then((r) => this.#publish(prepared, r));
+    const batch: InFlight = { p: prepared, published, committed: false, done: Promise.resolve() };
+    published.then((r) => (batch.result = r), () => {});
+    const previous = this.#inFlight[this.#inFlight.length - 1]?.done ?? Promise.resolve();
+    batch.done = previous
+      .then(() => (this.#fatal === undefined ? this.#commit(batch) : undefined))
       .catch((e) => {
         if (this.#fatal === undefined) {
           this.#fatal = e;
@@ -329,10 +385,10 @@ export class LiveLoop {
         }
       })
       .finally(() => {
-        const i = this.#finalizing.indexOf(fin);
-        if (i >= 0) this.#finalizing.splice(i, 1);
+        const i = this.#inFlight.indexOf(batch);
+        if (i >= 0) this.#inFlight.splice(i, 1);
       });
-    this.#finalizing.push(fin);
+    this.#inFlight.push(batch);
   }
 
   /** Processes the groups in order; see {@link isRefusal}. */
@@ -360,9 +416,9 @@ export class LiveLoop {
     }
   }
 
-  async #finalize(p: Prepared, work: Promise<EngineResult>): Promise<void> {
-    const { parts, refused, states } = await work;
-    const m = this.#s.metrics;
+  /** Builds and publishes the batch's score records and dead letters; resolves once acked. */
+  async #publish(p: Prepared, r: EngineResult): Promise<Published> {
+    const { parts, refused, states } = r;
     const stream = this.#s.inputStream;
     const outs: ScoreOut[] = [];
     const anomalies: ScoreOut[] = [];
@@ -415,30 +471,63 @@ export class LiveLoop {
     }
     await Promise.all([this.#sink.publishScores(outs), this.#sink.publishDeadLetters(dead)]);
     if (anomalies.length > 0) this.#sink.publishAnomalies(anomalies);
-    if (states.length > 0) {
-      const written_at = new Date().toISOString();
-      const cps: Checkpoint[] = states.map((state) => {
-        const last = p.learned.get(state.key);
+    return {
+      states,
+      dead,
+      scored: scoredRows,
+      newRows,
+      outs: outs.length,
+      anomalies: anomalies.length,
+    };
+  }
+
+  /**
+   * Commits `first` and every following batch whose publications are already acknowledged:
+   * one checkpoint per key (the state after the last of them that learned the key), then the
+   * input messages of all of them are acked. Commits run strictly in batch order.
+   */
+  async #commit(first: InFlight): Promise<void> {
+    if (first.committed) return;
+    first.result = await first.published;
+    const group: InFlight[] = [];
+    for (let i = this.#inFlight.indexOf(first); i < this.#inFlight.length; i++) {
+      const b = this.#inFlight[i];
+      if (b.result === undefined) break;
+      group.push(b);
+    }
+    const latest = new Map<string, Checkpoint>();
+    const written_at = new Date().toISOString();
+    for (const b of group) {
+      for (const state of b.result!.states) {
+        const last = b.p.learned.get(state.key);
         if (last === undefined) {
           throw new RangeError(
             `expected state for a key learned in the batch, found '${state.key}'`,
           );
         }
-        return { last_seq: last, state, written_at };
-      });
-      await this.#store.save(cps);
-      m.checkpointWrites += cps.length;
+        latest.set(state.key, { last_seq: last, state, written_at });
+      }
     }
-    for (const { msg } of p.items) msg.ack();
-    // Metrics count first-time observations only.
-    m.observations += newRows;
-    m.scoresPublished += outs.length;
-    m.anomalies += anomalies.length;
-    for (const dl of dead) m.deadLetter(dl.reason);
-    m.batches++;
-    m.batchSize.observe(scoredRows);
-    m.batchLatency.observe((performance.now() - p.firstAt) / 1000);
-    for (const k of p.learned.keys()) this.#dirty.add(k);
+    const m = this.#s.metrics;
+    if (latest.size > 0) {
+      await this.#store.save([...latest.values()]);
+      m.checkpointWrites += latest.size;
+    }
+    const now = performance.now();
+    for (const b of group) {
+      b.committed = true;
+      const r = b.result!;
+      for (const { msg } of b.p.items) msg.ack();
+      // Metrics count first-time observations only.
+      m.observations += r.newRows;
+      m.scoresPublished += r.outs;
+      m.anomalies += r.anomalies;
+      for (const dl of r.dead) m.deadLetter(dl.reason);
+      m.batches++;
+      m.batchSize.observe(r.scored);
+      m.batchLatency.observe((now - b.p.firstAt) / 1000);
+      for (const k of b.p.learned.keys()) this.#dirty.add(k);
+    }
   }
 
   /** Publishes parameters of dirty keys whose last publication is older than `paramsEveryMs`. */

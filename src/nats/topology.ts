@@ -129,13 +129,17 @@ export async function resetConsumer(
   } catch (e) {
     if (!isNotFound(e, JetStreamApiCodes.ConsumerNotFound)) throw e;
   }
+  // A filter equal to the stream's only subject selects nothing more, and nats-server 2.9 pays
+  // for a wildcard filter on every delivery (see docs/live.md, "backlog stall"): omit it then.
+  const subjects = (await jsm.streams.info(topo.inputStream)).config.subjects ?? [];
+  const needsFilter = !(subjects.length === 1 && subjects[0] === topo.obsSubject);
   await jsm.consumers.add(topo.inputStream, {
     durable_name: settings.durable,
     ack_policy: AckPolicy.Explicit,
     ack_wait: settings.ackWaitMs * 1e6,
     max_ack_pending: MAX_ACK_PENDING,
     max_deliver: -1,
-    filter_subject: topo.obsSubject,
+    ...(needsFilter ? { filter_subject: topo.obsSubject } : {}),
     ...(startSeq > 1
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }
       : { deliver_policy: DeliverPolicy.All }),
