@@ -91,7 +91,7 @@ export interface LoopSettings {
   /** Input stream name, the first part of every `Nats-Msg-Id`. */
   readonly inputStream: string;
   /**
-   * Batches submitted but not yet committed (checkpointed and acked), at most. Default 16: scores
+   * Batches submitted but not yet committed (checkpointed and acked), at most. Default 8: scores
    * of batch N are published as soon as the engine scored it, whatever N−1's commit is doing.
    */
   readonly maxInFlight?: number;
@@ -340,7 +340,7 @@ export class LiveLoop {
   }
 
   async #submit(items: Item[], firstAt: number): Promise<void> {
-    const maxInFlight = this.#s.maxInFlight ?? 16;
+    const maxInFlight = this.#s.maxInFlight ?? 8;
     while (this.#inFlight.length >= maxInFlight) await this.#inFlight[0].done;
     const learned = new Map<string, number>();
     const groups: Group[] = [];
