@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommandArgs } from "./_args.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { z } from "zod";
 import { ConfigError, resolveLiveConfig, topologyFor } from "../../schemas/live_config.ts";
@@ -41,32 +41,19 @@ const Options = z.object({
 
 /** Runs `publish`; resolves with the exit code. */
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        server: { type: "string" },
-        prefix: { type: "string" },
-        subject: { type: "string" },
-        key: { type: "string" },
-        format: { type: "string" },
-        "per-message": { type: "string" },
-        rate: { type: "string" },
-        realtime: { type: "boolean" },
-        dim: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    console.error(`publish: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs("publish", USAGE, args, {
+    server: { type: "string" },
+    prefix: { type: "string" },
+    subject: { type: "string" },
+    key: { type: "string" },
+    format: { type: "string" },
+    "per-message": { type: "string" },
+    rate: { type: "string" },
+    realtime: { type: "boolean" },
+    dim: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (typeof parsed === "number") return parsed;
   const { server, ...rest } = parsed.values;
   const o = Options.safeParse({ ...rest, file: parsed.positionals[0] });
   if (!o.success || parsed.positionals.length !== 1) {

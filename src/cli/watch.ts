@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommandArgs } from "./_args.ts";
 import { Kvm } from "@nats-io/kv";
 import { ConfigError, resolveLiveConfig } from "../../schemas/live_config.ts";
 import { ParamsMessage } from "../../schemas/messages.ts";
@@ -19,25 +19,12 @@ from KV bucket mvn_params first, then updates as the worker publishes them.
 
 /** Runs `watch`; resolves with the exit code. */
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        server: { type: "string" },
-        once: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    console.error(`watch: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs("watch", USAGE, args, {
+    server: { type: "string" },
+    once: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (typeof parsed === "number") return parsed;
   if (parsed.positionals.length > 1) {
     console.error(`watch: expected at most one key, found ${parsed.positionals.length}\n${USAGE}`);
     return 2;
