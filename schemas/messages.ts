@@ -100,3 +100,11 @@ export const LiveScoreRecord = ScoreRecord.extend({
   index: z.number().int().min(0).optional(),
 });
 export type LiveScoreRecord = z.output<typeof LiveScoreRecord>;
+
+/** JetStream's reply to a publish (`{"stream","seq"}` or `{"error":{...}}`), read by the live worker. */
+export const PubAck = z.looseObject({
+  stream: z.string().optional(),
+  seq: z.number().optional(),
+  error: z.looseObject({ description: z.string().optional() }).optional(),
+});
+export type PubAck = z.infer<typeof PubAck>;

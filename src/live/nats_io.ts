@@ -11,9 +11,8 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { z } from "zod";
 import { createInbox, headers, type NatsConnection, type Subscription } from "@nats-io/nats-core";
-import { Checkpoint, DLQ_HEADERS, type ParamsMessage } from "../../schemas/messages.ts";
+import { Checkpoint, DLQ_HEADERS, type ParamsMessage, PubAck } from "../../schemas/messages.ts";
 import { encodeKvKey } from "../nats/kv_key.ts";
 import type {
   CheckpointStore,
@@ -214,7 +213,7 @@ export class AckedPublisher {
           p.fail(new Error(`expected a publish acknowledgement, found status ${m.headers.code}`));
           return;
         }
-        const ack = _PubAck.safeParse(m.data.length > 0 ? m.json() : null);
+        const ack = PubAck.safeParse(m.data.length > 0 ? m.json() : null);
         if (ack.success && ack.data.error === undefined) p.ok(ack.data.seq ?? 0);
         else {
           p.fail(
@@ -263,12 +262,6 @@ export class AckedPublisher {
     this.#sub.unsubscribe();
   }
 }
-
-const _PubAck = z.object({
-  stream: z.string().optional(),
-  seq: z.number().optional(),
-  error: z.object({ description: z.string().optional() }).passthrough().optional(),
-}).passthrough();
 
 /**
  * Publishes everything concurrently and resolves once the server acknowledged every message,
