@@ -19,11 +19,11 @@ export function mvnFusedCpu(inp: FusedInputs, out?: FusedOutputs): FusedOutputs 
   for (let k = 0; k < K; k++) {
     for (let a = 0; a < d; a++) inv[k * d + a] = 1 / tril[k * d * d + a * d + a];
   }
-  const z = new Float64Array(d);
   if (d === 3) {
     _fused3(inp, inv, m2Out, contrib, stats);
     return { m2: m2Out, contrib, stats };
   }
+  const z = new Float64Array(d);
   for (let i = 0; i < n; i++) {
     const k = keyIdx[i];
     const xb = i * d;
