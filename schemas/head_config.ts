@@ -38,7 +38,11 @@ export const HeadConfigInput = z.object({
    * down to `robust_floor`. Default 1e-3.
    */
   robust_p: z.number().gt(0).lt(1).default(1e-3),
-  /** Smallest weight an observation can get, so a lasting regime change is still learned. Default 0.01. */
+  /**
+   * Floor of the robust weight, as robust_floor·c/m²: a far observation keeps a weighted squared
+   * distance of robust_floor·c, so a lasting regime change is still learned while one wild value
+   * (a 1e12 glitch) cannot swamp the statistics or Adam's moments. Default 0.01.
+   */
   robust_floor: z.number().min(0).max(1).default(0.01),
   /** `auto` picks webgpu on a hardware adapter, cpu otherwise. Default `auto`. */
   backend: z.enum(["auto", "webgpu", "cpu"]).default("auto"),

@@ -75,6 +75,7 @@ export async function createEngine(
 export type WorkerRequest =
   | { id: number; op: "init"; config: HeadConfig; choice: BackendChoice }
   | { id: number; op: "process"; batch: ObservationBatch }
+  | { id: number; op: "release"; scores: ScoreBatch }
   | { id: number; op: "snapshot"; keys?: readonly string[] }
   | { id: number; op: "exportState"; keys?: readonly string[] }
   | { id: number; op: "importState"; states: readonly HeadState[] }
@@ -190,6 +191,13 @@ class WorkerEngine implements ScoringEngine {
       { id: 0, op: "process", batch },
       batchTransferables(batch),
     ) as ScoreBatch;
+  }
+  /** Moves the score buffers back to the worker's pool (no reply: nothing to wait for). */
+  release(scores: ScoreBatch): void {
+    if (this.#closed) return;
+    const transfer = scoreTransferables(scores).filter((b) => b.byteLength > 0);
+    if (transfer.length === 0) return;
+    this.#worker.postMessage({ id: 0, op: "release", scores }, transfer);
   }
   async snapshot(keys?: readonly string[]): Promise<HeadSnapshot[]> {
     return await this.#call({ id: 0, op: "snapshot", keys }) as HeadSnapshot[];

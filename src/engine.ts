@@ -26,6 +26,13 @@ export interface ScoringEngine extends AsyncDisposable {
    * takes one Adam step per key. Batches are processed strictly in call order.
    */
   process(batch: ObservationBatch): Promise<ScoreBatch>;
+  /**
+   * Hands back a {@link ScoreBatch} returned by {@link process} once the caller is done with it,
+   * so the engine can reuse its memory (all its arrays share one buffer): afterwards its arrays
+   * are detached (worker) or overwritten by a later batch (same thread) — do not read them. Optional,
+   * and worth it for large batches, where fresh zeroed buffers cost more than the scoring.
+   */
+  release(scores: ScoreBatch): void;
   /** Public parameters of the given keys (all keys when omitted); unknown keys are skipped. */
   snapshot(keys?: readonly string[]): Promise<HeadSnapshot[]>;
   /** Full resumable state of the given keys (all when omitted). */

@@ -4,7 +4,9 @@
  *
  * Math, per row i of key k (x already centred on the key's frame origin by the host):
  *   r  = x_i − loc_k,  z = tril_k⁻¹ r (forward substitution),  m2 = Σ z_j²,  contrib_j = z_j²
- *   ρ(m2) = 1 if m2 ≤ robustC, else max(robustFloor, exp(−(m2 − robustC)/2))
+ *   ρ(m2) = 1 if m2 ≤ robustC, else max(robustFloor·robustC/m2, exp(−(m2 − robustC)/2))
+ *   (the floor bounds a row's weighted m2 by robustFloor·robustC: no single value, however wild,
+ *   dominates the statistics or the optimiser's moment estimates)
  *   w = rowWeight_i · ρ(m2)
  *   stats[k] += [rowWeight_i, w, w·z_0..w·z_{d−1}, w·z_a·z_b for a = 0..d−1, b = 0..a]
  *

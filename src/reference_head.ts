@@ -161,7 +161,9 @@ export function referenceLossAndGrads(
 
 /** Robust weight of `fused_kernel.ts` computed from m2 on the host (a constant for autodiff). */
 export function robustWeight(m2: number, robustC: number, robustFloor: number): number {
-  return m2 <= robustC ? 1 : Math.max(robustFloor, Math.exp(-0.5 * (m2 - robustC)));
+  return m2 <= robustC
+    ? 1
+    : Math.max((robustFloor * robustC) / m2, Math.exp(-0.5 * (m2 - robustC)));
 }
 
 /** Options of the op-by-op keyed trainer. */

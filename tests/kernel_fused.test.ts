@@ -58,7 +58,9 @@ function expected(inp: FusedInputs): Expected {
     const q = z.reduce((s, v) => s + v * v, 0);
     m2.push(q);
     contrib.push(z.map((v) => v * v));
-    const rho = q <= inp.robustC ? 1 : Math.max(inp.robustFloor, Math.exp(-(q - inp.robustC) / 2));
+    const rho = q <= inp.robustC
+      ? 1
+      : Math.max(inp.robustFloor * inp.robustC / q, Math.exp(-(q - inp.robustC) / 2));
     if (q > inp.robustC && inp.rowWeight[i] > 0) beyond++;
     const w = inp.rowWeight[i] * rho;
     const st = stats[k];

@@ -163,6 +163,7 @@ class CountingEngine implements ScoringEngine {
   readonly config = resolveHeadConfig({ dim: 2, backend: "cpu" });
   readonly obs = new Map<string, number>();
   readonly learnedRows: string[] = [];
+  release(_scores: ScoreBatch): void {}
   process(b: ObservationBatch): Promise<ScoreBatch> {
     // Like the real engine: a row it cannot score refuses the whole batch before any change.
     for (let i = 0; i < b.n; i++) {

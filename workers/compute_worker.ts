@@ -39,6 +39,8 @@ async function handle(req: WorkerRequest): Promise<void> {
         reply({ id: req.id, ok: true, result: scores }, scoreTransferables(scores));
         return;
       }
+      case "release":
+        return;
       case "snapshot":
         reply({ id: req.id, ok: true, result: await engine.snapshot(req.keys) });
         return;
@@ -70,5 +72,10 @@ async function handle(req: WorkerRequest): Promise<void> {
 
 self.onmessage = (ev: MessageEvent<WorkerRequest>) => {
   const req = ev.data;
+  // Released buffers go straight to the pool: no reply, no need to wait for the chain.
+  if (req.op === "release") {
+    engine?.release(req.scores);
+    return;
+  }
   chain = chain.then(() => handle(req));
 };

@@ -100,7 +100,7 @@ async function _engineRate(
     const warmRows = Math.max(3 * n, Math.ceil(1.5 * K * config.init_rows));
     let i = 0;
     for (let rows = 0; rows < warmRows; rows += n) {
-      await engine.process(copyBatch(sources[i++ % sources.length]));
+      engine.release(await engine.process(copyBatch(sources[i++ % sources.length])));
     }
     return await rowsPerSecond(
       plan.budget,
@@ -109,7 +109,7 @@ async function _engineRate(
         ...(worker ? copyBatch(sources[i++ % sources.length]) : sources[i++ % sources.length]),
         pValues,
       }),
-      (b) => engine.process(b),
+      async (b) => engine.release(await engine.process(b)),
     );
   } finally {
     await engine.close();

@@ -66,7 +66,7 @@ export class MvnRowsProgram extends _FlatProgram {
         }
         var rho = 1.0;
         if (!(m2 <= uniforms.robustC)) {
-          rho = max(uniforms.robustFloor, exp(-0.5 * (m2 - uniforms.robustC)));
+          rho = max(uniforms.robustFloor * uniforms.robustC / m2, exp(-0.5 * (m2 - uniforms.robustC)));
         }
         let o = index * W;
         result[o] = m2;

@@ -19,6 +19,7 @@ export class RelayEngine implements ScoringEngine {
   readonly #seq = new Map<string, number>();
   constructor(readonly config: HeadConfig) {}
 
+  release(_scores: ScoreBatch): void {}
   process(b: ObservationBatch): Promise<ScoreBatch> {
     const seq = new Float64Array(b.n);
     for (let i = 0; i < b.n; i++) {
