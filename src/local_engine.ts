@@ -12,7 +12,7 @@ import { Chi2Tail } from "./chi2_tail.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { type FusedKernel, statsWidth } from "./fused_kernel.ts";
 import { type Head, HeadBank } from "./head_bank.ts";
-import { type FusedPass, fusedSegment } from "./mvn_fused.ts";
+import { fusedInterleaved3, type FusedPass, fusedSegment } from "./mvn_fused.ts";
 import type {
   BackendName,
   HeadParams,
@@ -100,57 +100,18 @@ export class LocalEngine implements ScoringEngine {
     const K = keys.length;
     const sc = this.#scratch;
     const { learn, counted } = batch;
-    // Rows grouped by key, in order (a counting sort over typed arrays: no per-row allocation).
-    const start = sc.int("start", K + 1);
-    start.fill(0);
-    for (let i = 0; i < n; i++) {
-      const k = keyIndex[i];
-      if (k >= K) throw new RangeError(`expected key indices below ${K}, found ${k} in row ${i}`);
-      start[k + 1]++;
-    }
-    for (let k = 0; k < K; k++) start[k + 1] += start[k];
-    // One key: rows are already in key order (order stays null, row r is row r).
-    let order: Int32Array | null = null;
-    if (K > 1) {
-      order = sc.int("order", n);
-      const fill = sc.int("fill", K);
-      fill.set(start.subarray(0, K));
-      for (let i = 0; i < n; i++) order[fill[keyIndex[i]]++] = i;
-    }
-    // 1 = learn from the row; null = every row (the common case: no per-row array at all).
-    let rowWeight: Float32Array | null = null;
-    if (learn !== undefined || counted !== undefined) {
-      rowWeight = sc.float32("rowWeight", n);
-      for (let i = 0; i < n; i++) {
-        const isNew = counted === undefined || counted[i] === 1;
-        rowWeight[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
-      }
-    }
-    // Keys with rows in this batch, in key order; the kernel sees only these (Ka ≤ n).
-    const active = sc.int("active", K);
-    let Ka = 0;
-    for (let k = 0; k < K; k++) if (start[k] !== start[k + 1]) active[Ka++] = k;
+    // Per-row loops live in small module functions: in this long method they would run in the
+    // interpreter until on-stack replacement, and deoptimise on every path not yet seen.
+    const { start, active, local, Ka, runs } = _groupRows(keyIndex, n, K, sc);
+    let ordered: Int32Array | null = null;
+    const order = () => (ordered ??= _orderRows(keyIndex, start, K, sc));
+    const rowWeight = learn !== undefined || counted !== undefined
+      ? _rowWeights(learn, counted, n, sc.float32("rowWeight", n))
+      : null;
     const bank = this.bank;
-    const heads: Head[] = new Array(Ka);
-    const created = new Uint8Array(Ka);
     const rowsOf = (k: number) =>
-      order === null ? _range(start[k], start[k + 1]) : order.subarray(start[k], start[k + 1]);
-    for (let j = 0; j < Ka; j++) {
-      const k = active[j];
-      let h = bank.head(keys[k]);
-      if (h === undefined) {
-        // A new key is initialised from its first batch (the one batch not scored prequentially;
-        // warm-up keeps it from flagging anomalies). Rows to learn from seed it, else all rows.
-        const rows = rowsOf(k);
-        const use = rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
-        const seed = use.length > 0 ? use : rows;
-        _checkFinite(values, seed, d);
-        h = bank.draft(keys[k], _gatherRows(values, seed, d), seed.length);
-        // 1: new, seeded from rows it learns from; 2: new, seeded from score-only rows.
-        created[j] = use.length > 0 ? 1 : 2;
-      }
-      heads[j] = h;
-    }
+      K === 1 ? _range(start[k], start[k + 1]) : order().subarray(start[k], start[k + 1]);
+    const { heads, created } = this.#resolveHeads(batch, active, Ka, rowsOf, rowWeight);
     const out = this.#outputs(n, d);
     const S = statsWidth(d);
     const withP = batch.pValues !== false;
@@ -161,7 +122,6 @@ export class LocalEngine implements ScoringEngine {
     if (this.#f64) {
       // cpu: one pass writes every score and each key's statistics (mvn_fused.ts).
       stats = sc.float64("stats", Ka * S);
-      const locAbs = sc.float64("locAbs", Ka * d);
       const pass: FusedPass = {
         d,
         x: values,
@@ -182,48 +142,102 @@ export class LocalEngine implements ScoringEngine {
         },
         bad: -1,
       };
-      for (let j = 0; j < Ka; j++) {
-        const h = heads[j], k = active[j];
-        for (let a = 0; a < d; a++) locAbs[j * d + a] = h.frameLoc[a] + h.locC[a];
-        obsAfter[j] = fusedSegment(pass, order, start[k], start[k + 1], {
-          loc: locAbs,
-          locAt: j * d,
-          tril: h.tril,
-          trilAt: 0,
-          statsAt: j * S,
-          logNorm: -h.logDet - constTerm,
-          observations: h.observations,
-          flagFrom: h.preset ? 0 : this.config.warmup + 1,
-        });
-      }
+      _runCpuPass(
+        pass,
+        {
+          keyIndex,
+          heads,
+          Ka,
+          active,
+          local,
+          start,
+          runs,
+          order,
+          logConst: constTerm,
+          flagFrom: this.config.warmup + 1,
+        },
+        sc,
+        obsAfter,
+      );
       bad = pass.bad;
     } else {
       stats = await this.#runKernel(batch, heads, active, Ka, rowWeight, out);
-      for (let i = 0; i < n; i++) if (!(out.mahalanobis2[i] < Infinity)) bad = i;
-      if (bad < 0) this.#scoreRows(batch, heads, active, Ka, start, order, out, obsAfter);
+      bad = _firstNonFinite(out.mahalanobis2);
+      if (bad < 0) {
+        this.#scoreRows(batch, heads, active, Ka, start, K === 1 ? null : order(), out, obsAfter);
+      }
     }
     // Non-finite input (or parameters) show as a non-finite m²: refuse before any state changes.
     if (bad >= 0) {
       this.release(out);
       _nonFinite(values, bad, d);
     }
+    this.#commit(heads, created, Ka, obsAfter, stats, (j) => {
+      const rows = rowsOf(active[j]);
+      return rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
+    }, values);
+    return out;
+  }
+
+  /**
+   * Heads of the active keys; a new key is drafted from its first batch (the one batch not scored
+   * prequentially; warm-up keeps it from flagging anomalies). Rows to learn from seed it, else all
+   * rows. created[j]: 1 = new, seeded from rows it learns from; 2 = new, from score-only rows.
+   */
+  #resolveHeads(
+    batch: ObservationBatch,
+    active: Int32Array,
+    Ka: number,
+    rowsOf: (k: number) => Int32Array,
+    rowWeight: Float32Array | null,
+  ): { heads: Head[]; created: Uint8Array } {
+    const d = this.config.dim;
+    const heads: Head[] = new Array(Ka);
+    const created = new Uint8Array(Ka);
     for (let j = 0; j < Ka; j++) {
-      if (created[j] !== 0) bank.adopt(heads[j]);
-      heads[j].observations = obsAfter[j];
+      const k = active[j];
+      let h = this.bank.head(batch.keys[k]);
+      if (h === undefined) {
+        const rows = rowsOf(k);
+        const use = rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
+        const seed = use.length > 0 ? use : rows;
+        _checkFinite(batch.values, seed, d);
+        h = this.bank.draft(batch.keys[k], _gatherRows(batch.values, seed, d), seed.length);
+        created[j] = use.length > 0 ? 1 : 2;
+      }
+      heads[j] = h;
     }
-    // Learning: closed-form while initialising, else one Adam step from the fused statistics.
+    return { heads, created };
+  }
+
+  /**
+   * The batch is accepted: new heads join the bank, counts advance, and each key learns —
+   * in closed form while initialising, else one Adam step from the fused statistics.
+   */
+  #commit(
+    heads: Head[],
+    created: Uint8Array,
+    Ka: number,
+    obsAfter: Float64Array,
+    stats: Float64Array,
+    learnedRows: (j: number) => Int32Array,
+    values: Float64Array,
+  ): void {
+    const bank = this.bank;
+    const d = this.config.dim;
+    const S = statsWidth(d);
     for (let j = 0; j < Ka; j++) {
       const h = heads[j];
+      if (created[j] !== 0) bank.adopt(h);
+      h.observations = obsAfter[j];
       if (h.init !== null) {
         if (created[j] === 1) continue;
-        const rows = rowsOf(active[j]);
-        const use = rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
+        const use = learnedRows(j);
         if (use.length > 0) bank.absorbInit(h, _gatherRows(values, use, d), use.length);
       } else {
         bank.step(h, stats, j * S);
       }
     }
-    return out;
   }
 
   /** Score arrays for n rows, all views of one (pooled when possible) buffer. */
@@ -365,6 +379,147 @@ export class LocalEngine implements ScoringEngine {
   }
 }
 
+/**
+ * Rows per key (start offsets over keys, as for a counting sort), the keys that have rows (in key
+ * order) with their local index, and the number of runs of consecutive rows of one key.
+ */
+function _groupRows(keyIndex: Uint32Array, n: number, K: number, sc: _Scratch) {
+  const start = sc.int("start", K + 1);
+  start.fill(0);
+  let runs = n > 0 ? 1 : 0;
+  for (let i = 0; i < n; i++) {
+    const k = keyIndex[i];
+    if (k >= K) throw new RangeError(`expected key indices below ${K}, found ${k} in row ${i}`);
+    start[k + 1]++;
+    if (i > 0 && k !== keyIndex[i - 1]) runs++;
+  }
+  for (let k = 0; k < K; k++) start[k + 1] += start[k];
+  const active = sc.int("active", K);
+  const local = sc.int("local", K);
+  let Ka = 0;
+  for (let k = 0; k < K; k++) {
+    if (start[k] !== start[k + 1]) {
+      local[k] = Ka;
+      active[Ka++] = k;
+    }
+  }
+  return { start, active, local, Ka, runs };
+}
+
+/** Row indices grouped by key, in order within a key (the counting sort's second half). */
+function _orderRows(keyIndex: Uint32Array, start: Int32Array, K: number, sc: _Scratch): Int32Array {
+  const n = keyIndex.length;
+  const order = sc.int("order", n);
+  const fill = sc.int("fill", K);
+  fill.set(start.subarray(0, K));
+  for (let i = 0; i < n; i++) order[fill[keyIndex[i]]++] = i;
+  return order;
+}
+
+/** Per row: the local index of its key. */
+function _localKeys(keyIndex: Uint32Array, local: Int32Array, out: Int32Array): Int32Array {
+  for (let i = 0; i < out.length; i++) out[i] = local[keyIndex[i]];
+  return out;
+}
+
+/** 1 = learn from the row (new and not frozen), 0 = score only. */
+function _rowWeights(
+  learn: Uint8Array | undefined,
+  counted: Uint8Array | undefined,
+  n: number,
+  out: Float32Array,
+): Float32Array {
+  for (let i = 0; i < n; i++) {
+    const isNew = counted === undefined || counted[i] === 1;
+    out[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
+  }
+  return out;
+}
+
+/** What the cpu pass needs of the batch's grouping and heads. */
+interface _CpuPlan {
+  readonly keyIndex: Uint32Array;
+  readonly heads: Head[];
+  readonly Ka: number;
+  readonly active: Int32Array;
+  readonly local: Int32Array;
+  readonly start: Int32Array;
+  readonly runs: number;
+  /** Rows grouped by key, built on demand. */
+  readonly order: () => Int32Array;
+  readonly logConst: number;
+  readonly flagFrom: number;
+}
+
+/**
+ * The cpu pass. Long runs of one key (one key, or input sorted by key): a segment per run, rows
+ * in place. Interleaved keys at d = 3: one row-order loop over a per-key table. Otherwise: a
+ * segment per key over its gathered rows. Each key's count after the batch goes to obsAfter and
+ * its statistics to pass.stats at j·statsWidth(d).
+ */
+function _runCpuPass(pass: FusedPass, plan: _CpuPlan, sc: _Scratch, obsAfter: Float64Array): void {
+  const { heads, Ka, start } = plan;
+  const d = pass.d;
+  const S = statsWidth(d);
+  const n = plan.keyIndex.length;
+  const locAbs = sc.float64("locAbs", Ka * d);
+  for (let j = 0; j < Ka; j++) {
+    const h = heads[j];
+    for (let a = 0; a < d; a++) locAbs[j * d + a] = h.frameLoc[a] + h.locC[a];
+    obsAfter[j] = h.observations;
+  }
+  const head = (j: number, statsAt: number) => ({
+    loc: locAbs,
+    locAt: j * d,
+    tril: heads[j].tril,
+    trilAt: 0,
+    statsAt,
+    logNorm: -heads[j].logDet - plan.logConst,
+    observations: obsAfter[j],
+    flagFrom: heads[j].preset ? 0 : plan.flagFrom,
+  });
+  if (plan.runs * 8 <= n || Ka === 1) {
+    const stats = pass.stats;
+    stats.fill(0, 0, Ka * S);
+    const part: FusedPass = { ...pass, stats: sc.float64("part", S) };
+    const { keyIndex, local } = plan;
+    for (let r0 = 0; r0 < n;) {
+      const k = keyIndex[r0];
+      let r1 = r0 + 1;
+      while (r1 < n && keyIndex[r1] === k) r1++;
+      const j = local[k];
+      obsAfter[j] = fusedSegment(part, null, r0, r1, head(j, 0));
+      for (let s = 0; s < S; s++) stats[j * S + s] += part.stats[s];
+      r0 = r1;
+    }
+    pass.bad = part.bad;
+  } else if (d === 3) {
+    const tril = sc.float64("trilK", Ka * 9);
+    const logNorm = sc.float64("logNorm", Ka);
+    const flagFrom = sc.float64("flagFrom", Ka);
+    for (let j = 0; j < Ka; j++) {
+      tril.set(heads[j].tril, j * 9);
+      logNorm[j] = -heads[j].logDet - plan.logConst;
+      flagFrom[j] = heads[j].preset ? 0 : plan.flagFrom;
+    }
+    const keyIdx = _localKeys(plan.keyIndex, plan.local, sc.int("keyIdx", n));
+    fusedInterleaved3(pass, keyIdx, {
+      K: Ka,
+      loc: locAbs,
+      tril,
+      logNorm,
+      flagFrom,
+      observations: obsAfter,
+    });
+  } else {
+    const order = plan.order();
+    for (let j = 0; j < Ka; j++) {
+      const k = plan.active[j];
+      obsAfter[j] = fusedSegment(pass, order, start[k], start[k + 1], head(j, j * S));
+    }
+  }
+}
+
 /** Buffers {@link LocalEngine.release} keeps for reuse. */
 const _POOL_SIZE = 4;
 
@@ -394,6 +549,11 @@ class _Scratch {
     }
     return a.subarray(0, n);
   }
+}
+
+function _firstNonFinite(m2: Float64Array): number {
+  for (let i = 0; i < m2.length; i++) if (!(m2[i] < Infinity)) return i;
+  return -1;
 }
 
 function _range(from: number, to: number): Int32Array {
