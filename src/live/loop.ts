@@ -452,6 +452,8 @@ export class LiveLoop {
         if (row.isNew) newRows++;
         if (record.anomaly && row.isNew) anomalies.push(out);
       }
+      // Every number is in a record now: the buffers go back to the engine for reuse.
+      this.#engine.release(scores);
     }
     const dead: DeadLetterOut[] = [];
     for (const item of p.items) {

@@ -47,6 +47,7 @@ export type ReplayEngine =
     ScoringEngine,
     "backendReason" | "process" | "setParams" | "snapshot" | "close"
   >
+  & Partial<Pick<ScoringEngine, "release">>
   & { readonly backend: string };
 
 /** Where replay reads and writes besides its files; every field has a default. */
@@ -455,6 +456,8 @@ async function _run(
         if (l >= 0) confusion.add(l as 0 | 1, scores.anomaly[i] === 1);
       }
       observations += scores.n;
+      // Records are formatted: the score buffers go back to the engine for the next batches.
+      engine.release?.(scores);
       await writer.flushIfFull();
     };
     const submit = async (): Promise<void> => {
