@@ -42,6 +42,11 @@ export interface LiveConfig {
   readonly prefix: string;
   /** Smallest interval between two parameter publications of one key. */
   readonly paramsEveryMs: number;
+  /**
+   * Time between checkpoint barriers (checkpoints written, inputs acked); 0 = after every batch.
+   * Scores are published as soon as scored either way; a crash redelivers about this much input.
+   */
+  readonly checkpointEveryMs: number;
   /** Port of the health/metrics endpoint on 127.0.0.1; undefined = none. */
   readonly httpPort?: number;
   /** Project-local state directory (the local nats-server stores under `<stateDir>/nats`). */
@@ -114,6 +119,7 @@ export const LIVE_FLAGS = {
   "max-wait-ms": { type: "string" },
   prefix: { type: "string" },
   "params-every-ms": { type: "string" },
+  "checkpoint-every-ms": { type: "string" },
   http: { type: "string" },
   "state-dir": { type: "string" },
   durable: { type: "string" },
@@ -135,6 +141,7 @@ Model:
   --dim N (3) --diag softplus|elu1p|exp --lr X --alpha P --warmup N --backend auto|webgpu|cpu
 Pipeline:
   --batch N (256)  --max-wait-ms MS (20)  --prefix P (telemetry)  --params-every-ms MS (1000)
+  --checkpoint-every-ms MS (100)
   --durable NAME (mvn-worker)  --ack-wait-ms MS (30000)  --max-message-bytes N (1048576)
   --no-engine-worker    run the engine in-process instead of its Web Worker
 Service:
@@ -215,6 +222,11 @@ export function resolveLiveConfig(
   const prefix = pick("prefix", "MVN_PREFIX", Prefix) ?? "telemetry";
   const paramsEveryMs = pick("params-every-ms", "MVN_PARAMS_EVERY_MS", z.coerce.number().min(0)) ??
     1000;
+  const checkpointEveryMs = pick(
+    "checkpoint-every-ms",
+    "MVN_CHECKPOINT_EVERY_MS",
+    z.coerce.number().min(0).max(60_000),
+  ) ?? 100;
   const httpPort = pick("http", "MVN_HTTP", Port);
   const stateDir = pick("state-dir", "MVN_STATE_DIR", NonEmpty) ?? ".state";
   const durable = pick("durable", "MVN_DURABLE", Durable) ?? "mvn-worker";
@@ -222,6 +234,14 @@ export function resolveLiveConfig(
     30_000;
   const maxMessageBytes = pick("max-message-bytes", "MVN_MAX_MESSAGE_BYTES", PositiveInt) ??
     1_048_576;
+  if (
+    ackWaitMs !== undefined && checkpointEveryMs !== undefined && 4 * checkpointEveryMs > ackWaitMs
+  ) {
+    errors.push(
+      `expected --checkpoint-every-ms at most a quarter of --ack-wait-ms (${ackWaitMs}), found ` +
+        `${checkpointEveryMs}: messages would be redelivered while waiting for their checkpoint`,
+    );
+  }
   if (nats.user !== undefined && nats.password === undefined) {
     errors.push("NATS_USER/--user is set but NATS_PASSWORD/--password is not: expected both");
   }
@@ -248,6 +268,7 @@ export function resolveLiveConfig(
     maxWaitMs,
     prefix,
     paramsEveryMs,
+    checkpointEveryMs,
     httpPort,
     stateDir,
     durable,

@@ -247,6 +247,7 @@ class CountingEngine implements ScoringEngine {
 
 /** Hands out queued messages, then `null` once closed. */
 class ArraySource implements MessageSource {
+  cumulativeAck = false;
   #queue: InputMessage[] = [];
   #closed = false;
   readonly events: string[];
@@ -317,7 +318,9 @@ class MemoryStore implements CheckpointStore {
   }
 }
 
-function setup(initial: Checkpoint[] = [], batch = 4) {
+// Checkpoint after every batch unless a test says otherwise: the steps below check the order of
+// publications, checkpoints and acks batch by batch.
+function setup(initial: Checkpoint[] = [], batch = 4, checkpointEveryMs = 0) {
   const events: string[] = [];
   const engine = new CountingEngine();
   const source = new ArraySource(events);
@@ -328,6 +331,7 @@ function setup(initial: Checkpoint[] = [], batch = 4) {
     batch,
     maxWaitMs: 5,
     paramsEveryMs: 0,
+    checkpointEveryMs,
     obsPrefix: "telemetry.obs.",
     maxMessageBytes: 10_000,
     inputStream: "TELEMETRY",
@@ -465,6 +469,73 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
     assert.ok(!events.includes("ack 2"));
     assert.ok(!events.includes("ack 3"));
   });
+
+  await t.step(
+    "with a checkpoint interval, many batches share a checkpoint and every ack follows the checkpoint that covers it",
+    async () => {
+      const { events, source, loop } = setup([], 2, 40);
+      await loop.init();
+      const done = loop.run();
+      // A trickle: one message every ~2 ms for ~200 ms, two keys.
+      for (let s = 1; s <= 100; s++) {
+        source.add(s, s % 2 === 0 ? "a" : "b", `[${s},1]`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      // Idle now: the last messages are still checkpointed and acked, without a stop.
+      await new Promise((r) => setTimeout(r, 150));
+      for (let s = 1; s <= 100; s++) assert.ok(events.includes(`ack ${s}`), `ack ${s}`);
+      const checkpoints = events.filter((e) => e.startsWith("checkpoint"));
+      assert.ok(checkpoints.length <= 2 * 12, `${checkpoints.length} checkpoint writes`);
+      // The checkpoint of a key with last_seq ≥ s is written before message s is acked.
+      for (let s = 1; s <= 100; s++) {
+        const key = s % 2 === 0 ? "a" : "b";
+        const ackAt = events.indexOf(`ack ${s}`);
+        const covered = events.findIndex((e) => {
+          const m = /^checkpoint (\w+)@(\d+)$/.exec(e);
+          return m !== null && m[1] === key && Number(m[2]) >= s;
+        });
+        assert.ok(covered >= 0 && covered < ackAt, `message ${s}: checkpoint after its ack`);
+      }
+      await source.close();
+      loop.stop();
+      await done;
+    },
+  );
+
+  await t.step(
+    "with cumulative acks, one ack per checkpoint, after it, for its last message",
+    async () => {
+      const { events, source, loop } = setup([], 2, 30);
+      source.cumulativeAck = true;
+      await loop.init();
+      const done = loop.run();
+      for (let s = 1; s <= 60; s++) {
+        source.add(s, s % 3 === 0 ? "a" : "b", `[${s},1]`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      const acks = events.filter((e) => e.startsWith("ack")).map((e) => Number(e.slice(4)));
+      assert.ok(acks.length >= 2 && acks.length <= 10, `${acks.length} acks`);
+      assert.equal(acks.at(-1), 60);
+      assert.deepEqual(acks, [...acks].sort((a, b) => a - b));
+      // Each ack follows the checkpoints of every key up to it.
+      for (const seq of acks) {
+        const ackAt = events.indexOf(`ack ${seq}`);
+        for (const key of ["a", "b"]) {
+          const lastOfKey = Array.from({ length: seq }, (_, i) => i + 1)
+            .filter((s) => (s % 3 === 0 ? "a" : "b") === key).at(-1)!;
+          const covered = events.findIndex((e) => {
+            const m = /^checkpoint (\w+)@(\d+)$/.exec(e);
+            return m !== null && m[1] === key && Number(m[2]) >= lastOfKey;
+          });
+          assert.ok(covered >= 0 && covered < ackAt, `ack ${seq} before ${key}'s checkpoint`);
+        }
+      }
+      await source.close();
+      loop.stop();
+      await done;
+    },
+  );
 
   await t.step("publishes parameters of the keys that learned", async () => {
     const { source, sink, loop } = setup();

@@ -6,13 +6,17 @@
  * Exactly-once argument (per key k, messages arrive in stream order, see `resetConsumer`):
  *  - `lastApplied[k]` is the highest input sequence whose learning the engine holds; a message
  *    with sequence ≤ it is scored with `counted = 0` (never learned or counted twice).
- *  - Batches go through the engine strictly in order; each batch's `exportState` runs right
+ *  - Batches go through the engine strictly in order. Every `checkpointEveryMs` one batch is a
+ *    barrier: its `exportState` (of every key learned since the previous barrier) runs right
  *    after its `process`, before the next batch's, so a checkpoint is exactly "state after the
- *    batch" with `last_seq = lastApplied[k]` after the batch.
+ *    barrier batch" with `last_seq = lastApplied[k]` after it.
  *  - Batches are finalised strictly in order: scores published and acknowledged by the server
- *    (with `Nats-Msg-Id`, so a re-publication is dropped), then checkpoints written, then the
- *    input messages acked. A crash anywhere leaves unacked messages that are redelivered and
- *    either relearned (checkpoint not written) or only re-scored (checkpoint written).
+ *    (with `Nats-Msg-Id`, so a re-publication is dropped) as soon as they are scored; at a
+ *    barrier, once it and every batch before it are published, the checkpoints are written, then
+ *    the input messages of every batch up to the barrier are acked. A crash anywhere leaves
+ *    unacked messages that are redelivered and either relearned (checkpoint not written) or only
+ *    re-scored (checkpoint written). Barriers instead of a checkpoint per batch: at a few
+ *    observations per batch, a checkpoint write per key per batch cost more than everything else.
  *
  * @module
  */
@@ -40,6 +44,11 @@ export interface MessageSource {
   next(timeoutMs: number): Promise<InputMessage | undefined | null>;
   /** Stops pulling; messages already pulled are still returned by `next`. */
   close(): Promise<void>;
+  /**
+   * True when acking a message acks every message delivered before it (a JetStream consumer with
+   * `AckPolicy.All`): the loop then acks only the last message of each checkpoint. Default false.
+   */
+  readonly cumulativeAck?: boolean;
 }
 
 /** A score record to publish. */
@@ -91,10 +100,17 @@ export interface LoopSettings {
   /** Input stream name, the first part of every `Nats-Msg-Id`. */
   readonly inputStream: string;
   /**
-   * Batches submitted but not yet committed (checkpointed and acked), at most. Default 8: scores
-   * of batch N are published as soon as the engine scored it, whatever N−1's commit is doing.
+   * Batches submitted but not yet published, at most. Default 8: scores of batch N are published
+   * as soon as the engine scored it, whatever N−1's publication or commit is doing.
    */
   readonly maxInFlight?: number;
+  /**
+   * Time between checkpoint barriers (checkpoint written, inputs acked); 0: every batch. Default
+   * 100 ms. A crash redelivers at most about this much input (plus batches in flight).
+   */
+  readonly checkpointEveryMs?: number;
+  /** Input messages awaiting their checkpoint (unacked), at most. Default 20,000. */
+  readonly maxUncommitted?: number;
   readonly metrics: LiveMetrics;
   readonly log: (line: string) => void;
 }
@@ -124,8 +140,11 @@ interface Group {
 
 interface Prepared {
   readonly items: Item[];
-  /** Key → last applied sequence after this batch, for keys that learned in it. */
-  readonly learned: Map<string, number>;
+  /**
+   * A barrier: key → last applied sequence, for every key learned since the previous barrier
+   * (its checkpoint). null for other batches.
+   */
+  readonly learned: Map<string, number> | null;
   readonly firstAt: number;
 }
 
@@ -144,10 +163,13 @@ interface InFlight {
   readonly p: Prepared;
   /** Scores and dead letters acknowledged by the server. */
   readonly published: Promise<Published>;
-  /** Set once `published` resolved: a commit may take this batch along. */
+  /** Set once `published` resolved. */
   result?: Published;
   committed: boolean;
-  /** Settles when the batch is committed (or skipped after a fatal error). */
+  /**
+   * Settles when the batch is finalised: committed (a barrier), published (any other batch, which
+   * the next barrier commits), or skipped after a fatal error.
+   */
   done: Promise<void>;
 }
 
@@ -223,7 +245,14 @@ export class LiveLoop {
   #engineChain: Promise<unknown> = Promise.resolve();
   /** Engine jobs (process + exportState) not finished yet. */
   #engineJobs = 0;
+  /** Batches not committed yet, in order. */
   #inFlight: InFlight[] = [];
+  /** Keys learned since the last barrier → their last applied sequence. */
+  #sinceBarrier = new Map<string, number>();
+  #lastBarrierAt = performance.now();
+  /** Whether the last batch submitted was a barrier (nothing waits for a checkpoint then). */
+  #barrierLast = true;
+  #submitting = false;
   #stopping = false;
   #fatal: unknown;
   readonly #dirty = new Set<string>();
@@ -268,12 +297,23 @@ export class LiveLoop {
   async run(): Promise<void> {
     const tick = Math.max(10, Math.min(this.#s.paramsEveryMs, 1000) / 2);
     const timer = setInterval(() => this.#maybeParams(false), tick);
+    // An idle stream still gets its last batches checkpointed and acked within the interval.
+    const every = this.#s.checkpointEveryMs ?? 100;
+    const flush = setInterval(() => {
+      if (this.#barrierLast || this.#submitting || this.#fatal !== undefined) return;
+      if (performance.now() - this.#lastBarrierAt < every) return;
+      this.#submit([], performance.now(), true).catch((e) => this.#fail(e));
+    }, Math.max(5, every / 2));
     try {
       while (true) {
         const { items, closed, firstAt } = await this.#collect();
         if (items.length > 0) await this.#submit(items, firstAt);
         if (this.#fatal !== undefined) break;
         if (closed) break;
+      }
+      clearInterval(flush);
+      if (this.#fatal === undefined && !this.#barrierLast) {
+        await this.#submit([], performance.now(), true);
       }
       await Promise.all(this.#inFlight.map((b) => b.done));
       if (this.#fatal === undefined) {
@@ -282,6 +322,7 @@ export class LiveLoop {
       }
     } finally {
       clearInterval(timer);
+      clearInterval(flush);
     }
     if (this.#fatal !== undefined) throw this.#fatal;
   }
@@ -339,10 +380,15 @@ export class LiveLoop {
     if (decoded.ok) count(decoded.rows.length);
   }
 
-  async #submit(items: Item[], firstAt: number): Promise<void> {
-    const maxInFlight = this.#s.maxInFlight ?? 8;
-    while (this.#inFlight.length >= maxInFlight) await this.#inFlight[0].done;
-    const learned = new Map<string, number>();
+  async #submit(items: Item[], firstAt: number, forceBarrier = false): Promise<void> {
+    this.#submitting = true;
+    let full = false;
+    try {
+      full = await this.#room();
+    } finally {
+      this.#submitting = false;
+    }
+    // From here to the push: synchronous, so batches (and timer barriers) keep their order.
     const groups: Group[] = [];
     for (const item of items) {
       const decoded = item.decoded;
@@ -351,11 +397,21 @@ export class LiveLoop {
       const isNew = item.msg.seq > (this.#lastApplied.get(key) ?? 0);
       if (isNew) {
         this.#lastApplied.set(key, item.msg.seq);
-        learned.set(key, item.msg.seq);
+        this.#sinceBarrier.set(key, item.msg.seq);
       }
       groups.push({ item, key, isNew, rows: decoded.rows, multi: decoded.multi });
     }
-    const learnedKeys = [...learned.keys()];
+    const now = performance.now();
+    const barrier = forceBarrier || full || this.#stopping ||
+      now - this.#lastBarrierAt >= (this.#s.checkpointEveryMs ?? 100);
+    let learned: Map<string, number> | null = null;
+    if (barrier) {
+      learned = this.#sinceBarrier;
+      this.#sinceBarrier = new Map();
+      this.#lastBarrierAt = now;
+    }
+    this.#barrierLast = barrier;
+    const learnedKeys = learned === null ? [] : [...learned.keys()];
     // exportState right after process, before anything else reaches the engine: the checkpoint
     // must hold exactly the state after this batch.
     this.#engineJobs++;
@@ -376,19 +432,49 @@ export class LiveLoop {
     published.then((r) => (batch.result = r), () => {});
     const previous = this.#inFlight[this.#inFlight.length - 1]?.done ?? Promise.resolve();
     batch.done = previous
-      .then(() => (this.#fatal === undefined ? this.#commit(batch) : undefined))
-      .catch((e) => {
-        if (this.#fatal === undefined) {
-          this.#fatal = e;
-          this.#s.log(`fatal: ${e instanceof Error ? e.message : String(e)}`);
-          this.stop();
-        }
+      .then(async () => {
+        if (this.#fatal !== undefined) return;
+        if (barrier) await this.#commit(batch);
+        else batch.result = await published;
       })
-      .finally(() => {
-        const i = this.#inFlight.indexOf(batch);
-        if (i >= 0) this.#inFlight.splice(i, 1);
-      });
+      .catch((e) => this.#fail(e));
     this.#inFlight.push(batch);
+  }
+
+  /**
+   * Waits while too many batches are unpublished or too many messages await a checkpoint; true
+   * when the next batch must be a barrier (too many messages wait, and no barrier is on its way).
+   */
+  async #room(): Promise<boolean> {
+    const maxInFlight = this.#s.maxInFlight ?? 8;
+    const maxUncommitted = this.#s.maxUncommitted ?? 20_000;
+    while (true) {
+      let unpublished: InFlight | undefined;
+      let count = 0;
+      let messages = 0;
+      for (const b of this.#inFlight) {
+        messages += b.p.items.length;
+        if (b.result === undefined && !b.committed) {
+          unpublished ??= b;
+          count++;
+        }
+      }
+      if (count >= maxInFlight && unpublished !== undefined) {
+        await unpublished.published.catch(() => {});
+      } else if (messages >= maxUncommitted && this.#inFlight.length > 0) {
+        if (!this.#barrierLast) return true;
+        await this.#inFlight[this.#inFlight.length - 1].done;
+      } else return false;
+      if (this.#fatal !== undefined) return false;
+    }
+  }
+
+  #fail(e: unknown): void {
+    if (this.#fatal === undefined) {
+      this.#fatal = e;
+      this.#s.log(`fatal: ${e instanceof Error ? e.message : String(e)}`);
+      this.stop();
+    }
   }
 
   /** Processes the groups in order; see {@link isRefusal}. */
@@ -484,52 +570,53 @@ export class LiveLoop {
   }
 
   /**
-   * Commits `first` and every following batch whose publications are already acknowledged:
-   * one checkpoint per key (the state after the last of them that learned the key), then the
-   * input messages of all of them are acked. Commits run strictly in batch order.
+   * Commits the barrier `last` and every batch before it not committed yet (all published by
+   * now: batches are finalised in order): one checkpoint per key learned since the previous
+   * barrier, then the input messages of all of them are acked.
    */
-  async #commit(first: InFlight): Promise<void> {
-    if (first.committed) return;
-    first.result = await first.published;
-    const group: InFlight[] = [];
-    for (let i = this.#inFlight.indexOf(first); i < this.#inFlight.length; i++) {
-      const b = this.#inFlight[i];
-      if (b.result === undefined) break;
-      group.push(b);
-    }
-    const latest = new Map<string, Checkpoint>();
+  async #commit(last: InFlight): Promise<void> {
+    last.result = await last.published;
+    const end = this.#inFlight.indexOf(last);
+    const group = this.#inFlight.slice(0, end + 1).filter((b) => !b.committed);
+    const latest: Checkpoint[] = [];
     const written_at = new Date().toISOString();
-    for (const b of group) {
-      for (const state of b.result!.states) {
-        const last = b.p.learned.get(state.key);
-        if (last === undefined) {
-          throw new RangeError(
-            `expected state for a key learned in the batch, found '${state.key}'`,
-          );
-        }
-        latest.set(state.key, { last_seq: last, state, written_at });
+    for (const state of last.result.states) {
+      const seq = last.p.learned?.get(state.key);
+      if (seq === undefined) {
+        throw new RangeError(
+          `expected state for a key learned before the barrier, found '${state.key}'`,
+        );
       }
+      latest.push({ last_seq: seq, state, written_at });
     }
     const m = this.#s.metrics;
-    if (latest.size > 0) {
-      await this.#store.save([...latest.values()]);
-      m.checkpointWrites += latest.size;
+    if (latest.length > 0) {
+      await this.#store.save(latest);
+      m.checkpointWrites += latest.length;
     }
     const now = performance.now();
+    if (this.#source.cumulativeAck === true) {
+      // One ack for the whole group: every earlier delivery is committed by now.
+      const lastItem = group.findLast((b) => b.p.items.length > 0)?.p.items.at(-1);
+      lastItem?.msg.ack();
+    }
     for (const b of group) {
       b.committed = true;
       const r = b.result!;
-      for (const { msg } of b.p.items) msg.ack();
+      if (this.#source.cumulativeAck !== true) { for (const { msg } of b.p.items) msg.ack(); }
       // Metrics count first-time observations only.
       m.observations += r.newRows;
       m.scoresPublished += r.outs;
       m.anomalies += r.anomalies;
       for (const dl of r.dead) m.deadLetter(dl.reason);
-      m.batches++;
-      m.batchSize.observe(r.scored);
-      m.batchLatency.observe((now - b.p.firstAt) / 1000);
-      for (const k of b.p.learned.keys()) this.#dirty.add(k);
+      if (b.p.items.length > 0) {
+        m.batches++;
+        m.batchSize.observe(r.scored);
+        m.batchLatency.observe((now - b.p.firstAt) / 1000);
+      }
     }
+    for (const k of last.p.learned?.keys() ?? []) this.#dirty.add(k);
+    this.#inFlight = this.#inFlight.filter((b) => !b.committed);
   }
 
   /** Publishes parameters of dirty keys whose last publication is older than `paramsEveryMs`. */

@@ -51,6 +51,8 @@ export interface PullSettings {
  * floor, which redelivers the lost ones, in stream order, before anything newer.
  */
 export class JetStreamSource implements MessageSource {
+  /** The consumer acks cumulatively (`AckPolicy.All`, see `resetConsumer`). */
+  readonly cumulativeAck = true;
   #consumer: Consumer;
   #lastDelivery = 0;
   #needsReset = false;

@@ -120,6 +120,7 @@ export async function startWorker(
         batch: config.batch,
         maxWaitMs: config.maxWaitMs,
         paramsEveryMs: relay ? Infinity : config.paramsEveryMs,
+        checkpointEveryMs: config.checkpointEveryMs,
         obsPrefix: `${config.prefix}.obs.`,
         maxMessageBytes: config.maxMessageBytes,
         inputStream: topo.inputStream,
