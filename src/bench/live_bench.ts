@@ -278,16 +278,18 @@ export async function benchLive(
     const n = o.observations[format];
     // Alternating relay and worker runs, best of each: on a shared 2-core box one run can be
     // slowed by ±30 % by the box alone, and the floor is their ratio.
-    let relay = 0, model = 0, total = 0;
+    let relay = 0, model = 0, total = 0, modelSum = 0;
     for (let round = 1; round <= o.rounds; round++) {
       log(`live ${format}: relay, ${n} observations (round ${round}/${o.rounds}) …`);
       relay = Math.max(relay, (await sustained(format, "relay", o, log)).obsPerS);
       log(`live ${format}: worker, ${n} observations (round ${round}/${o.rounds}) …`);
       const r = await sustained(format, "model", o, log);
       model = Math.max(model, r.obsPerS);
+      modelSum += r.obsPerS;
       total = r.total;
     }
-    const rate = model / 2;
+    // Half of the worker's mean rate, not of its best: what it sustains, not what it peaked at.
+    const rate = modelSum / o.rounds / 2;
     log(`live ${format}: latency at ${rate.toFixed(0)} obs/s …`);
     const lat = await latencyAt(format, rate, o, log);
     rows.push({

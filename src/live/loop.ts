@@ -150,8 +150,14 @@ interface Prepared {
 
 /** What a batch published, once the server acknowledged it. */
 interface Published {
+  /**
+   * Messages its commit acks: all of them, or only the last one when the source acks
+   * cumulatively. Nothing else of the batch's input is kept past publication: held until the
+   * checkpoint, it made every garbage collection copy it (10–20 ms pauses at 8 000 obs/s).
+   */
+  readonly acks: InputMessage[];
   readonly states: HeadState[];
-  readonly dead: DeadLetterOut[];
+  readonly deadReasons: DeadLetterReason[];
   readonly scored: number;
   readonly newRows: number;
   readonly outs: number;
@@ -160,7 +166,10 @@ interface Published {
 
 /** A batch between submission and commit. */
 interface InFlight {
-  readonly p: Prepared;
+  /** The batch's input; replaced by an empty one once published. */
+  p: Prepared;
+  /** Input messages of the batch. */
+  readonly messages: number;
   /** Scores and dead letters acknowledged by the server. */
   readonly published: Promise<Published>;
   /** Set once `published` resolved. */
@@ -428,8 +437,17 @@ export class LiveLoop {
     // (re-published records are deduplicated by Nats-Msg-Id, so order of commits is all that
     // matters for the guarantees).
     const published = work.then((r) => this.#publish(prepared, r));
-    const batch: InFlight = { p: prepared, published, committed: false, done: Promise.resolve() };
-    published.then((r) => (batch.result = r), () => {});
+    const batch: InFlight = {
+      p: prepared,
+      messages: items.length,
+      published,
+      committed: false,
+      done: Promise.resolve(),
+    };
+    published.then((r) => {
+      batch.result = r;
+      batch.p = { items: [], learned: prepared.learned, firstAt: prepared.firstAt };
+    }, () => {});
     const previous = this.#inFlight[this.#inFlight.length - 1]?.done ?? Promise.resolve();
     batch.done = previous
       .then(async () => {
@@ -453,7 +471,7 @@ export class LiveLoop {
       let count = 0;
       let messages = 0;
       for (const b of this.#inFlight) {
-        messages += b.p.items.length;
+        messages += b.messages;
         if (b.result === undefined && !b.committed) {
           unpublished ??= b;
           count++;
@@ -559,9 +577,13 @@ export class LiveLoop {
     }
     await Promise.all([this.#sink.publishScores(outs), this.#sink.publishDeadLetters(dead)]);
     if (anomalies.length > 0) this.#sink.publishAnomalies(anomalies);
+    const msgs = p.items;
     return {
+      acks: this.#source.cumulativeAck === true
+        ? msgs.slice(-1).map((it) => it.msg)
+        : msgs.map((it) => it.msg),
       states,
-      dead,
+      deadReasons: dead.map((d) => d.reason),
       scored: scoredRows,
       newRows,
       outs: outs.length,
@@ -597,19 +619,19 @@ export class LiveLoop {
     const now = performance.now();
     if (this.#source.cumulativeAck === true) {
       // One ack for the whole group: every earlier delivery is committed by now.
-      const lastItem = group.findLast((b) => b.p.items.length > 0)?.p.items.at(-1);
-      lastItem?.msg.ack();
+      const acks = group.map((b) => b.result?.acks ?? []).findLast((a) => a.length > 0);
+      acks?.at(-1)?.ack();
     }
     for (const b of group) {
       b.committed = true;
       const r = b.result!;
-      if (this.#source.cumulativeAck !== true) { for (const { msg } of b.p.items) msg.ack(); }
+      if (this.#source.cumulativeAck !== true) { for (const msg of r.acks) msg.ack(); }
       // Metrics count first-time observations only.
       m.observations += r.newRows;
       m.scoresPublished += r.outs;
       m.anomalies += r.anomalies;
-      for (const dl of r.dead) m.deadLetter(dl.reason);
-      if (b.p.items.length > 0) {
+      for (const reason of r.deadReasons) m.deadLetter(reason);
+      if (b.messages > 0) {
         m.batches++;
         m.batchSize.observe(r.scored);
         m.batchLatency.observe((now - b.p.firstAt) / 1000);
