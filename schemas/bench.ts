@@ -102,6 +102,19 @@ export const SoakResult = z.object({
 });
 export type SoakResult = z.output<typeof SoakResult>;
 
+/** The live worker's soak (`--soak`): paced JSON at half its sustained rate. */
+export const LiveSoakResult = z.object({
+  minutes: z.number().positive(),
+  obs_per_s: z.number().positive(),
+  /** Observations the worker scored and learned. */
+  obs: z.number().int().nonnegative(),
+  rss_start_mb: z.number().positive(),
+  rss_end_mb: z.number().positive(),
+  p50_ms: z.number().nonnegative(),
+  p99_ms: z.number().nonnegative(),
+});
+export type LiveSoakResult = z.output<typeof LiveSoakResult>;
+
 /** One floor checked against the measurements (printed as PASS/FAIL). */
 export const FloorCheck = z.object({
   name: z.string(),
@@ -120,6 +133,8 @@ export const BenchResult = z.object({
   replay: ReplayResult.nullable(),
   live: z.array(LiveRow),
   soak: SoakResult.nullable(),
+  /** Absent in files written before the live soak existed. */
+  soak_live: LiveSoakResult.nullable().default(null),
   floors: z.array(FloorCheck),
   /** Sections or measurements skipped, with why. */
   notes: z.array(z.string()),

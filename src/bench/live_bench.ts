@@ -14,7 +14,12 @@ import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { LIVE_FORMATS, type LiveFormat, type LiveRow } from "../../schemas/bench.ts";
+import {
+  LIVE_FORMATS,
+  type LiveFormat,
+  type LiveRow,
+  type LiveSoakResult,
+} from "../../schemas/bench.ts";
 import { type LiveConfig, resolveLiveConfig, topologyFor } from "../../schemas/live_config.ts";
 import { type Publication, publishAllAcked } from "../live/nats_io.ts";
 import { type RunningWorker, startWorker } from "../live/worker.ts";
@@ -216,6 +221,7 @@ export async function latencyAt(
   rate: number,
   o: LiveBenchOptions,
   log: (line: string) => void,
+  probe?: (phase: "warm" | "end", worker: RunningWorker) => void,
 ): Promise<LoadResult> {
   await using td = new _Teardown(log);
   const { url, dir, nc } = await _freshServer(td);
@@ -259,13 +265,56 @@ export async function latencyAt(
     }
     return child.status;
   });
+  const warmTimer = setTimeout(() => probe?.("warm", worker), o.latencyWarmMs);
+  td.add(() => Promise.resolve(clearTimeout(warmTimer)));
   const out = await Promise.race([child.output(), failed]);
+  probe?.("end", worker);
   const text = (b: Uint8Array) => new TextDecoder().decode(b).trim();
   if (!out.success) {
     throw new Error(`live ${format} latency: the load process failed: ${text(out.stderr)}`);
   }
   const last = text(out.stdout).split("\n").at(-1) ?? "";
   return LoadResult.parse(JSON.parse(last));
+}
+
+/**
+ * Live soak: the worker (engine in its Web Worker, cpu) under paced one-observation JSON messages
+ * at half its sustained rate for `minutes`; RSS of this process (which hosts the worker) after the
+ * first tenth and at the end, and the publish → score latency over the other nine tenths.
+ */
+export async function soakLive(
+  minutes: number,
+  log: (line: string) => void,
+): Promise<LiveSoakResult> {
+  const o = liveBenchSizes(false);
+  const { obsPerS } = await sustained("json", "model", o, log);
+  const rate = obsPerS / 2;
+  const totalMs = minutes * 60_000;
+  log(`soak: live worker ${minutes} min at ${Math.round(rate)} obs/s (half its sustained rate)`);
+  let rssStart = 0, rssEnd = 0, observations = 0;
+  const lat = await latencyAt(
+    "json",
+    rate,
+    { ...o, latencyWarmMs: totalMs / 10, latencyMs: totalMs - totalMs / 10 },
+    log,
+    (phase, worker) => {
+      const rss = Deno.memoryUsage().rss / 2 ** 20;
+      if (phase === "warm") rssStart = rss;
+      else {
+        rssEnd = rss;
+        observations = worker.metrics.observations;
+      }
+    },
+  );
+  return {
+    minutes,
+    obs_per_s: rate,
+    obs: observations,
+    rss_start_mb: rssStart,
+    rss_end_mb: rssEnd,
+    p50_ms: lat.p50_ms,
+    p99_ms: lat.p99_ms,
+  };
 }
 
 /** Runs the live section: per format, relay, model, then latency at half the model's rate. */

@@ -60,6 +60,14 @@ export function checkFloors(r: Omit<BenchResult, "floors">): FloorCheck[] {
       detail: `${r.soak.tensors_start} → ${r.soak.tensors_end}`,
     });
   }
+  if (r.soak_live) {
+    const growth = r.soak_live.rss_end_mb / r.soak_live.rss_start_mb - 1;
+    out.push({
+      name: "soak (live worker) RSS growth < 10 %",
+      pass: growth < 0.1,
+      detail: `${(100 * growth).toFixed(1)} %`,
+    });
+  }
   return out;
 }
 
@@ -149,6 +157,14 @@ export function formatReport(r: BenchResult): string {
       `soak ${s.minutes} min, ${s.obs} obs: RSS ${s.rss_start_mb.toFixed(1)} → ${
         s.rss_end_mb.toFixed(1)
       } MB, tensors ${s.tensors_start} → ${s.tensors_end}`,
+    );
+  }
+  if (r.soak_live) {
+    const s = r.soak_live;
+    parts.push(
+      `soak (live worker) ${s.minutes} min at ${Math.round(s.obs_per_s)} obs/s, ${s.obs} obs: ` +
+        `RSS ${s.rss_start_mb.toFixed(1)} → ${s.rss_end_mb.toFixed(1)} MB, ` +
+        `latency p50 ${s.p50_ms.toFixed(2)} ms, p99 ${s.p99_ms.toFixed(2)} ms`,
     );
   }
   if (r.floors.length > 0) {

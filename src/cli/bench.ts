@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { BenchFlags, BenchResult } from "../../schemas/bench.ts";
 import { chooseBackend } from "../backend.ts";
 import { benchEngine } from "../bench/engine_bench.ts";
-import { benchLive, liveBenchSizes } from "../bench/live_bench.ts";
+import { benchLive, liveBenchSizes, soakLive } from "../bench/live_bench.ts";
 import { benchReplay } from "../bench/replay_bench.ts";
 import { checkFloors, formatReport } from "../bench/report.ts";
 import { benchSoak } from "../bench/soak.ts";
@@ -19,7 +19,8 @@ const USAGE = `usage: main.ts bench [options]
   --sections LIST      comma-separated: engine,replay,live (default all)
   --quick              small sizes, short timings (a smoke test, not a measurement)
   --backend B          all (default: every backend with an adapter), cpu or webgpu
-  --soak               also run the soak (10 min at half load; not for CI)
+  --soak               also run the soaks (engine, then the live worker: 10 min each at half
+                       load; not for CI)
   --soak-minutes M     soak duration (default 10)`;
 
 async function _backends(wanted: "all" | BackendName, notes: string[]): Promise<BackendName[]> {
@@ -81,6 +82,7 @@ export async function run(args: string[]): Promise<number> {
     replay: null,
     live: [],
     soak: null,
+    soak_live: null,
     notes,
   };
   if (flags.sections.includes("engine")) {
@@ -115,10 +117,10 @@ export async function run(args: string[]): Promise<number> {
     );
   }
   if (flags.soak) {
-    result.soak = await benchSoak(
-      { minutes: flags.soak_minutes, backend: backends[0], dim: 3 },
-      log,
-    );
+    // The engine soak on webgpu when there is an adapter: there the engine holds tfjs tensors.
+    const backend = backends.includes("webgpu") ? "webgpu" : backends[0];
+    result.soak = await benchSoak({ minutes: flags.soak_minutes, backend, dim: 3 }, log);
+    result.soak_live = await soakLive(flags.soak_minutes, log);
   }
   const full = BenchResult.parse({ ...result, floors: checkFloors(result) });
   console.log(formatReport(full));
