@@ -1,5 +1,6 @@
 /**
- * Opens a NATS connection from {@link NatsSettings}: TCP (`nats://`, `tls://`) through
+ * Opens a NATS connection from {@link NatsSettings}: plain TCP (`nats://`) on Deno's own sockets
+ * (`deno_transport.ts`), TLS (`tls://`, or a CA / client certificate given) through
  * `@nats-io/transport-node`, WebSocket (`ws://`, `wss://`) through `wsconnect`. Reconnects forever.
  *
  * @module
@@ -13,7 +14,9 @@ import {
   usernamePasswordAuthenticator,
   wsconnect,
 } from "@nats-io/nats-core";
+import { NatsConnectionImpl, setTransportFactory } from "@nats-io/nats-core/internal";
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { DenoTcpTransport } from "./deno_transport.ts";
 import type { NatsSettings } from "../../schemas/live_config.ts";
 
 /** Extra options for {@link connectNats}. */
@@ -84,6 +87,11 @@ export async function connectNats(
   }
   const wantsTls = url.startsWith("tls://") || settings.tlsCa !== undefined ||
     settings.tlsCert !== undefined;
+  if (!wantsTls) {
+    // The client takes its transport from a process-wide factory, at every (re)connect.
+    setTransportFactory({ factory: () => new DenoTcpTransport() });
+    return await NatsConnectionImpl.connect(base);
+  }
   const opts: NodeConnectionOptions = {
     ...base,
     tls: wantsTls
