@@ -558,14 +558,26 @@ Deno.test("pull source: a hole in the delivery sequence re-creates the consumer 
       info: { deliverySequence },
       ack: () => {},
     }) as unknown as JsMsg;
+  // fetch() as the source uses it: messages handed to opts.callback, then closed() resolves
+  // (stop() ends it early, as the source does on a hole).
   const consumerOf = (fetches: JsMsg[][]): Consumer =>
     ({
-      fetch: () => {
+      fetch: (opts: { callback: (m: JsMsg) => void }) => {
         const batch = fetches.shift() ?? [];
-        return Promise.resolve((async function* () {
-          for (const m of batch) yield m;
-          if (batch.length === 0) await new Promise((r) => setTimeout(r, 5));
-        })());
+        let stopped = false;
+        let end = () => {};
+        const closed = new Promise<void>((r) => (end = r));
+        setTimeout(() => {
+          for (const m of batch) if (!stopped) opts.callback(m);
+          setTimeout(end, batch.length === 0 ? 5 : 0);
+        }, 0);
+        return Promise.resolve({
+          closed: () => closed,
+          stop: () => {
+            stopped = true;
+            end();
+          },
+        });
       },
     }) as unknown as Consumer;
   // Old consumer: deliveries 1, 2, then 5 (3 and 4 lost in transit), then 6.
@@ -590,4 +602,53 @@ Deno.test("pull source: a hole in the delivery sequence re-creates the consumer 
   await source.close();
   assert.equal(resets, 1);
   assert.deepEqual(seqs, [1, 2, 1, 2, 3, 4, 5, 6]);
+});
+
+Deno.test("pull source: a request left open (no expiry notice) does not hold delivery up", async () => {
+  const fakeMsg = (seq: number): JsMsg =>
+    ({
+      subject: "telemetry.obs.a",
+      seq,
+      data: new TextEncoder().encode("[1,2]"),
+      headers: undefined,
+      info: { deliverySequence: seq },
+      ack: () => {},
+    }) as unknown as JsMsg;
+  let firstOpen = true;
+  let calls = 0;
+  // The first request gets deliveries 1-2 and then nothing, and stays open until the client gives
+  // up on it (here after 300 ms); every later request gets the next two and ends.
+  const consumer = {
+    fetch: (opts: { callback: (m: JsMsg) => void }) => {
+      const n = calls++;
+      let end = () => {};
+      const closed = new Promise<void>((r) => (end = r));
+      const batch = n === 0 ? [1, 2] : n <= 2 ? [2 * n + 1, 2 * n + 2] : [];
+      setTimeout(() => {
+        for (const s of batch) opts.callback(fakeMsg(s));
+        if (n === 0) {
+          setTimeout(() => {
+            firstOpen = false;
+            end();
+          }, 300);
+        } else setTimeout(end, batch.length === 0 ? 5 : 0);
+      }, n === 0 ? 0 : 10);
+      return Promise.resolve({ closed: () => closed, stop: end });
+    },
+  } as unknown as Consumer;
+  const source = new JetStreamSource(consumer, {
+    maxMessages: 100,
+    expiresMs: 1000,
+    log: () => {},
+  });
+  const seqs: number[] = [];
+  let openAtSix = false;
+  while (seqs.length < 6) {
+    const m = await source.next(1000);
+    if (m) seqs.push(m.seq);
+    if (seqs.length === 6) openAtSix = firstOpen;
+  }
+  await source.close();
+  assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6]);
+  assert.ok(openAtSix, "expected deliveries 3-6 while the first request was still open");
 });

@@ -45,6 +45,12 @@ export interface MessageSource {
   /** Stops pulling; messages already pulled are still returned by `next`. */
   close(): Promise<void>;
   /**
+   * Makes a pending `next` return now (with a message if one is there, else `undefined`), so the
+   * loop can wait for input and for its pipeline going idle at once. Optional: without it the
+   * loop looks again every millisecond.
+   */
+  interrupt?(): void;
+  /**
    * True when acking a message acks every message delivered before it (a JetStream consumer with
    * `AckPolicy.All`): the loop then acks only the last message of each checkpoint. Default false.
    */
@@ -252,8 +258,8 @@ export class LiveLoop {
   readonly #s: LoopSettings;
   readonly #lastApplied = new Map<string, number>();
   #engineChain: Promise<unknown> = Promise.resolve();
-  /** Engine jobs (process + exportState) not finished yet. */
-  #engineJobs = 0;
+  /** Batches submitted whose scores are not yet acknowledged by the server. */
+  #unpublished = 0;
   /** Batches not committed yet, in order. */
   #inFlight: InFlight[] = [];
   /** Keys learned since the last barrier → their last applied sequence. */
@@ -350,17 +356,19 @@ export class LiveLoop {
       let wait = items.length === 0 ? 1000 : deadline - performance.now();
       if (items.length > 0 && wait <= 0) break;
       if (items.length > 0) {
-        // Waiting for more only pays while the engine is busy: an idle engine takes the partial
-        // batch now (latency), a busy one lets it grow (throughput). Short slices so that the
-        // engine going idle is noticed quickly.
+        // A partial batch goes as soon as the pipeline is idle (nothing scored and waiting for
+        // its acknowledgements): at low rates every observation goes at once, at higher ones
+        // what arrives during one batch's round trip becomes the next batch — fewer, larger
+        // publications and engine calls for the same latency. Full batches do not wait.
         const m0 = await this.#source.next(0);
         if (m0 === null) return { items, closed: true, firstAt };
         if (m0 !== undefined) {
           this.#take(m0, items, decodeSettings, (n) => (obs += n));
           continue;
         }
-        if (this.#engineJobs === 0) break;
-        wait = Math.min(wait, 1);
+        if (this.#unpublished === 0) break;
+        // The pipeline going idle interrupts the wait (see #settled); else look every ms.
+        if (this.#source.interrupt === undefined) wait = Math.min(wait, 1);
       }
       const m = await this.#source.next(Math.max(0, wait));
       if (m === null) return { items, closed: true, firstAt };
@@ -423,20 +431,21 @@ export class LiveLoop {
     const learnedKeys = learned === null ? [] : [...learned.keys()];
     // exportState right after process, before anything else reaches the engine: the checkpoint
     // must hold exactly the state after this batch.
-    this.#engineJobs++;
     const work: Promise<EngineResult> = this.#engineChain.then(async () => {
       const parts: Part[] = [];
       const refused = new Map<Item, string>();
       if (groups.length > 0) await this.#processIsolating(groups, parts, refused);
       const states = learnedKeys.length > 0 ? await this.#engine.exportState(learnedKeys) : [];
       return { parts, refused, states };
-    }).finally(() => this.#engineJobs--);
+    });
     this.#engineChain = work.catch(() => {});
     const prepared: Prepared = { items, learned, firstAt };
     // Publication needs only this batch's scores: it does not wait for earlier batches' commits
     // (re-published records are deduplicated by Nats-Msg-Id, so order of commits is all that
     // matters for the guarantees).
     const published = work.then((r) => this.#publish(prepared, r));
+    this.#unpublished++;
+    published.finally(() => this.#settled()).catch(() => {});
     const batch: InFlight = {
       p: prepared,
       messages: items.length,
@@ -485,6 +494,11 @@ export class LiveLoop {
       } else return false;
       if (this.#fatal !== undefined) return false;
     }
+  }
+
+  /** A batch's publication settled: an idle pipeline lets a waiting partial batch go. */
+  #settled(): void {
+    if (--this.#unpublished === 0) this.#source.interrupt?.();
   }
 
   #fail(e: unknown): void {

@@ -5,7 +5,10 @@
  * @module
  */
 import {
+  type ConsumeCallback,
   type Consumer,
+  type ConsumerMessages,
+  type FetchOptions,
   JetStreamApiError,
   type JetStreamClient,
   type JsMsg,
@@ -31,6 +34,13 @@ import type {
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * A pull request still open this long after its expiry is ended by the client. A delivery the
+ * server makes to it later (it took the request this much late) is a hole: the consumer is
+ * re-created, nothing is lost.
+ */
+const _EXPIRY_MARGIN_MS = 250;
+
 /** Settings of {@link JetStreamSource}. */
 export interface PullSettings {
   /** Messages per pull request; at least the batch size. */
@@ -46,29 +56,43 @@ export interface PullSettings {
 }
 
 /**
- * Pulls with consecutive `fetch` requests (one outstanding at a time, so everything the server
- * delivered is in our queue when `close()` resolves — nothing is left delivered but unprocessed).
+ * Pulls with two overlapping `fetch` requests, half an expiry apart, each handing its messages
+ * over in its subscription callback, in arrival order: while one ends (filled or expired) the other
+ * is open, so delivery never pauses between requests. With one request at a time, each expiry was
+ * a gap, and an expiry whose notice never came (nats-server 2.9 sometimes sends none) held
+ * delivery up for the client's two missed heartbeats, a full second; a request is now also ended
+ * by the client shortly after its expiry. `close()` lets both requests end before it resolves, so
+ * everything the server delivered is in the queue: nothing is left delivered but unprocessed.
  *
  * Deliveries must arrive without holes: the loop learns a message only if its sequence is above
  * its key's last applied one, so a message lost in transit (connection dropped while the server
  * was delivering) followed by a later one of the same key would never be learned. The consumer's
  * delivery sequence is consecutive over everything it sends us (redeliveries included), so a jump
- * means a loss: later messages are dropped unprocessed and the consumer is re-created from its ack
- * floor, which redelivers the lost ones, in stream order, before anything newer.
+ * means a loss: later messages are dropped unprocessed, both requests are stopped and the
+ * consumer is re-created from its ack floor, which redelivers the lost ones, in stream order,
+ * before anything newer.
  */
 export class JetStreamSource implements MessageSource {
   /** The consumer acks cumulatively (`AckPolicy.All`, see `resetConsumer`). */
   readonly cumulativeAck = true;
   #consumer: Consumer;
   #lastDelivery = 0;
+  /** Bumped by a delivery hole: requests of an older generation hand nothing over. */
+  #generation = 0;
   #needsReset = false;
+  #resetting: Promise<void> | undefined;
+  /** Fetch requests in progress (stopped together when a hole is found). */
+  readonly #active = new Set<ConsumerMessages>();
+  /** Fetch calls not finished (made, or open); the reset waits for none. */
+  #fetching = 0;
+  #quiet: (() => void)[] = [];
   /** Deliveries lost in transit and consumers re-created because of it. */
   resets = 0;
   readonly #s: PullSettings;
   #queue: (InputMessage | undefined)[] = [];
   #head = 0;
   #wake: (() => void) | undefined;
-  #drained: (() => void) | undefined;
+  #drained: (() => void)[] = [];
   #closing = false;
   #done = false;
   readonly #loop: Promise<void>;
@@ -76,7 +100,9 @@ export class JetStreamSource implements MessageSource {
   constructor(consumer: Consumer, settings: PullSettings) {
     this.#consumer = consumer;
     this.#s = settings;
-    this.#loop = this.#pull().finally(() => {
+    // The second lane starts half an expiry later, so the two requests never expire together.
+    const staggered = delay(settings.expiresMs / 2).then(() => this.#lane());
+    this.#loop = Promise.all([this.#lane(), staggered]).then(() => {}).finally(() => {
       this.#done = true;
       this.#wake?.();
     });
@@ -86,40 +112,20 @@ export class JetStreamSource implements MessageSource {
     return this.#queue.length - this.#head;
   }
 
-  async #pull(): Promise<void> {
+  /** One of the two request loops: a fetch, wait for its end, repeat. */
+  async #lane(): Promise<void> {
     let failures = 0;
     while (!this.#closing) {
       if (this.#size >= this.#s.maxMessages) {
-        await new Promise<void>((r) => (this.#drained = r));
+        await new Promise<void>((r) => this.#drained.push(r));
         continue;
       }
       try {
-        if (this.#needsReset && this.#s.reset !== undefined) {
-          this.#consumer = await this.#s.reset();
-          this.#needsReset = false;
-          this.#lastDelivery = 0;
-          this.resets++;
+        if (this.#needsReset) {
+          await this.#reset();
+          continue;
         }
-        const it = await this.#consumer.fetch({
-          max_messages: this.#s.maxMessages,
-          expires: this.#s.expiresMs,
-        });
-        for await (const m of it) {
-          const ds = m.info.deliverySequence;
-          if (ds !== this.#lastDelivery + 1) {
-            this.#s.log(
-              `delivery ${this.#lastDelivery + 1} lost in transit (got ${ds}, stream sequence ` +
-                `${m.seq})` +
-                (this.#s.reset ? "; re-creating the consumer from its ack floor" : ""),
-            );
-            if (this.#s.reset !== undefined) {
-              this.#needsReset = true;
-              break;
-            }
-          }
-          this.#lastDelivery = ds;
-          this.#push(wrap(m));
-        }
+        await this.#fetchOnce();
         failures = 0;
       } catch (e) {
         if (this.#closing) break;
@@ -130,6 +136,85 @@ export class JetStreamSource implements MessageSource {
         await delay(Math.min(2000, 100 * failures));
       }
     }
+  }
+
+  /** One pull request, until it is filled, expires, fails or is stopped. */
+  async #fetchOnce(): Promise<void> {
+    const generation = this.#generation;
+    this.#fetching++;
+    let it: ConsumerMessages | undefined;
+    try {
+      // `callback` is typed for consume() only, but fetch() shares its implementation
+      // (@nats-io/jetstream 3.4, pinned): messages come synchronously from the subscription,
+      // in arrival order across both requests, which two async iterators would not keep.
+      const opts: FetchOptions & ConsumeCallback = {
+        max_messages: this.#s.maxMessages,
+        expires: this.#s.expiresMs,
+        callback: (m: JsMsg) => this.#deliver(m, generation),
+      };
+      it = await this.#consumer.fetch(opts);
+      // A hole found while this request was being made: it belongs to the consumer being
+      // replaced, and nothing it gets may be handed over.
+      if (generation !== this.#generation) it.stop();
+      else this.#active.add(it);
+      // The server ends a request at its expiry with a 408 notice, but nats-server 2.9 sometimes
+      // drops expired requests without one, and the client then waits for two missed heartbeats
+      // (a full second at the shortest). Past its expiry (with a margin for the server taking
+      // the request late) the request is over either way.
+      const request = it;
+      const overdue = setTimeout(() => request.stop(), this.#s.expiresMs + _EXPIRY_MARGIN_MS);
+      const err = await it.closed().finally(() => clearTimeout(overdue));
+      if (err instanceof Error && generation === this.#generation) throw err;
+    } finally {
+      if (it !== undefined) this.#active.delete(it);
+      if (--this.#fetching === 0) { for (const w of this.#quiet.splice(0)) w(); }
+    }
+  }
+
+  /** A delivered message, in arrival order; a hole stops every request (see {@link #reset}). */
+  #deliver(m: JsMsg, generation: number): void {
+    if (generation !== this.#generation) return;
+    const ds = m.info.deliverySequence;
+    if (ds !== this.#lastDelivery + 1) {
+      this.#s.log(
+        `delivery ${this.#lastDelivery + 1} lost in transit (got ${ds}, stream sequence ` +
+          `${m.seq})` + (this.#s.reset ? "; re-creating the consumer from its ack floor" : ""),
+      );
+      if (this.#s.reset !== undefined) {
+        this.#needsReset = true;
+        this.#generation++;
+        for (const it of this.#active) it.stop();
+        return;
+      }
+    }
+    this.#lastDelivery = ds;
+    this.#push(wrap(m));
+  }
+
+  /**
+   * Re-creates the consumer once for both lanes, when no request is open here any more: every
+   * request was sent before the old consumer's deletion and dies with it, so none can take
+   * deliveries of the new one (they would be dropped, and lost until the ack wait).
+   */
+  #reset(): Promise<void> {
+    const reset = this.#s.reset;
+    if (reset === undefined) return Promise.resolve();
+    this.#resetting ??= (async () => {
+      while (this.#fetching > 0) await new Promise<void>((r) => this.#quiet.push(r));
+      for (let attempt = 1; !this.#closing; attempt++) {
+        try {
+          this.#consumer = await reset();
+          this.#lastDelivery = 0;
+          this.#needsReset = false;
+          this.resets++;
+          return;
+        } catch (e) {
+          this.#s.log(`re-creating the consumer failed (retrying): ${e}`);
+          await delay(Math.min(2000, 100 * attempt));
+        }
+      }
+    })().finally(() => (this.#resetting = undefined));
+    return this.#resetting;
   }
 
   #push(m: InputMessage): void {
@@ -148,10 +233,8 @@ export class JetStreamSource implements MessageSource {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
-    if (this.#size < this.#s.maxMessages / 2) {
-      const d = this.#drained;
-      this.#drained = undefined;
-      d?.();
+    if (this.#size < this.#s.maxMessages / 2 && this.#drained.length > 0) {
+      for (const d of this.#drained.splice(0)) d();
     }
     return m;
   }
@@ -171,11 +254,15 @@ export class JetStreamSource implements MessageSource {
     return this.#done ? null : undefined;
   }
 
+  interrupt(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
   async close(): Promise<void> {
     this.#closing = true;
-    const d = this.#drained;
-    this.#drained = undefined;
-    d?.();
+    for (const d of this.#drained.splice(0)) d();
     await this.#loop;
   }
 }
