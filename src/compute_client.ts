@@ -21,8 +21,12 @@ import type {
 
 /** Options of {@link createEngine}. */
 export interface EngineOptions {
-  /** Run in the compute Web Worker (default true). */
-  readonly worker?: boolean;
+  /**
+   * Run in the compute Web Worker (true, the default), in the calling thread (false), or `auto`:
+   * in the calling thread on the cpu backend, in the worker otherwise. On cpu a batch of a few
+   * hundred rows takes microseconds, less than the thread hop (two messages, two wake-ups) costs.
+   */
+  readonly worker?: boolean | "auto";
   /** Receives log lines (backend choice, rejected updates). Default: stderr. */
   readonly log?: (line: string) => void;
 }
@@ -68,7 +72,13 @@ export async function createEngine(
 ): Promise<ScoringEngine> {
   const log = options.log ?? ((l: string) => console.error(l));
   if (options.worker === false) return await createLocalEngine(config, log);
-  return await WorkerEngine.start(config, log);
+  // The backend is chosen here, in the calling thread: probing WebGPU inside the worker when the
+  // worker ends up on cpu left a GPU instance behind that could crash the process at exit.
+  const choice = await chooseBackend(config.backend);
+  if (options.worker === "auto" && choice.backend === "cpu") {
+    return await createLocalEngine(config, log, choice);
+  }
+  return await WorkerEngine.start(config, log, choice);
 }
 
 /** Requests to the compute worker. */
@@ -155,10 +165,11 @@ class WorkerEngine implements ScoringEngine {
     };
   }
 
-  static async start(config: HeadConfig, log: (line: string) => void): Promise<WorkerEngine> {
-    // The backend is chosen here, in the calling thread: probing WebGPU inside the worker when the
-    // worker ends up on cpu left a GPU instance behind that could crash the process at exit.
-    const choice = await chooseBackend(config.backend);
+  static async start(
+    config: HeadConfig,
+    log: (line: string) => void,
+    choice: BackendChoice,
+  ): Promise<WorkerEngine> {
     const e = new WorkerEngine(config, log);
     try {
       const r = await e.#call({ id: 0, op: "init", config, choice }) as {

@@ -121,6 +121,22 @@ Deno.test("live configuration", async (t) => {
     assert.equal(c.paramsEveryMs, 1000);
     assert.equal(c.nats.url, undefined);
     assert.equal(c.head.dim, 3);
+    assert.equal(c.checkpointEveryMs, 100);
+    assert.equal(c.engineThread, "auto");
+  });
+  await t.step("--engine-thread takes auto, worker or main (flag or MVN_ENGINE_THREAD)", () => {
+    assert.equal(
+      resolveLiveConfig(parseLiveFlags(["--engine-thread", "worker"]), {}).engineThread,
+      "worker",
+    );
+    assert.equal(
+      resolveLiveConfig(parseLiveFlags([]), { MVN_ENGINE_THREAD: "main" }).engineThread,
+      "main",
+    );
+    assert.throws(
+      () => resolveLiveConfig(parseLiveFlags(["--engine-thread", "gpu"]), {}),
+      (e: unknown) => e instanceof ConfigError && /--engine-thread="gpu"/.test(e.message),
+    );
   });
   await t.step("flags win over environment variables", () => {
     const c = resolveLiveConfig(parseLiveFlags(["--nats-url", "ws://127.0.0.1:1"]), {

@@ -95,7 +95,7 @@ export async function startWorker(
     const engine = options.engine ??
       (relay
         ? new RelayEngine(config.head)
-        : await createEngine(config.head, { worker: config.engineWorker, log }));
+        : await createEngine(config.head, { worker: _engineWorker(config.engineThread), log }));
     cleanups.push(() => engine.close());
     metrics.backend = engine.backend;
     log(`engine backend: ${engine.backendReason}`);
@@ -192,4 +192,8 @@ function watchStatus(nc: NatsConnection, metrics: LiveMetrics, log: (l: string) 
       }
     }
   })().catch(() => {});
+}
+
+function _engineWorker(t: LiveConfig["engineThread"]): boolean | "auto" {
+  return t === "auto" ? "auto" : t === "worker";
 }
