@@ -76,12 +76,17 @@ export const LiveRow = z.object({
   format: z.enum(LIVE_FORMATS),
   /** Observations per input message. */
   per_message: z.number().int().positive().optional(),
-  /** Observations preloaded per throughput measurement. */
+  /** Observations per throughput measurement. */
   observations: z.number().int().positive().optional(),
-  /** The live worker (cpu backend, engine in its Web Worker): input stream → acked score records. */
+  /**
+   * The live worker (cpu backend, engine in its Web Worker): the highest sustained rate from
+   * publish to acknowledged score record, with a load process publishing as fast as scores keep up.
+   */
   obs_per_s: Rate,
-  /** The bare relay (`startWorker` mode `relay`: no model), same consumer settings. */
+  /** The bare relay (`startWorker` mode `relay`: no model), same consumer settings, same load. */
   relay_obs_per_s: Rate,
+  /** The live worker draining a preloaded input stream (no publisher running): catch-up speed. */
+  drain_obs_per_s: Rate.optional(),
   /** Publication rate of the latency measurement: half of `obs_per_s`. */
   latency_rate_obs_per_s: Rate.optional(),
   /** Observations whose latency was measured. */

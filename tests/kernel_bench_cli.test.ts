@@ -84,6 +84,7 @@ Deno.test("bench --quick --sections live measures every format beside the relay"
       assert.deepEqual(result.live.map((l) => l.format), ["json", "array", "f32"]);
       for (const l of result.live) {
         assert.ok(l.obs_per_s > 0 && l.relay_obs_per_s > 0, JSON.stringify(l));
+        assert.ok((l.drain_obs_per_s ?? 0) > 0, JSON.stringify(l));
         assert.ok(l.p50_ms !== null && l.p99_ms !== null && l.p50_ms <= l.p99_ms);
         assert.equal(l.per_message, l.format === "json" ? 1 : 256);
         assert.ok((l.latency_samples ?? 0) > 0);

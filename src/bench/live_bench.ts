@@ -1,8 +1,10 @@
 /**
- * Live section of the benchmark: obs/s from the input stream to acknowledged score records through
- * a local nats-server, for the real worker (`startWorker`, cpu backend, engine in its Web Worker)
- * beside the bare relay (`mode: "relay"`, same consumer settings), per message format; then the
- * latency from publish to score at half the measured rate.
+ * Live section of the benchmark, per message format, through a local nats-server: the highest
+ * sustained obs/s from publish to acknowledged score record for the real worker (`startWorker`, cpu
+ * backend, engine in its Web Worker) beside the bare relay (`mode: "relay"`, same consumer
+ * settings), with a load process publishing as fast as the scores keep up; the worker's backlog
+ * drain rate (a preloaded stream: its catch-up speed after an outage); then the latency from
+ * publish to score at half the sustained rate.
  *
  * Every measurement gets its own nats-server (loopback, free port, temp store) so that streams,
  * checkpoints and the server's caches of one run never reach the next; worker, connection and
@@ -26,12 +28,18 @@ import { type RunningWorker, startWorker } from "../live/worker.ts";
 import { connectNats } from "../nats/connect.ts";
 import { NatsServerProcess } from "../nats/server_process.ts";
 import { ensureStreams } from "../nats/topology.ts";
-import { LIVE_PER_MESSAGE, LiveMessages, type LoadParams, LoadResult } from "./live_load.ts";
+import {
+  LIVE_PER_MESSAGE,
+  LiveMessages,
+  type LoadParams,
+  LoadResult,
+  SaturateResult,
+} from "./live_load.ts";
 
 /** Sizes of the live section. */
 export interface LiveBenchOptions {
   readonly formats: readonly LiveFormat[];
-  /** Observations preloaded per throughput measurement, per format. */
+  /** Observations per throughput measurement, per format. */
   readonly observations: Readonly<Record<LiveFormat, number>>;
   readonly keys: number;
   readonly dim: number;
@@ -41,6 +49,8 @@ export interface LiveBenchOptions {
   readonly latencyMs: number;
   /** Throughput runs per mode (relay, worker, alternating); the best of each counts. */
   readonly rounds: number;
+  /** Observations published but not yet scored, at most, in a throughput run. */
+  readonly window: number;
 }
 
 /** Sizes of `deno task bench` (full) and `--quick`. */
@@ -54,15 +64,19 @@ export function liveBenchSizes(quick: boolean): LiveBenchOptions {
       latencyWarmMs: 150,
       latencyMs: 300,
       rounds: 1,
+      window: 2_048,
     }
     : {
       formats: LIVE_FORMATS,
       observations: { json: 40_000, array: 128_000, f32: 128_000 },
       keys: 10,
       dim: 3,
-      latencyWarmMs: 1000,
-      latencyMs: 4000,
+      // A fresh worker and server: the first seconds pay for JIT warm-up and every key's first
+      // fits (a backlog built in the first second took about another to drain at half load).
+      latencyWarmMs: 2500,
+      latencyMs: 6000,
       rounds: 2,
+      window: 16_384,
     };
 }
 
@@ -155,7 +169,7 @@ function _failed(worker: RunningWorker, lines: readonly string[]): Promise<never
  * obs/s of one worker (`model` or `relay`) draining a preloaded input stream: score records
  * stored in the scores stream ÷ time, over the last 80 % of them.
  */
-export async function sustained(
+export async function drainRate(
   format: LiveFormat,
   mode: "model" | "relay",
   o: LiveBenchOptions,
@@ -213,6 +227,91 @@ export async function sustained(
 }
 
 /**
+ * Runs `live_load.ts` with `params` in its own process (killed by the teardown if still running)
+ * and returns the JSON line it prints.
+ */
+async function _runLoad(params: LoadParams, td: _Teardown): Promise<unknown> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      // As `deno task start` runs the worker (see deno.json): without it V8 pretenured the
+      // short-lived message objects and every scavenge took ~10 ms.
+      "--v8-flags=--no-allocation-site-pretenuring",
+      "--config",
+      fromFileUrl(new URL("../../deno.json", import.meta.url)),
+      fromFileUrl(new URL("./live_load.ts", import.meta.url)),
+      JSON.stringify(params),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  td.add(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    return child.status;
+  });
+  const out = await child.output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b).trim();
+  if (!out.success) {
+    throw new Error(`live ${params.format}: the load process failed: ${text(out.stderr)}`);
+  }
+  return JSON.parse(text(out.stdout).split("\n").at(-1) ?? "");
+}
+
+/**
+ * The highest sustained obs/s from publish to acknowledged score of one worker (`model` or
+ * `relay`): a load process publishes at most `o.window` observations ahead of the score records
+ * stored, so the worker never waits for input while publishing, ingest and scoring share the box.
+ */
+export async function sustainedRate(
+  format: LiveFormat,
+  mode: "model" | "relay",
+  o: LiveBenchOptions,
+  log: (line: string) => void,
+): Promise<{ obsPerS: number; total: number }> {
+  await using td = new _Teardown(log);
+  const { url, dir, nc } = await _freshServer(td);
+  const prefix = `bench.${mode}`;
+  const topo = topologyFor(prefix);
+  await ensureStreams(await jetstreamManager(nc), topo);
+  const lines: string[] = [];
+  const worker = await startWorker(_config(url, dir, prefix), { mode, log: (l) => lines.push(l) });
+  td.add(() => worker.stop());
+  const failed = _failed(worker, lines);
+  failed.catch(() => {});
+  const out = SaturateResult.parse(
+    await Promise.race([
+      _runLoad({
+        mode: "saturate",
+        url,
+        prefix,
+        format,
+        dim: o.dim,
+        keys: o.keys,
+        scoresStream: topo.scoresStream,
+        observations: o.observations[format],
+        window: o.window,
+      }, td),
+      failed,
+    ]),
+  );
+  const m = worker.metrics;
+  log(
+    `live ${format} ${mode}: ${out.observations} obs in ${out.seconds.toFixed(2)} s, ` +
+      `${m.batches} batches (mean ${
+        (m.batchSize.sum / Math.max(1, m.batchSize.count)).toFixed(1)
+      }` +
+      ` obs), ${m.checkpointWrites} checkpoint writes`,
+  );
+  return { obsPerS: out.obs_per_s, total: out.observations };
+}
+
+/**
  * Latency from publish to score record at `rate` obs/s: the real worker runs here; the paced
  * publisher and the score subscriber run in their own process (`live_load.ts`).
  */
@@ -234,6 +333,7 @@ export async function latencyAt(
   const failed = _failed(worker, lines);
   failed.catch(() => {});
   const params: LoadParams = {
+    mode: "paced",
     url,
     prefix,
     format,
@@ -244,39 +344,13 @@ export async function latencyAt(
     measureMs: o.latencyMs,
     drainMs: 30_000,
   };
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      fromFileUrl(new URL("../../deno.json", import.meta.url)),
-      fromFileUrl(new URL("./live_load.ts", import.meta.url)),
-      JSON.stringify(params),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  td.add(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    return child.status;
-  });
+  const run = _runLoad(params, td);
   const warmTimer = setTimeout(() => probe?.("warm", worker), o.latencyWarmMs);
   td.add(() => Promise.resolve(clearTimeout(warmTimer)));
-  const out = await Promise.race([child.output(), failed]);
+  const out = await Promise.race([run, failed]);
   probe?.("end", worker);
-  const text = (b: Uint8Array) => new TextDecoder().decode(b).trim();
-  if (!out.success) {
-    throw new Error(`live ${format} latency: the load process failed: ${text(out.stderr)}`);
-  }
-  const last = text(out.stdout).split("\n").at(-1) ?? "";
-  return LoadResult.parse(JSON.parse(last));
+  return LoadResult.parse(out);
 }
-
 /**
  * Live soak: the worker (engine in its Web Worker, cpu) under paced one-observation JSON messages
  * at half its sustained rate for `minutes`; RSS of this process (which hosts the worker) after the
@@ -287,7 +361,7 @@ export async function soakLive(
   log: (line: string) => void,
 ): Promise<LiveSoakResult> {
   const o = liveBenchSizes(false);
-  const { obsPerS } = await sustained("json", "model", o, log);
+  const { obsPerS } = await sustainedRate("json", "model", o, log);
   const rate = obsPerS / 2;
   const totalMs = minutes * 60_000;
   log(`soak: live worker ${minutes} min at ${Math.round(rate)} obs/s (half its sustained rate)`);
@@ -330,13 +404,15 @@ export async function benchLive(
     let relay = 0, model = 0, total = 0, modelSum = 0;
     for (let round = 1; round <= o.rounds; round++) {
       log(`live ${format}: relay, ${n} observations (round ${round}/${o.rounds}) …`);
-      relay = Math.max(relay, (await sustained(format, "relay", o, log)).obsPerS);
+      relay = Math.max(relay, (await sustainedRate(format, "relay", o, log)).obsPerS);
       log(`live ${format}: worker, ${n} observations (round ${round}/${o.rounds}) …`);
-      const r = await sustained(format, "model", o, log);
+      const r = await sustainedRate(format, "model", o, log);
       model = Math.max(model, r.obsPerS);
       modelSum += r.obsPerS;
       total = r.total;
     }
+    log(`live ${format}: worker draining a preloaded stream of ${n} observations …`);
+    const drain = (await drainRate(format, "model", o, log)).obsPerS;
     // Half of the worker's mean rate, not of its best: what it sustains, not what it peaked at.
     const rate = modelSum / o.rounds / 2;
     log(`live ${format}: latency at ${rate.toFixed(0)} obs/s …`);
@@ -347,6 +423,7 @@ export async function benchLive(
       observations: total,
       obs_per_s: model,
       relay_obs_per_s: relay,
+      drain_obs_per_s: drain,
       latency_rate_obs_per_s: rate,
       latency_samples: lat.samples,
       p50_ms: lat.p50_ms,

@@ -1,22 +1,30 @@
 /**
- * The live benchmark's load generator and latency probe, run as its own process
- * (`deno run -A src/bench/live_load.ts '<json>'`, started by `live_bench.ts`): publishes paced
- * messages into the input stream, receives the score records of one key (a tenth of them with the
- * bench's 10 keys taking turns) on a core subscription and prints the publish → score latencies'
- * summary as one JSON line on stdout.
+ * The live benchmark's load generator, run as its own process
+ * (`deno run -A src/bench/live_load.ts '<json>'`, started by `live_bench.ts`), in one of two modes:
+ *
+ * - `saturate`: publishes as fast as the worker scores, at most `window` observations ahead of the
+ *   score records stored in the scores stream (polled every few ms), until `observations` are
+ *   scored; prints the sustained rate. Publishing, storing the input and scoring all share the box
+ *   as they would in production, so the rate is what the pipeline sustains from publish to
+ *   acknowledged score (draining a preloaded stream leaves the publisher and the server's ingest
+ *   out, and half of that rate was close to saturation on 2 cores).
+ * - `paced`: publishes at `rate`, receives the score records of one key (a tenth of them with the
+ *   bench's 10 keys taking turns) on a core subscription and prints the publish → score
+ *   latencies' summary.
  *
  * JSON and JSON-array messages carry their publish time in `t`, which every score record echoes;
  * they are published without acknowledgement (JetStream stores them all the same), so that the
- * generator costs the 2-core box little. f32 blocks have no `t`: they are published with
+ * generator costs the 2-core box little. Paced f32 blocks have no `t`: they are published with
  * acknowledgements and matched by stream sequence (a 256-row message costs one ack).
  *
  * In its own process it neither slows the worker under test nor is slowed by it: sharing the
  * worker's event loop, its 10,000s of JSON parses per second queued behind the worker's batches and
- * the latency measured the generator as much as the worker.
+ * the latency measured the generator as much as the worker. The result is one JSON line on stdout.
  *
  * @module
  */
-import { headers, type MsgHdrs } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/nats-core";
 import { z } from "zod";
 import { LIVE_FORMATS, type LiveFormat } from "../../schemas/bench.ts";
 import { F32_CONTENT_TYPE } from "../../schemas/messages.ts";
@@ -83,13 +91,18 @@ export class LiveMessages {
   }
 }
 
-/** The load process's parameters (its one argument, as JSON). */
-export const LoadParams = z.object({
+const _Common = {
   url: z.string().min(1),
   prefix: z.string().min(1),
   format: z.enum(LIVE_FORMATS),
   dim: z.number().int().min(1).max(32),
   keys: z.number().int().min(1),
+};
+
+/** Parameters of a paced (latency) run. */
+export const PacedParams = z.object({
+  mode: z.literal("paced"),
+  ..._Common,
   /** Observations per second. */
   rate: z.number().positive(),
   warmMs: z.number().min(0),
@@ -97,9 +110,28 @@ export const LoadParams = z.object({
   /** How long to wait for the last measured scores after publishing stops. */
   drainMs: z.number().positive().default(30_000),
 });
-export type LoadParams = z.infer<typeof LoadParams>;
+export type PacedParams = z.input<typeof PacedParams>;
 
-/** What the load process prints. */
+/** Parameters of a saturating (throughput) run. */
+export const SaturateParams = z.object({
+  mode: z.literal("saturate"),
+  ..._Common,
+  /** The stream holding the score records (one per observation). */
+  scoresStream: z.string().min(1),
+  /** Observations to publish; the run ends once every one is scored. */
+  observations: z.number().int().positive(),
+  /** Observations published but not yet scored, at most. */
+  window: z.number().int().positive(),
+  /** Give up after this long. */
+  timeoutMs: z.number().positive().default(300_000),
+});
+export type SaturateParams = z.input<typeof SaturateParams>;
+
+/** The load process's parameters (its one argument, as JSON). */
+export const LoadParams = z.discriminatedUnion("mode", [PacedParams, SaturateParams]);
+export type LoadParams = z.input<typeof LoadParams>;
+
+/** What a paced run prints. */
 export const LoadResult = z.object({
   p50_ms: z.number(),
   p99_ms: z.number(),
@@ -107,6 +139,15 @@ export const LoadResult = z.object({
   published_obs_per_s: z.number(),
 });
 export type LoadResult = z.infer<typeof LoadResult>;
+
+/** What a saturating run prints. */
+export const SaturateResult = z.object({
+  /** Score records stored per second over the last 80 % of them. */
+  obs_per_s: z.number().positive(),
+  observations: z.number().int().positive(),
+  seconds: z.number().positive(),
+});
+export type SaturateResult = z.infer<typeof SaturateResult>;
 
 /** Nearest-rank percentile of sorted values. */
 function _percentile(sorted: Float64Array, p: number): number {
@@ -118,13 +159,71 @@ const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const STREAM_SEQ = /"stream_seq":(\d+)/;
 const STAMP = /"t":([0-9.e+-]+)/;
 
-/** Publishes at `p.rate`, measures, and returns the latency summary. */
-export async function runLoad(p: LoadParams): Promise<LoadResult> {
-  const nc = await connectNats({ url: p.url }, {
+function _connect(url: string): Promise<NatsConnection> {
+  return connectNats({ url }, {
     name: "mvn-bench-load",
     waitOnFirstConnect: false,
     maxReconnectAttempts: 0,
   });
+}
+
+/**
+ * Publishes while fewer than `p.window` observations wait for their score, until all are scored;
+ * returns the rate over the last 80 % of them (the first ones pay for JIT warm-up, the first
+ * pulls and every key's initialisation).
+ */
+export async function runSaturate(input: SaturateParams): Promise<SaturateResult> {
+  const p = SaturateParams.parse(input);
+  const nc = await _connect(p.url);
+  try {
+    const jsm = await jetstreamManager(nc);
+    const gen = new LiveMessages(p.format, p.prefix, p.dim, p.keys);
+    const messages = Math.ceil(p.observations / gen.perMessage);
+    const total = messages * gen.perMessage;
+    const hdr = gen.headers === undefined ? undefined : headers();
+    for (const [k, v] of Object.entries(gen.headers ?? {})) hdr?.set(k, v);
+    const t0 = performance.now();
+    let sent = 0;
+    let scored = 0;
+    let warmAt = 0, warmScored = 0;
+    while (scored < total) {
+      const now = performance.now();
+      if (now - t0 > p.timeoutMs) {
+        throw new Error(
+          `expected ${total} score records within ${p.timeoutMs} ms, found ${scored}`,
+        );
+      }
+      // Up to the window, then one flush and one look at the scores stream.
+      while (sent < messages && sent * gen.perMessage - scored < p.window) {
+        const m = gen.next();
+        nc.publish(m.subject, m.data, hdr === undefined ? undefined : { headers: hdr });
+        sent++;
+      }
+      await nc.flush();
+      scored = (await jsm.streams.info(p.scoresStream)).state.messages;
+      if (warmAt === 0 && scored >= 0.2 * total && scored < total) {
+        warmAt = performance.now();
+        warmScored = scored;
+      }
+      if (sent === messages && scored < total) await delay(5);
+    }
+    const end = performance.now();
+    if (scored > total) {
+      throw new Error(`expected ${total} score records, found ${scored}`);
+    }
+    const obsPerS = warmAt > 0
+      ? (total - warmScored) / ((end - warmAt) / 1000)
+      : total / ((end - t0) / 1000);
+    return { obs_per_s: obsPerS, observations: total, seconds: (end - t0) / 1000 };
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Publishes at `p.rate`, measures, and returns the latency summary. */
+export async function runLoad(input: PacedParams): Promise<LoadResult> {
+  const p = PacedParams.parse(input);
+  const nc = await _connect(p.url);
   try {
     const gen = new LiveMessages(p.format, p.prefix, p.dim, p.keys);
     const stamped = p.format !== "f32";
@@ -235,7 +334,8 @@ export async function runLoad(p: LoadParams): Promise<LoadResult> {
 
 if (import.meta.main) {
   try {
-    const result = await runLoad(LoadParams.parse(JSON.parse(Deno.args[0] ?? "")));
+    const p = LoadParams.parse(JSON.parse(Deno.args[0] ?? ""));
+    const result = p.mode === "paced" ? await runLoad(p) : await runSaturate(p);
     console.log(JSON.stringify(result));
   } catch (e) {
     console.error(`live load: ${e instanceof Error ? e.message : e}`);

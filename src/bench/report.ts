@@ -138,13 +138,23 @@ export function formatReport(r: BenchResult): string {
   if (r.live.length > 0) {
     parts.push(
       "live\n" + table(
-        ["format", "obs/msg", "worker obs/s", "relay obs/s", "vs relay", "p50 ms", "p99 ms"],
+        [
+          "format",
+          "obs/msg",
+          "worker obs/s",
+          "relay obs/s",
+          "vs relay",
+          "drain obs/s",
+          "p50 ms",
+          "p99 ms",
+        ],
         r.live.map((l) => [
           l.format,
           l.per_message === undefined ? "—" : String(l.per_message),
           fmtRate(l.obs_per_s),
           fmtRate(l.relay_obs_per_s),
           l.relay_obs_per_s > 0 ? `${(l.obs_per_s / l.relay_obs_per_s).toFixed(2)}×` : "—",
+          fmtRate(l.drain_obs_per_s ?? null),
           l.p50_ms?.toFixed(2) ?? "—",
           l.p99_ms?.toFixed(2) ?? "—",
         ]),
