@@ -64,7 +64,10 @@ export function parseObservation(value: unknown, dim: number): Observation {
     }
     obs = { values: value as number[] };
   } else if (value !== null && typeof value === "object" && "v" in value) {
-    const r = VectorForm.safeParse(value);
+    const fast = _vectorForm(value as Record<string, unknown>);
+    const r = fast !== undefined
+      ? { success: true as const, data: fast }
+      : VectorForm.safeParse(value);
     if (!r.success) {
       throw new ObservationError(
         "shape",
@@ -116,6 +119,27 @@ export function parseObservationJson(text: string, dim: number): Observation {
     throw new ObservationError("malformed", `expected JSON, found ${brief(text)}`, { cause });
   }
   return parseObservation(value, dim);
+}
+
+/**
+ * What `VectorForm` accepts, checked by hand: `v` a non-empty array of numbers, `t` a finite
+ * number or a string, `key` a non-empty string, `label` 0/1/true/false (unknown fields dropped).
+ * The live worker parses one per observation and the schema's parse was a visible share of its
+ * time; undefined sends the value to the schema, which words the error.
+ */
+function _vectorForm(o: Record<string, unknown>): z.output<typeof VectorForm> | undefined {
+  const { v, t, key, label } = o;
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== "number") return undefined;
+  if (t !== undefined && typeof t !== "string" && !(typeof t === "number" && Number.isFinite(t))) {
+    return undefined;
+  }
+  if (key !== undefined && !(typeof key === "string" && key.length > 0)) return undefined;
+  let l: 0 | 1 | undefined;
+  if (label === 0 || label === false) l = 0;
+  else if (label === 1 || label === true) l = 1;
+  else if (label !== undefined) return undefined;
+  return { v: v as number[], t, key, label: l } as z.output<typeof VectorForm>;
 }
 
 function _issue(err: z.ZodError): string {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { AckedPublisher } from "../src/live/nats_io.ts";
+import { AckedPublisher, type Publication } from "../src/live/nats_io.ts";
 import { startNatsServer } from "./_nats_server.ts";
 
 Deno.test("AckedPublisher settles each publication by its own acknowledgement", async (t) => {
@@ -33,6 +33,61 @@ Deno.test("AckedPublisher settles each publication by its own acknowledgement", 
       assert.equal(r[0].status, "rejected");
       assert.deepEqual(r[1], { status: "fulfilled", value: 4 });
     });
+    await t.step(
+      "payloads and headers arrive byte for byte, ASCII or not, mixed in one call",
+      async () => {
+        const pubs: Publication[] = [
+          { subject: "s.c", data: '{"key":"plain","v":1}', msgID: "c-1" },
+          { subject: "s.c", data: '{"key":"närrisch ✓","v":2}', msgID: "c-2" },
+          {
+            subject: "s.c",
+            data: new Uint8Array([0, 255, 10, 13]),
+            msgID: "c-3",
+            headers: { "X-A": "é" },
+          },
+          { subject: "s.c", data: "", msgID: "c-4", headers: { "Content-Type": "text/plain" } },
+        ];
+        const r = await pub.publishAll(pubs, 5_000);
+        assert.ok(r.every((x) => x.status === "fulfilled"), JSON.stringify(r));
+        for (let i = 0; i < pubs.length; i++) {
+          const seq = (r[i] as PromiseFulfilledResult<number>).value;
+          const m = await (await jetstreamManager(nc)).streams.getMessage("S", { seq });
+          assert.ok(m !== null, `expected stored message ${seq}`);
+          const want = pubs[i].data;
+          assert.deepEqual(
+            m.data,
+            typeof want === "string" ? new TextEncoder().encode(want) : want,
+          );
+          assert.equal(m.header.get("Nats-Msg-Id"), pubs[i].msgID);
+          for (const [k, v] of Object.entries(pubs[i].headers ?? {})) {
+            assert.equal(m.header.get(k), v);
+          }
+        }
+      },
+    );
+
+    await t.step("a header value with CR or LF rejects that publication only", async () => {
+      const r = await pub.publishAll([
+        { subject: "s.d", data: "ok", msgID: "d-1" },
+        { subject: "s.d", data: "bad", msgID: "d-2\r\nX-Evil: 1" },
+      ], 5_000);
+      assert.equal(r[0].status, "fulfilled");
+      assert.equal(r[1].status, "rejected");
+      assert.match(String((r[1] as PromiseRejectedResult).reason), /CR or LF/);
+    });
+    await t.step(
+      "an error acknowledgement (wrong expected last sequence) is a rejection",
+      async () => {
+        const r = await pub.publishAll([{
+          subject: "s.e",
+          data: "x",
+          msgID: "e-1",
+          headers: { "Nats-Expected-Last-Sequence": "1" },
+        }], 5_000);
+        assert.equal(r[0].status, "rejected");
+        assert.match(String((r[0] as PromiseRejectedResult).reason), /wrong last sequence/);
+      },
+    );
     pub.close();
   } finally {
     await nc.close();

@@ -68,6 +68,37 @@ Deno.test("decoding input messages", async (t) => {
     assert.equal(d.rows[0].t, 5);
     assert.equal(d.multi, false);
   });
+  await t.step(
+    'reads the optional fields of {"v":[...]} and refuses bad ones as shape errors',
+    () => {
+      const ok = decodeMessage(
+        msg('{"v":[1,2,3],"t":"12:00","key":"x","label":true,"extra":[1]}'),
+        s,
+      );
+      assert.ok(ok.ok);
+      assert.deepEqual(ok.rows[0], { values: [1, 2, 3], t: "12:00", label: 1 });
+      const zero = decodeMessage(msg('{"v":[1,2,3],"label":false}'), s);
+      assert.ok(zero.ok && zero.rows[0].label === 0);
+      for (
+        const bad of [
+          '{"v":[1,2,3],"t":1e999}',
+          '{"v":[1,2,3],"t":null}',
+          '{"v":[1,2,3],"key":""}',
+          '{"v":[1,2,3],"label":2}',
+          '{"v":[1,"2",3]}',
+          '{"v":[]}',
+          '{"v":{"0":1}}',
+        ]
+      ) {
+        const d = decodeMessage(msg(bad), s);
+        assert.ok(!d.ok && d.reason === "shape", `${bad}: ${JSON.stringify(d)}`);
+      }
+      const inf = decodeMessage(msg('{"v":[1,1e999,3]}'), s);
+      assert.ok(!inf.ok && inf.reason === "non_finite");
+      const dim = decodeMessage(msg('{"v":[1,2]}'), s);
+      assert.ok(!dim.ok && dim.reason === "dimension");
+    },
+  );
   await t.step("accepts xyz objects, bare arrays and arrays of observations", () => {
     const a = decodeMessage(msg('{"x":1,"y":2,"z":3}'), s);
     const b = decodeMessage(msg("[1,2,3]"), s);
