@@ -111,7 +111,8 @@ export async function run(args: string[]): Promise<number> {
     result.live = await benchLive(sizes, log);
     notes.push(
       `live: ${sizes.keys} keys, d=${sizes.dim}, worker defaults (batch 256, max wait 20 ms), ` +
-        "cpu backend with the engine in its Web Worker, a fresh local nats-server per measurement; " +
+        "cpu backend with the engine in-process (--engine-thread auto), a fresh local nats-server " +
+        "per measurement; " +
         `obs/s = score records stored per second while a load process publishes at most ` +
         `${sizes.window} observations ahead of them (last 80 % of the run); drain = the same ` +
         "from a preloaded stream with no publisher; latency = publish → score record received, " +
