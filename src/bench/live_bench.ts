@@ -22,7 +22,12 @@ import {
   type LiveRow,
   type LiveSoakResult,
 } from "../../schemas/bench.ts";
-import { type LiveConfig, resolveLiveConfig, topologyFor } from "../../schemas/live_config.ts";
+import {
+  type LiveConfig,
+  resolveLiveConfig,
+  type Topology,
+  topologyFor,
+} from "../../schemas/live_config.ts";
 import { type Publication, publishAllAcked } from "../live/nats_io.ts";
 import { type RunningWorker, startWorker } from "../live/worker.ts";
 import { connectNats } from "../nats/connect.ts";
@@ -165,6 +170,45 @@ function _failed(worker: RunningWorker, lines: readonly string[]): Promise<never
   );
 }
 
+/** A fresh server holding the worker's streams for `prefix`, and the worker's configuration. */
+async function _freshTopology(
+  td: _Teardown,
+  prefix: string,
+): Promise<{ url: string; nc: NatsConnection; topo: Topology; config: LiveConfig }> {
+  const { url, dir, nc } = await _freshServer(td);
+  const topo = topologyFor(prefix);
+  await ensureStreams(await jetstreamManager(nc), topo);
+  return { url, nc, topo, config: _config(url, dir, prefix) };
+}
+
+/** The worker under test (stopped by the teardown), and a promise rejecting if its loop ends. */
+async function _startWorker(
+  td: _Teardown,
+  config: LiveConfig,
+  mode: "model" | "relay",
+): Promise<{ worker: RunningWorker; failed: Promise<never> }> {
+  const lines: string[] = [];
+  const worker = await startWorker(config, { mode, log: (l) => lines.push(l) });
+  td.add(() => worker.stop());
+  const failed = _failed(worker, lines);
+  failed.catch(() => {});
+  return { worker, failed };
+}
+
+function _logRun(
+  log: (line: string) => void,
+  what: string,
+  total: number,
+  seconds: number,
+  m: RunningWorker["metrics"],
+): void {
+  log(
+    `live ${what}: ${total} obs in ${seconds.toFixed(2)} s, ${m.batches} batches ` +
+      `(mean ${(m.batchSize.sum / Math.max(1, m.batchSize.count)).toFixed(1)} obs), ` +
+      `${m.checkpointWrites} checkpoint writes`,
+  );
+}
+
 /**
  * obs/s of one worker (`model` or `relay`) draining a preloaded input stream: score records
  * stored in the scores stream ÷ time, over the last 80 % of them.
@@ -176,21 +220,14 @@ export async function drainRate(
   log: (line: string) => void,
 ): Promise<{ obsPerS: number; total: number }> {
   await using td = new _Teardown(log);
-  const { url, dir, nc } = await _freshServer(td);
   const prefix = `bench.${mode}`;
-  const config = _config(url, dir, prefix);
-  const topo = topologyFor(prefix);
-  await ensureStreams(await jetstreamManager(nc), topo);
+  const { nc, topo, config } = await _freshTopology(td, prefix);
   const gen = new LiveMessages(format, prefix, o.dim, o.keys);
   const messages = Math.max(1, Math.round(o.observations[format] / gen.perMessage));
   const total = messages * gen.perMessage;
   await _preload(jetstream(nc), gen, messages, log);
-  const lines: string[] = [];
-  const worker = await startWorker(config, { mode, log: (l) => lines.push(l) });
-  td.add(() => worker.stop());
+  const { worker, failed } = await _startWorker(td, config, mode);
   const t0 = performance.now();
-  const failed = _failed(worker, lines);
-  failed.catch(() => {});
   const deadline = t0 + 300_000;
   let count = 0;
   // The rate is taken over the last 80 % of the records: the first ones pay for JIT warm-up,
@@ -213,12 +250,7 @@ export async function drainRate(
   }
   const tEnd = performance.now();
   const seconds = (tEnd - t0) / 1000;
-  const m = worker.metrics;
-  log(
-    `live ${format} ${mode}: ${total} obs in ${seconds.toFixed(2)} s, ${m.batches} batches ` +
-      `(mean ${(m.batchSize.sum / Math.max(1, m.batchSize.count)).toFixed(1)} obs), ` +
-      `${m.checkpointWrites} checkpoint writes`,
-  );
+  _logRun(log, `${format} ${mode} (drain)`, total, seconds, worker.metrics);
   if (count > total) {
     throw new Error(`live ${format} ${mode}: expected ${total} score records, found ${count}`);
   }
@@ -275,15 +307,9 @@ export async function sustainedRate(
   log: (line: string) => void,
 ): Promise<{ obsPerS: number; total: number }> {
   await using td = new _Teardown(log);
-  const { url, dir, nc } = await _freshServer(td);
   const prefix = `bench.${mode}`;
-  const topo = topologyFor(prefix);
-  await ensureStreams(await jetstreamManager(nc), topo);
-  const lines: string[] = [];
-  const worker = await startWorker(_config(url, dir, prefix), { mode, log: (l) => lines.push(l) });
-  td.add(() => worker.stop());
-  const failed = _failed(worker, lines);
-  failed.catch(() => {});
+  const { url, topo, config } = await _freshTopology(td, prefix);
+  const { worker, failed } = await _startWorker(td, config, mode);
   const out = SaturateResult.parse(
     await Promise.race([
       _runLoad({
@@ -300,14 +326,7 @@ export async function sustainedRate(
       failed,
     ]),
   );
-  const m = worker.metrics;
-  log(
-    `live ${format} ${mode}: ${out.observations} obs in ${out.seconds.toFixed(2)} s, ` +
-      `${m.batches} batches (mean ${
-        (m.batchSize.sum / Math.max(1, m.batchSize.count)).toFixed(1)
-      }` +
-      ` obs), ${m.checkpointWrites} checkpoint writes`,
-  );
+  _logRun(log, `${format} ${mode}`, out.observations, out.seconds, worker.metrics);
   return { obsPerS: out.obs_per_s, total: out.observations };
 }
 
@@ -323,15 +342,9 @@ export async function latencyAt(
   probe?: (phase: "warm" | "end", worker: RunningWorker) => void,
 ): Promise<LoadResult> {
   await using td = new _Teardown(log);
-  const { url, dir, nc } = await _freshServer(td);
   const prefix = "bench.latency";
-  const config = _config(url, dir, prefix);
-  await ensureStreams(await jetstreamManager(nc), topologyFor(prefix));
-  const lines: string[] = [];
-  const worker = await startWorker(config, { mode: "model", log: (l) => lines.push(l) });
-  td.add(() => worker.stop());
-  const failed = _failed(worker, lines);
-  failed.catch(() => {});
+  const { url, config } = await _freshTopology(td, prefix);
+  const { worker, failed } = await _startWorker(td, config, "model");
   const params: LoadParams = {
     mode: "paced",
     url,
@@ -352,7 +365,7 @@ export async function latencyAt(
   return LoadResult.parse(out);
 }
 /**
- * Live soak: the worker (engine in its Web Worker, cpu) under paced one-observation JSON messages
+ * Live soak: the worker (cpu, `--engine-thread auto`) under paced one-observation JSON messages
  * at half its sustained rate for `minutes`; RSS of this process (which hosts the worker) after the
  * first tenth and at the end, and the publish → score latency over the other nine tenths.
  */
