@@ -113,8 +113,18 @@ export const LiveSoakResult = z.object({
   obs_per_s: z.number().positive(),
   /** Observations the worker scored and learned. */
   obs: z.number().int().nonnegative(),
+  /**
+   * RSS of the process hosting the worker, sampled every 2 s: the lowest sample of the second
+   * tenth and of the last tenth. The lowest, because RSS saws up and down by tens of MB between
+   * garbage collections; comparing troughs compares like with like.
+   */
   rss_start_mb: z.number().positive(),
   rss_end_mb: z.number().positive(),
+  /** The highest sample over the run after the first tenth. */
+  rss_max_mb: z.number().positive().optional(),
+  /** RSS of the nats-server (not the worker's memory: its duplicate-window ids, its caches). */
+  server_rss_start_mb: z.number().nonnegative().optional(),
+  server_rss_end_mb: z.number().nonnegative().optional(),
   p50_ms: z.number().nonnegative(),
   p99_ms: z.number().nonnegative(),
 });

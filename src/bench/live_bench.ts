@@ -105,7 +105,7 @@ class _Teardown implements AsyncDisposable {
 /** A fresh nats-server and a bench connection to it, both closed by the teardown. */
 async function _freshServer(
   td: _Teardown,
-): Promise<{ url: string; dir: string; nc: NatsConnection }> {
+): Promise<{ url: string; dir: string; nc: NatsConnection; serverPid?: number }> {
   const dir = await Deno.makeTempDir({ prefix: "mvn-bench-live-" });
   td.add(() => Deno.remove(dir, { recursive: true }));
   const server = await NatsServerProcess.start({
@@ -123,7 +123,7 @@ async function _freshServer(
   td.add(async () => {
     if (!nc.isClosed()) await nc.drain();
   });
-  return { url: server.url, dir, nc };
+  return { url: server.url, dir, nc, serverPid: server.pid };
 }
 
 function _config(url: string, dir: string, prefix: string): LiveConfig {
@@ -174,11 +174,13 @@ function _failed(worker: RunningWorker, lines: readonly string[]): Promise<never
 async function _freshTopology(
   td: _Teardown,
   prefix: string,
-): Promise<{ url: string; nc: NatsConnection; topo: Topology; config: LiveConfig }> {
-  const { url, dir, nc } = await _freshServer(td);
+): Promise<
+  { url: string; nc: NatsConnection; topo: Topology; config: LiveConfig; serverPid?: number }
+> {
+  const { url, dir, nc, serverPid } = await _freshServer(td);
   const topo = topologyFor(prefix);
   await ensureStreams(await jetstreamManager(nc), topo);
-  return { url, nc, topo, config: _config(url, dir, prefix) };
+  return { url, nc, topo, config: _config(url, dir, prefix), serverPid };
 }
 
 /** The worker under test (stopped by the teardown), and a promise rejecting if its loop ends. */
@@ -339,11 +341,12 @@ export async function latencyAt(
   rate: number,
   o: LiveBenchOptions,
   log: (line: string) => void,
-  probe?: (phase: "warm" | "end", worker: RunningWorker) => void,
+  probe?: (phase: "warm" | "end", worker: RunningWorker, serverPid?: number) => void,
+  sample?: { everyMs: number; fn: (worker: RunningWorker, serverPid?: number) => void },
 ): Promise<LoadResult> {
   await using td = new _Teardown(log);
   const prefix = "bench.latency";
-  const { url, config } = await _freshTopology(td, prefix);
+  const { url, config, serverPid } = await _freshTopology(td, prefix);
   const { worker, failed } = await _startWorker(td, config, "model");
   const params: LoadParams = {
     mode: "paced",
@@ -358,16 +361,20 @@ export async function latencyAt(
     drainMs: 30_000,
   };
   const run = _runLoad(params, td);
-  const warmTimer = setTimeout(() => probe?.("warm", worker), o.latencyWarmMs);
+  const warmTimer = setTimeout(() => probe?.("warm", worker, serverPid), o.latencyWarmMs);
   td.add(() => Promise.resolve(clearTimeout(warmTimer)));
+  if (sample !== undefined) {
+    const every = setInterval(() => sample.fn(worker, serverPid), sample.everyMs);
+    td.add(() => Promise.resolve(clearInterval(every)));
+  }
   const out = await Promise.race([run, failed]);
-  probe?.("end", worker);
+  probe?.("end", worker, serverPid);
   return LoadResult.parse(out);
 }
 /**
  * Live soak: the worker (cpu, `--engine-thread auto`) under paced one-observation JSON messages
- * at half its sustained rate for `minutes`; RSS of this process (which hosts the worker) after the
- * first tenth and at the end, and the publish → score latency over the other nine tenths.
+ * at half its sustained rate for `minutes`; RSS of this process (which hosts the worker) and of the
+ * nats-server sampled every 2 s, and the publish → score latency over the last nine tenths.
  */
 export async function soakLive(
   minutes: number,
@@ -378,30 +385,61 @@ export async function soakLive(
   const rate = obsPerS / 2;
   const totalMs = minutes * 60_000;
   log(`soak: live worker ${minutes} min at ${Math.round(rate)} obs/s (half its sustained rate)`);
-  let rssStart = 0, rssEnd = 0, observations = 0;
+  const t0 = performance.now();
+  const samples: { at: number; rss: number; server: number }[] = [];
+  let observations = 0;
   const lat = await latencyAt(
     "json",
     rate,
     { ...o, latencyWarmMs: totalMs / 10, latencyMs: totalMs - totalMs / 10 },
     log,
     (phase, worker) => {
-      const rss = Deno.memoryUsage().rss / 2 ** 20;
-      if (phase === "warm") rssStart = rss;
-      else {
-        rssEnd = rss;
-        observations = worker.metrics.observations;
-      }
+      if (phase === "end") observations = worker.metrics.observations;
+    },
+    {
+      everyMs: 2000,
+      fn: (_worker, serverPid) => {
+        samples.push({
+          at: performance.now() - t0,
+          rss: Deno.memoryUsage().rss / 2 ** 20,
+          server: _rssMb(serverPid),
+        });
+      },
     },
   );
+  // RSS saws up and down by tens of MB between collections: troughs compare like with like.
+  const window = (from: number, to: number) =>
+    samples.filter((x) => x.at >= from * totalMs && x.at < to * totalMs);
+  const low = (xs: { rss: number }[]) => Math.min(...xs.map((x) => x.rss));
+  const early = window(0.1, 0.2), late = window(0.9, 2);
+  if (early.length === 0 || late.length === 0) {
+    throw new Error(
+      `soak: expected RSS samples early and late in the run, found ${samples.length}`,
+    );
+  }
   return {
     minutes,
     obs_per_s: rate,
     obs: observations,
-    rss_start_mb: rssStart,
-    rss_end_mb: rssEnd,
+    rss_start_mb: low(early),
+    rss_end_mb: low(late),
+    rss_max_mb: Math.max(...window(0.1, 2).map((x) => x.rss)),
+    server_rss_start_mb: early[0].server,
+    server_rss_end_mb: late[late.length - 1].server,
     p50_ms: lat.p50_ms,
     p99_ms: lat.p99_ms,
   };
+}
+
+/** Resident set of a process in MB (0 when unknown or gone). */
+function _rssMb(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m === null ? 0 : Number(m[1]) / 1024;
+  } catch {
+    return 0;
+  }
 }
 
 /** Runs the live section: per format, relay, model, then latency at half the model's rate. */

@@ -173,8 +173,14 @@ export function formatReport(r: BenchResult): string {
     const s = r.soak_live;
     parts.push(
       `soak (live worker) ${s.minutes} min at ${Math.round(s.obs_per_s)} obs/s, ${s.obs} obs: ` +
-        `RSS ${s.rss_start_mb.toFixed(1)} → ${s.rss_end_mb.toFixed(1)} MB, ` +
-        `latency p50 ${s.p50_ms.toFixed(2)} ms, p99 ${s.p99_ms.toFixed(2)} ms`,
+        `RSS (lowest of 2 s samples) ${s.rss_start_mb.toFixed(1)} → ${s.rss_end_mb.toFixed(1)} MB` +
+        (s.rss_max_mb !== undefined ? ` (highest ${s.rss_max_mb.toFixed(1)})` : "") +
+        (s.server_rss_end_mb !== undefined
+          ? `, nats-server ${s.server_rss_start_mb?.toFixed(0)} → ${
+            s.server_rss_end_mb.toFixed(0)
+          } MB`
+          : "") +
+        `, latency p50 ${s.p50_ms.toFixed(2)} ms, p99 ${s.p99_ms.toFixed(2)} ms`,
     );
   }
   if (r.floors.length > 0) {
