@@ -93,3 +93,34 @@ Deno.test("AckedPublisher settles each publication by its own acknowledgement", 
     await nc.close();
   }
 });
+
+Deno.test("AckedPublisher fails what is unacknowledged when the connection is re-established", async () => {
+  await using server = await startNatsServer();
+  const nc = await connect({
+    servers: server.url,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 100,
+  });
+  // A subscriber that takes the messages and never answers: the acknowledgements never come.
+  const silent = await connect({ servers: server.url, maxReconnectAttempts: -1 });
+  try {
+    silent.subscribe("mute.>");
+    await silent.flush();
+    const pub = new AckedPublisher(nc);
+    const pending = pub.publishAll([
+      { subject: "mute.a", data: "x", msgID: "r-1" },
+      { subject: "mute.b", data: "y", msgID: "r-2" },
+    ], 60_000);
+    await nc.flush();
+    await server.restart();
+    const r = await pending;
+    assert.deepEqual(r.map((x) => x.status), ["rejected", "rejected"]);
+    // Settled by the reconnect, not by the call's own 60 s timeout.
+    for (const x of r) {
+      assert.match(String((x as PromiseRejectedResult).reason), /connection re-established/);
+    }
+  } finally {
+    await silent.close();
+    await nc.close();
+  }
+});

@@ -34,11 +34,7 @@ import type {
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/**
- * A pull request still open this long after its expiry is ended by the client. A delivery the
- * server makes to it later (it took the request this much late) is a hole: the consumer is
- * re-created, nothing is lost.
- */
+/** A pull request still open this long past its expiry no longer holds its lane up. */
 const _EXPIRY_MARGIN_MS = 250;
 
 /** Settings of {@link JetStreamSource}. */
@@ -60,9 +56,10 @@ export interface PullSettings {
  * over in its subscription callback, in arrival order: while one ends (filled or expired) the other
  * is open, so delivery never pauses between requests. With one request at a time, each expiry was
  * a gap, and an expiry whose notice never came (nats-server 2.9 sometimes sends none) held
- * delivery up for the client's two missed heartbeats, a full second; a request is now also ended
- * by the client shortly after its expiry. `close()` lets both requests end before it resolves, so
- * everything the server delivered is in the queue: nothing is left delivered but unprocessed.
+ * delivery up for the client's two missed heartbeats, a full second; a lane now makes its next
+ * request shortly after the expiry whatever became of the last. `close()` lets every request end
+ * before it resolves, so everything the server delivered is in the queue: nothing is left
+ * delivered but unprocessed.
  *
  * Deliveries must arrive without holes: the loop learns a message only if its sequence is above
  * its key's last applied one, so a message lost in transit (connection dropped while the server
@@ -138,37 +135,54 @@ export class JetStreamSource implements MessageSource {
     }
   }
 
-  /** One pull request, until it is filled, expires, fails or is stopped. */
+  /**
+   * One pull request, until it is filled, expires, fails or is stopped — or until it is overdue:
+   * then the lane makes the next request and this one is left to end on its own.
+   */
   async #fetchOnce(): Promise<void> {
     const generation = this.#generation;
     this.#fetching++;
-    let it: ConsumerMessages | undefined;
+    let it: ConsumerMessages;
     try {
       // `callback` is typed for consume() only, but fetch() shares its implementation
       // (@nats-io/jetstream 3.4, pinned): messages come synchronously from the subscription,
-      // in arrival order across both requests, which two async iterators would not keep.
+      // in arrival order across all requests, which async iterators would not keep.
       const opts: FetchOptions & ConsumeCallback = {
         max_messages: this.#s.maxMessages,
         expires: this.#s.expiresMs,
         callback: (m: JsMsg) => this.#deliver(m, generation),
       };
       it = await this.#consumer.fetch(opts);
-      // A hole found while this request was being made: it belongs to the consumer being
-      // replaced, and nothing it gets may be handed over.
-      if (generation !== this.#generation) it.stop();
-      else this.#active.add(it);
-      // The server ends a request at its expiry with a 408 notice, but nats-server 2.9 sometimes
-      // drops expired requests without one, and the client then waits for two missed heartbeats
-      // (a full second at the shortest). Past its expiry (with a margin for the server taking
-      // the request late) the request is over either way.
-      const request = it;
-      const overdue = setTimeout(() => request.stop(), this.#s.expiresMs + _EXPIRY_MARGIN_MS);
-      const err = await it.closed().finally(() => clearTimeout(overdue));
-      if (err instanceof Error && generation === this.#generation) throw err;
-    } finally {
-      if (it !== undefined) this.#active.delete(it);
-      if (--this.#fetching === 0) { for (const w of this.#quiet.splice(0)) w(); }
+    } catch (e) {
+      this.#fetched();
+      throw e;
     }
+    // A hole found while this request was being made: it belongs to the consumer being
+    // replaced, and nothing it gets may be handed over.
+    if (generation !== this.#generation) it.stop();
+    else this.#active.add(it);
+    const closed = it.closed().finally(() => {
+      this.#active.delete(it);
+      this.#fetched();
+    });
+    // The server ends a request at its expiry with a 408 notice, but nats-server 2.9 sometimes
+    // drops expired requests without one; the client then ends it only after two missed
+    // heartbeats (a full second at the shortest), and until then this lane would make no new
+    // request. Past its expiry the lane goes on; the old request stays subscribed (a delivery
+    // the server still makes to it is handed over, so stopping it cannot open a hole) and ends
+    // by itself.
+    let overdue: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"overdue">((r) => {
+      overdue = setTimeout(() => r("overdue"), this.#s.expiresMs + _EXPIRY_MARGIN_MS);
+    });
+    const first = await Promise.race([closed, late]);
+    clearTimeout(overdue);
+    if (first instanceof Error && generation === this.#generation) throw first;
+  }
+
+  /** A fetch call or request finished; a reset waiting for quiet may go. */
+  #fetched(): void {
+    if (--this.#fetching === 0) { for (const w of this.#quiet.splice(0)) w(); }
   }
 
   /** A delivered message, in arrival order; a hole stops every request (see {@link #reset}). */
@@ -264,6 +278,9 @@ export class JetStreamSource implements MessageSource {
     this.#closing = true;
     for (const d of this.#drained.splice(0)) d();
     await this.#loop;
+    // Overdue requests the lanes left behind end on their own (missed heartbeats) before this
+    // resolves, so that what they still deliver is in the queue too.
+    while (this.#fetching > 0) await new Promise<void>((r) => this.#quiet.push(r));
   }
 }
 
@@ -335,6 +352,26 @@ export class AckedPublisher {
         );
       },
     });
+    // An acknowledgement lost with the old connection would only end in the call's timeout
+    // (5 s in the worker, each time the server restarted); once reconnected, what is still
+    // unacknowledged fails at once so that the caller re-publishes it (deduplicated by its
+    // Nats-Msg-Id if it had been stored).
+    (async () => {
+      for await (const st of nc.status()) {
+        if (st.type === "reconnect") this.#failPending(st.server);
+      }
+    })().catch(() => {});
+  }
+
+  #failPending(server: string): void {
+    const e = new Error(
+      `expected a publish acknowledgement, found the connection re-established (${server}) first`,
+    );
+    for (const call of [...this.#calls.values()]) {
+      for (let i = 0; i < call.results.length; i++) {
+        if (call.results[i] === undefined) this.#settle(call, i, { status: "rejected", reason: e });
+      }
+    }
   }
 
   #settle(call: _Call, i: number, r: PromiseSettledResult<number>): void {
