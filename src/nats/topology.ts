@@ -124,7 +124,13 @@ export async function resetConsumer(
   let startSeq = 1;
   try {
     const info = await jsm.consumers.info(topo.inputStream, settings.durable);
-    startSeq = info.ack_floor.stream_seq + 1;
+    // A consumer this function created at sequence S had everything before S acknowledged
+    // already. Until it acks something itself, a restarted nats-server (2.9) reports its ack
+    // floor as 0, which would redeliver the whole stream.
+    const created = info.config.deliver_policy === DeliverPolicy.StartSequence
+      ? info.config.opt_start_seq ?? 1
+      : 1;
+    startSeq = Math.max(info.ack_floor.stream_seq + 1, created);
     await jsm.consumers.delete(topo.inputStream, settings.durable);
   } catch (e) {
     if (!isNotFound(e, JetStreamApiCodes.ConsumerNotFound)) throw e;
