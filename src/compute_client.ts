@@ -10,6 +10,7 @@ import { type BackendChoice, chooseBackend } from "./backend.ts";
 import { createCpuLoopKernel } from "./cpu_loop_kernel.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { LocalEngine } from "./local_engine.ts";
+import { threadEnded } from "./_thread_exit.ts";
 import type {
   BackendName,
   HeadParams,
@@ -138,6 +139,8 @@ class WorkerEngine implements ScoringEngine {
   >();
   #next = 1;
   #closed = false;
+  /** The worker's thread (reported at init; null where unknown): close() waits for its end. */
+  #thread: number | null = null;
 
   private constructor(config: HeadConfig, log: (line: string) => void) {
     this.config = config;
@@ -175,9 +178,11 @@ class WorkerEngine implements ScoringEngine {
       const r = await e.#call({ id: 0, op: "init", config, choice }) as {
         backend: BackendName;
         reason: string;
+        thread: number | null;
       };
       e.backend = r.backend;
       e.backendReason = r.reason;
+      e.#thread = r.thread;
     } catch (err) {
       e.#worker.terminate();
       throw err;
@@ -232,6 +237,9 @@ class WorkerEngine implements ScoringEngine {
     } finally {
       this.#closed = true;
       this.#worker.terminate();
+      // terminate() does not wait for the thread's teardown, which must not race the exit of
+      // the process (see src/_thread_exit.ts).
+      if (this.#thread !== null) await threadEnded(this.#thread);
     }
   }
   [Symbol.asyncDispose](): Promise<void> {

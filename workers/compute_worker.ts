@@ -12,6 +12,7 @@ import {
   type WorkerRequest,
 } from "../src/compute_client.ts";
 import type { LocalEngine } from "../src/local_engine.ts";
+import { currentThreadId } from "../src/_thread_exit.ts";
 
 let engine: LocalEngine | null = null;
 // Requests are chained so that batches are processed strictly in arrival order.
@@ -28,7 +29,11 @@ async function handle(req: WorkerRequest): Promise<void> {
       reply({
         id: req.id,
         ok: true,
-        result: { backend: engine.backend, reason: engine.backendReason },
+        result: {
+          backend: engine.backend,
+          reason: engine.backendReason,
+          thread: currentThreadId(),
+        },
       });
       return;
     }
