@@ -63,11 +63,23 @@ export interface LiveConfig {
    * hop (two messages and two wake-ups), `worker` on webgpu.
    */
   readonly engineThread: EngineThread;
+  /**
+   * Score messages of multi-row input messages (JSON arrays, f32 blocks): `row` (default), one
+   * message per observation (`Nats-Msg-Id: <stream>:<seq>:<index>`); `message`, one message per
+   * input message holding the JSON array of its records (`Nats-Msg-Id: <stream>:<seq>`), which
+   * costs the server one stored message, one acknowledgement and one duplicate-window id per
+   * input message instead of per observation. Single observations get one record either way.
+   */
+  readonly scoreMessages: ScoreMessages;
 }
 
 /** Values of `--engine-thread`. */
 export const ENGINE_THREADS = ["auto", "worker", "main"] as const;
 export type EngineThread = (typeof ENGINE_THREADS)[number];
+
+/** Values of `--score-messages`. */
+export const SCORE_MESSAGES = ["row", "message"] as const;
+export type ScoreMessages = (typeof SCORE_MESSAGES)[number];
 
 /** Names of the streams, consumer and buckets derived from the prefix. */
 export interface Topology {
@@ -134,6 +146,7 @@ export const LIVE_FLAGS = {
   "ack-wait-ms": { type: "string" },
   "max-message-bytes": { type: "string" },
   "engine-thread": { type: "string" },
+  "score-messages": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -152,6 +165,8 @@ Pipeline:
   --checkpoint-every-ms MS (100)
   --durable NAME (mvn-worker)  --ack-wait-ms MS (30000)  --max-message-bytes N (1048576)
   --engine-thread auto|worker|main (auto: main on cpu, the compute Web Worker on webgpu)
+  --score-messages row|message (row: a score message per observation; message: one per input
+                        message, the JSON array of its records, for arrays and f32 blocks)
 Service:
   --http PORT           /healthz, /readyz, /metrics on 127.0.0.1:PORT
   --state-dir DIR (.state)`;
@@ -244,6 +259,8 @@ export function resolveLiveConfig(
     1_048_576;
   const engineThread = pick("engine-thread", "MVN_ENGINE_THREAD", z.enum(ENGINE_THREADS)) ??
     "auto";
+  const scoreMessages = pick("score-messages", "MVN_SCORE_MESSAGES", z.enum(SCORE_MESSAGES)) ??
+    "row";
   if (
     ackWaitMs !== undefined && checkpointEveryMs !== undefined && 4 * checkpointEveryMs > ackWaitMs
   ) {
@@ -285,5 +302,6 @@ export function resolveLiveConfig(
     ackWaitMs,
     maxMessageBytes,
     engineThread,
+    scoreMessages,
   };
 }

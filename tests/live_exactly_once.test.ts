@@ -26,18 +26,25 @@ const quiet = () => {};
 const KEYS = ["m0", "m1", "m2", "m3"];
 
 /** Message i: key KEYS[i % 4], one observation (every 10th message: an array of 2). */
-function inputs(n: number): { pubs: Publication[]; perKey: Map<string, number>; obs: number } {
+/** `n` input messages; every `multiEvery`-th one is a JSON array of `multiRows` rows. */
+function inputs(
+  n: number,
+  multiEvery = 10,
+  multiRows = 2,
+): { pubs: Publication[]; perKey: Map<string, number>; obs: number } {
   const pubs: Publication[] = [];
   const perKey = new Map<string, number>();
   let obs = 0;
   for (let i = 0; i < n; i++) {
     const key = KEYS[i % KEYS.length];
     const x = [Math.sin(i * 0.7), Math.cos(i * 1.3), ((i * 7919) % 101) / 50];
-    const multi = i % 10 === 9;
+    const multi = i % multiEvery === multiEvery - 1;
     const data = multi
-      ? JSON.stringify([{ v: x }, x.map((v) => v + 0.1)])
+      ? JSON.stringify(
+        Array.from({ length: multiRows }, (_, r) => r === 0 ? { v: x } : x.map((v) => v + r / 10)),
+      )
       : JSON.stringify({ v: x });
-    const rows = multi ? 2 : 1;
+    const rows = multi ? multiRows : 1;
     perKey.set(key, (perKey.get(key) ?? 0) + rows);
     obs += rows;
     pubs.push({ subject: `telemetry.obs.${key}`, data, msgID: `in-${i}` });
@@ -52,12 +59,15 @@ async function assertExactlyOnce(
   perKey: Map<string, number>,
   obs: number,
 ): Promise<void> {
-  const scores = await readStream(nc, "TELEMETRY_SCORES");
+  // A stored message is one record, or (--score-messages message) the array of one input's.
+  const scores = (await readStream(nc, "TELEMETRY_SCORES")).flatMap((m) => {
+    const j = m.json<LiveScoreRecord | LiveScoreRecord[]>();
+    return Array.isArray(j) ? j : [j];
+  });
   assert.equal(scores.length, obs, "one score per observation");
   const seen = new Set<string>();
   const seqs = new Set<number>();
-  for (const m of scores) {
-    const r = m.json<LiveScoreRecord>();
+  for (const r of scores) {
     const id = `${r.stream_seq}:${r.index ?? "-"}`;
     assert.ok(!seen.has(id), `score ${id} twice`);
     seen.add(id);
@@ -82,7 +92,7 @@ async function ackState(nc: NatsConnection) {
   return { ackPending: ci.num_ack_pending, pending: ci.num_pending };
 }
 
-function spawnWorker(url: string): CliProcess {
+function spawnWorker(url: string, extra: string[] = []): CliProcess {
   return runCli([
     "start",
     "--nats-url",
@@ -93,6 +103,7 @@ function spawnWorker(url: string): CliProcess {
     "200",
     "--batch",
     "128",
+    ...extra,
   ]);
 }
 
@@ -135,6 +146,59 @@ Deno.test({
         120_000,
       );
       await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 10_000);
+      await assertExactlyOnce(nc, pubs.length, perKey, obs);
+      worker.child.kill("SIGTERM");
+      assert.equal((await worker.status()).code, 0);
+    } catch (e) {
+      console.error(worker.stderr());
+      throw e;
+    } finally {
+      await worker[Symbol.asyncDispose]();
+      await nc.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "exactly once with --score-messages message: a worker SIGKILLed twice, arrays of 8 rows",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using srv = await startNatsServer();
+    const nc = await connect({ servers: srv.url });
+    // Every third message holds 8 rows: their scores are one stored message each.
+    const { pubs, perKey, obs } = inputs(6_000, 3, 8);
+    const publishing = (async () => {
+      await (await jetstreamManager(nc)).streams.add({
+        name: "TELEMETRY",
+        subjects: ["telemetry.obs.>"],
+      });
+      for (let i = 0; i < pubs.length; i += 1000) {
+        await publishAllAcked(jetstream(nc), pubs.slice(i, i + 1000), quiet);
+      }
+    })();
+    const extra = ["--score-messages", "message"];
+    let worker = spawnWorker(srv.url, extra);
+    try {
+      for (const at of [1_000, 3_500]) {
+        await waitFor(
+          `${at} score messages`,
+          async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= at,
+          90_000,
+        );
+        worker.child.kill("SIGKILL");
+        await worker.status();
+        worker = spawnWorker(srv.url, extra);
+      }
+      await publishing;
+      // One score message per input message.
+      await waitFor(
+        "all score messages",
+        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= pubs.length,
+        120_000,
+      );
+      await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 10_000);
+      assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), pubs.length);
       await assertExactlyOnce(nc, pubs.length, perKey, obs);
       worker.child.kill("SIGTERM");
       assert.equal((await worker.status()).code, 0);

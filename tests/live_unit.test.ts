@@ -16,6 +16,7 @@ import {
   LiveLoop,
   type MessageSource,
   type OutputSink,
+  type RecordOut,
   type ScoreOut,
 } from "../src/live/loop.ts";
 import { LiveMetrics } from "../src/live/metrics.ts";
@@ -154,6 +155,21 @@ Deno.test("live configuration", async (t) => {
     assert.equal(c.head.dim, 3);
     assert.equal(c.checkpointEveryMs, 100);
     assert.equal(c.engineThread, "auto");
+    assert.equal(c.scoreMessages, "row");
+  });
+  await t.step("--score-messages takes row or message (flag or MVN_SCORE_MESSAGES)", () => {
+    assert.equal(
+      resolveLiveConfig(parseLiveFlags(["--score-messages", "message"]), {}).scoreMessages,
+      "message",
+    );
+    assert.equal(
+      resolveLiveConfig(parseLiveFlags([]), { MVN_SCORE_MESSAGES: "message" }).scoreMessages,
+      "message",
+    );
+    assert.throws(
+      () => resolveLiveConfig(parseLiveFlags(["--score-messages", "batch"]), {}),
+      (e: unknown) => e instanceof ConfigError && /--score-messages="batch"/.test(e.message),
+    );
   });
   await t.step("--engine-thread takes auto, worker or main (flag or MVN_ENGINE_THREAD)", () => {
     assert.equal(
@@ -323,13 +339,20 @@ class ArraySource implements MessageSource {
 }
 
 class MemorySink implements OutputSink {
-  readonly scores: ScoreOut[] = [];
+  /** Every score message, as published. */
+  readonly messages: ScoreOut[] = [];
+  /** The one-record ones. */
+  readonly scores: RecordOut[] = [];
+  readonly anomalies: RecordOut[] = [];
   readonly dead: DeadLetterOut[] = [];
   readonly params: ParamsMessage[] = [];
   constructor(readonly events: string[]) {}
   publishScores(items: readonly ScoreOut[]): Promise<void> {
-    for (const it of items) this.events.push(`score ${it.msgId}`);
-    this.scores.push(...items);
+    for (const it of items) {
+      this.events.push(`score ${it.msgId}`);
+      this.messages.push(it);
+      if ("record" in it) this.scores.push(it);
+    }
     return Promise.resolve();
   }
   publishDeadLetters(items: readonly DeadLetterOut[]): Promise<void> {
@@ -337,7 +360,9 @@ class MemorySink implements OutputSink {
     this.dead.push(...items);
     return Promise.resolve();
   }
-  publishAnomalies(): void {}
+  publishAnomalies(items: readonly RecordOut[]): void {
+    this.anomalies.push(...items);
+  }
   publishParams(items: readonly ParamsMessage[]): Promise<void> {
     this.params.push(...items);
     return Promise.resolve();
@@ -367,7 +392,12 @@ class MemoryStore implements CheckpointStore {
 
 // Checkpoint after every batch unless a test says otherwise: the steps below check the order of
 // publications, checkpoints and acks batch by batch.
-function setup(initial: Checkpoint[] = [], batch = 4, checkpointEveryMs = 0) {
+function setup(
+  initial: Checkpoint[] = [],
+  batch = 4,
+  checkpointEveryMs = 0,
+  scoreMessages: "row" | "message" = "row",
+) {
   const events: string[] = [];
   const engine = new CountingEngine();
   const source = new ArraySource(events);
@@ -382,6 +412,7 @@ function setup(initial: Checkpoint[] = [], batch = 4, checkpointEveryMs = 0) {
     obsPrefix: "telemetry.obs.",
     maxMessageBytes: 10_000,
     inputStream: "TELEMETRY",
+    scoreMessages,
     metrics: new LiveMetrics(),
     log: () => {},
   });
@@ -424,6 +455,37 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
         assert.ok(ack > events.findIndex((e) => e.startsWith("score TELEMETRY:" + seq)));
         assert.ok(ack > events.findIndex((e) => e.startsWith("checkpoint")));
       }
+    },
+  );
+
+  await t.step(
+    "score messages per input message: one JSON array per multi-row message, one record otherwise",
+    async () => {
+      const { events, source, sink, loop } = setup([], 4, 0, "message");
+      source.add(1, "a", "[1,2]");
+      source.add(2, "b", '[{"v":[3,4]},{"v":[50,6]},{"v":[5,6]}]');
+      source.add(3, "a", '[{"v":[7,8]}]');
+      await runUntilDrained(loop, source);
+      const byId = new Map(sink.messages.map((m) => [m.msgId, m]));
+      assert.deepEqual([...byId.keys()].sort(), ["TELEMETRY:1", "TELEMETRY:2", "TELEMETRY:3"]);
+      const one = byId.get("TELEMETRY:1")!;
+      assert.ok("record" in one && one.record.mahalanobis2 === 5 && one.record.index === undefined);
+      const two = byId.get("TELEMETRY:2")!;
+      assert.ok("records" in two);
+      assert.equal(two.key, "b");
+      assert.deepEqual(two.records.map((r) => [r.index, r.seq, r.mahalanobis2, r.stream_seq]), [
+        [0, 1, 25, 2],
+        [1, 2, 2536, 2],
+        [2, 3, 61, 2],
+      ]);
+      // An array of one row is still an array: its message has the form of its input.
+      const three = byId.get("TELEMETRY:3")!;
+      assert.ok("records" in three && three.records.length === 1 && three.records[0].index === 0);
+      // Anomalies still go out record by record.
+      assert.deepEqual(sink.anomalies.map((a) => [a.msgId, a.record.mahalanobis2]), [
+        ["TELEMETRY:2:1", 2536],
+      ]);
+      assert.ok(events.indexOf("ack 3") > events.indexOf("score TELEMETRY:3"));
     },
   );
 

@@ -57,13 +57,17 @@ export interface MessageSource {
   readonly cumulativeAck?: boolean;
 }
 
-/** A score record to publish. */
-export interface ScoreOut {
-  readonly key: string;
-  /** `Nats-Msg-Id`: `<stream>:<stream_seq>[:<index>]`. */
-  readonly msgId: string;
-  readonly record: LiveScoreRecord;
-}
+/**
+ * A score message to publish: one record (`Nats-Msg-Id: <stream>:<stream_seq>[:<index>]`), or,
+ * with `scoreMessages: "message"`, the records of one multi-row input message, in row order, as
+ * one JSON array (`<stream>:<stream_seq>`).
+ */
+export type ScoreOut =
+  | { readonly key: string; readonly msgId: string; readonly record: LiveScoreRecord }
+  | { readonly key: string; readonly msgId: string; readonly records: LiveScoreRecord[] };
+
+/** A score message holding one record (anomalies are published record by record). */
+export type RecordOut = Extract<ScoreOut, { record: LiveScoreRecord }>;
 
 /** A dead letter to publish. */
 export interface DeadLetterOut {
@@ -82,7 +86,7 @@ export interface OutputSink {
   publishScores(items: readonly ScoreOut[]): Promise<void>;
   publishDeadLetters(items: readonly DeadLetterOut[]): Promise<void>;
   /** Best effort (core NATS). */
-  publishAnomalies(items: readonly ScoreOut[]): void;
+  publishAnomalies(items: readonly RecordOut[]): void;
   publishParams(items: readonly ParamsMessage[]): Promise<void>;
 }
 
@@ -117,6 +121,8 @@ export interface LoopSettings {
   readonly checkpointEveryMs?: number;
   /** Input messages awaiting their checkpoint (unacked), at most. Default 20,000. */
   readonly maxUncommitted?: number;
+  /** See `LiveConfig.scoreMessages`. Default `row`. */
+  readonly scoreMessages?: "row" | "message";
   readonly metrics: LiveMetrics;
   readonly log: (line: string) => void;
 }
@@ -539,7 +545,13 @@ export class LiveLoop {
     const { parts, refused, states } = r;
     const stream = this.#s.inputStream;
     const outs: ScoreOut[] = [];
-    const anomalies: ScoreOut[] = [];
+    const anomalies: RecordOut[] = [];
+    // scoreMessages "message": the records of each multi-row message, gathered by its sequence
+    // (a message's rows are never split across batches).
+    const grouped = this.#s.scoreMessages === "message"
+      ? new Map<number, LiveScoreRecord[]>()
+      : undefined;
+    let records = 0;
     let scoredRows = 0;
     let newRows = 0;
     for (const { rows, scores } of parts) {
@@ -561,11 +573,21 @@ export class LiveLoop {
           stream_seq: row.streamSeq,
           ...(row.index !== undefined ? { index: row.index } : {}),
         };
+        records++;
+        let group: LiveScoreRecord[] | undefined;
+        if (grouped !== undefined && row.index !== undefined) {
+          group = grouped.get(row.streamSeq);
+          if (group === undefined) {
+            grouped.set(row.streamSeq, group = []);
+            outs.push({ key: row.key, msgId: `${stream}:${row.streamSeq}`, records: group });
+          }
+          group.push(record);
+        }
         const msgId = row.index === undefined
           ? `${stream}:${row.streamSeq}`
           : `${stream}:${row.streamSeq}:${row.index}`;
         const out = { key: row.key, msgId, record };
-        outs.push(out);
+        if (group === undefined) outs.push(out);
         scoredRows++;
         if (row.isNew) newRows++;
         if (record.anomaly && row.isNew) anomalies.push(out);
@@ -600,7 +622,7 @@ export class LiveLoop {
       deadReasons: dead.map((d) => d.reason),
       scored: scoredRows,
       newRows,
-      outs: outs.length,
+      outs: records,
       anomalies: anomalies.length,
     };
   }

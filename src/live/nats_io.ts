@@ -29,6 +29,7 @@ import type {
   InputMessage,
   MessageSource,
   OutputSink,
+  RecordOut,
   ScoreOut,
 } from "./loop.ts";
 
@@ -618,7 +619,7 @@ export class NatsSink implements OutputSink {
       this.#pub,
       items.map((it) => ({
         subject: `${this.prefix}.scores.${it.key}`,
-        data: JSON.stringify(it.record),
+        data: JSON.stringify("record" in it ? it.record : it.records),
         msgID: it.msgId,
       })),
       this.log,
@@ -647,7 +648,7 @@ export class NatsSink implements OutputSink {
     );
   }
 
-  publishAnomalies(items: readonly ScoreOut[]): void {
+  publishAnomalies(items: readonly RecordOut[]): void {
     for (const it of items) {
       this.nc.publish(`${this.prefix}.anomalies.${it.key}`, JSON.stringify(it.record));
     }

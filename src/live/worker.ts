@@ -124,6 +124,7 @@ export async function startWorker(
         obsPrefix: `${config.prefix}.obs.`,
         maxMessageBytes: config.maxMessageBytes,
         inputStream: topo.inputStream,
+        scoreMessages: config.scoreMessages,
         metrics,
         log,
       },
