@@ -4,6 +4,7 @@
  * @module
  */
 import { z } from "zod";
+import { SCORE_MESSAGES } from "./live_config.ts";
 
 /** Sections the benchmark can run. */
 export const BENCH_SECTIONS = ["engine", "replay", "live"] as const;
@@ -74,6 +75,11 @@ export const LiveRow = z.object({
    * `f32`: 256 per message as a float32 block (`Content-Type: application/vnd.mvn.f32`).
    */
   format: z.enum(LIVE_FORMATS),
+  /**
+   * The worker's `--score-messages`: `row`, a score message per observation (the default);
+   * `message`, one per input message (the JSON array of its records). Absent in older files: row.
+   */
+  score_messages: z.enum(SCORE_MESSAGES).default("row"),
   /** Observations per input message. */
   per_message: z.number().int().positive().optional(),
   /** Observations per throughput measurement. */

@@ -54,7 +54,7 @@ Deno.test("bench --quick --sections engine writes a valid JSON result", async (t
   });
 });
 
-Deno.test("bench --quick --sections live measures every format beside the relay", async (t) => {
+Deno.test("bench --quick --sections live measures every format (and both score-message modes) beside the relay", async (t) => {
   await using dir = await (async () => {
     const path = await Deno.makeTempDir({ prefix: "bench-live-test-" });
     return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
@@ -76,12 +76,19 @@ Deno.test("bench --quick --sections live measures every format beside the relay"
     assert.match(stdout, /^live$/m);
     assert.match(stdout, /(PASS|FAIL) {2}live f32 ≥ 0\.7× relay/);
     assert.match(stdout, /(PASS|FAIL) {2}live json p99 ≤ 25 ms at half load/);
+    assert.match(stdout, /(PASS|FAIL) {2}live array\/message p99 ≤ 25 ms at half load/);
   });
   await t.step(
     "one row per format with rates and latencies, all observations counted",
     async () => {
       const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(json)));
-      assert.deepEqual(result.live.map((l) => l.format), ["json", "array", "f32"]);
+      assert.deepEqual(result.live.map((l) => `${l.format}/${l.score_messages}`), [
+        "json/row",
+        "array/row",
+        "f32/row",
+        "array/message",
+        "f32/message",
+      ]);
       for (const l of result.live) {
         assert.ok(l.obs_per_s > 0 && l.relay_obs_per_s > 0, JSON.stringify(l));
         assert.ok((l.drain_obs_per_s ?? 0) > 0, JSON.stringify(l));

@@ -25,6 +25,7 @@ import {
 import {
   type LiveConfig,
   resolveLiveConfig,
+  type ScoreMessages,
   type Topology,
   topologyFor,
 } from "../../schemas/live_config.ts";
@@ -42,8 +43,29 @@ import {
 } from "./live_load.ts";
 
 /** Sizes of the live section. */
+/** A measured configuration: the message format and the worker's `--score-messages`. */
+export interface LiveVariant {
+  readonly format: LiveFormat;
+  readonly scoreMessages: ScoreMessages;
+}
+
+/**
+ * The variants of the live section: every format with a score message per observation (the
+ * default), then the multi-row formats with one score message per input message.
+ */
+export const LIVE_VARIANTS: readonly LiveVariant[] = [
+  ...LIVE_FORMATS.map((format) => ({ format, scoreMessages: "row" as const })),
+  { format: "array", scoreMessages: "message" },
+  { format: "f32", scoreMessages: "message" },
+];
+
+/** Score records per stored score message: the multi-row formats in `message` mode hold 256. */
+export function recordsPerScoreMessage(v: LiveVariant): number {
+  return v.scoreMessages === "message" && v.format !== "json" ? LIVE_PER_MESSAGE : 1;
+}
+
 export interface LiveBenchOptions {
-  readonly formats: readonly LiveFormat[];
+  readonly variants: readonly LiveVariant[];
   /** Observations per throughput measurement, per format. */
   readonly observations: Readonly<Record<LiveFormat, number>>;
   readonly keys: number;
@@ -62,7 +84,7 @@ export interface LiveBenchOptions {
 export function liveBenchSizes(quick: boolean): LiveBenchOptions {
   return quick
     ? {
-      formats: LIVE_FORMATS,
+      variants: LIVE_VARIANTS,
       observations: { json: 1_000, array: 5_120, f32: 5_120 },
       keys: 10,
       dim: 3,
@@ -72,7 +94,7 @@ export function liveBenchSizes(quick: boolean): LiveBenchOptions {
       window: 2_048,
     }
     : {
-      formats: LIVE_FORMATS,
+      variants: LIVE_VARIANTS,
       observations: { json: 40_000, array: 128_000, f32: 128_000 },
       keys: 10,
       dim: 3,
@@ -126,11 +148,22 @@ async function _freshServer(
   return { url: server.url, dir, nc, serverPid: server.pid };
 }
 
-function _config(url: string, dir: string, prefix: string): LiveConfig {
+function _config(
+  url: string,
+  dir: string,
+  prefix: string,
+  scoreMessages: ScoreMessages,
+): LiveConfig {
   // Flags as `deno task start` would get them; an empty environment so that NATS_URL, MVN_BATCH
   // and friends of the caller's shell do not change what is measured.
   return resolveLiveConfig(
-    { "nats-url": url, backend: "cpu", prefix, "state-dir": join(dir, "state") },
+    {
+      "nats-url": url,
+      backend: "cpu",
+      prefix,
+      "state-dir": join(dir, "state"),
+      "score-messages": scoreMessages,
+    },
     {},
   );
 }
@@ -174,13 +207,14 @@ function _failed(worker: RunningWorker, lines: readonly string[]): Promise<never
 async function _freshTopology(
   td: _Teardown,
   prefix: string,
+  scoreMessages: ScoreMessages = "row",
 ): Promise<
   { url: string; nc: NatsConnection; topo: Topology; config: LiveConfig; serverPid?: number }
 > {
   const { url, dir, nc, serverPid } = await _freshServer(td);
   const topo = topologyFor(prefix);
   await ensureStreams(await jetstreamManager(nc), topo);
-  return { url, nc, topo, config: _config(url, dir, prefix), serverPid };
+  return { url, nc, topo, config: _config(url, dir, prefix, scoreMessages), serverPid };
 }
 
 /** The worker under test (stopped by the teardown), and a promise rejecting if its loop ends. */
@@ -216,14 +250,16 @@ function _logRun(
  * stored in the scores stream ÷ time, over the last 80 % of them.
  */
 export async function drainRate(
-  format: LiveFormat,
+  variant: LiveVariant,
   mode: "model" | "relay",
   o: LiveBenchOptions,
   log: (line: string) => void,
 ): Promise<{ obsPerS: number; total: number }> {
   await using td = new _Teardown(log);
+  const { format } = variant;
   const prefix = `bench.${mode}`;
-  const { nc, topo, config } = await _freshTopology(td, prefix);
+  const { nc, topo, config } = await _freshTopology(td, prefix, variant.scoreMessages);
+  const per = recordsPerScoreMessage(variant);
   const gen = new LiveMessages(format, prefix, o.dim, o.keys);
   const messages = Math.max(1, Math.round(o.observations[format] / gen.perMessage));
   const total = messages * gen.perMessage;
@@ -244,7 +280,7 @@ export async function drainRate(
     }
     // Polling at 10 ms bounds the error of the end time to < 1 % of a multi-second run.
     await Promise.race([delay(10), failed]);
-    count = await Promise.race([_streamCount(nc, topo.scoresStream), failed]);
+    count = per * await Promise.race([_streamCount(nc, topo.scoresStream), failed]);
     if (warmAt === 0 && count >= 0.2 * total && count < total) {
       warmAt = performance.now();
       warmCount = count;
@@ -303,14 +339,15 @@ async function _runLoad(params: LoadParams, td: _Teardown): Promise<unknown> {
  * stored, so the worker never waits for input while publishing, ingest and scoring share the box.
  */
 export async function sustainedRate(
-  format: LiveFormat,
+  variant: LiveVariant,
   mode: "model" | "relay",
   o: LiveBenchOptions,
   log: (line: string) => void,
 ): Promise<{ obsPerS: number; total: number }> {
   await using td = new _Teardown(log);
+  const { format } = variant;
   const prefix = `bench.${mode}`;
-  const { url, topo, config } = await _freshTopology(td, prefix);
+  const { url, topo, config } = await _freshTopology(td, prefix, variant.scoreMessages);
   const { worker, failed } = await _startWorker(td, config, mode);
   const out = SaturateResult.parse(
     await Promise.race([
@@ -322,8 +359,11 @@ export async function sustainedRate(
         dim: o.dim,
         keys: o.keys,
         scoresStream: topo.scoresStream,
+        recordsPerMessage: recordsPerScoreMessage(variant),
         observations: o.observations[format],
-        window: o.window,
+        // One score message per input message: at their rates a round trip holds ~4× the
+        // observations, and 16,384 ahead left both worker and relay waiting for input.
+        window: recordsPerScoreMessage(variant) > 1 ? 4 * o.window : o.window,
       }, td),
       failed,
     ]),
@@ -337,7 +377,7 @@ export async function sustainedRate(
  * publisher and the score subscriber run in their own process (`live_load.ts`).
  */
 export async function latencyAt(
-  format: LiveFormat,
+  variant: LiveVariant,
   rate: number,
   o: LiveBenchOptions,
   log: (line: string) => void,
@@ -346,13 +386,14 @@ export async function latencyAt(
 ): Promise<LoadResult> {
   await using td = new _Teardown(log);
   const prefix = "bench.latency";
-  const { url, config, serverPid } = await _freshTopology(td, prefix);
+  const { url, config, serverPid } = await _freshTopology(td, prefix, variant.scoreMessages);
   const { worker, failed } = await _startWorker(td, config, "model");
   const params: LoadParams = {
     mode: "paced",
     url,
     prefix,
-    format,
+    format: variant.format,
+    recordsPerMessage: recordsPerScoreMessage(variant),
     dim: o.dim,
     keys: o.keys,
     rate,
@@ -381,7 +422,8 @@ export async function soakLive(
   log: (line: string) => void,
 ): Promise<LiveSoakResult> {
   const o = liveBenchSizes(false);
-  const { obsPerS } = await sustainedRate("json", "model", o, log);
+  const json: LiveVariant = { format: "json", scoreMessages: "row" };
+  const { obsPerS } = await sustainedRate(json, "model", o, log);
   const rate = obsPerS / 2;
   const totalMs = minutes * 60_000;
   log(`soak: live worker ${minutes} min at ${Math.round(rate)} obs/s (half its sustained rate)`);
@@ -389,7 +431,7 @@ export async function soakLive(
   const samples: { at: number; rss: number; server: number }[] = [];
   let observations = 0;
   const lat = await latencyAt(
-    "json",
+    json,
     rate,
     { ...o, latencyWarmMs: totalMs / 10, latencyMs: totalMs - totalMs / 10 },
     log,
@@ -448,28 +490,31 @@ export async function benchLive(
   log: (line: string) => void,
 ): Promise<LiveRow[]> {
   const rows: LiveRow[] = [];
-  for (const format of o.formats) {
+  for (const variant of o.variants) {
+    const { format, scoreMessages } = variant;
     const n = o.observations[format];
+    const name = scoreMessages === "row" ? format : `${format}, --score-messages message`;
     // Alternating relay and worker runs, best of each: on a shared 2-core box one run can be
     // slowed by ±30 % by the box alone, and the floor is their ratio.
     let relay = 0, model = 0, total = 0, modelSum = 0;
     for (let round = 1; round <= o.rounds; round++) {
-      log(`live ${format}: relay, ${n} observations (round ${round}/${o.rounds}) …`);
-      relay = Math.max(relay, (await sustainedRate(format, "relay", o, log)).obsPerS);
-      log(`live ${format}: worker, ${n} observations (round ${round}/${o.rounds}) …`);
-      const r = await sustainedRate(format, "model", o, log);
+      log(`live ${name}: relay, ${n} observations (round ${round}/${o.rounds}) …`);
+      relay = Math.max(relay, (await sustainedRate(variant, "relay", o, log)).obsPerS);
+      log(`live ${name}: worker, ${n} observations (round ${round}/${o.rounds}) …`);
+      const r = await sustainedRate(variant, "model", o, log);
       model = Math.max(model, r.obsPerS);
       modelSum += r.obsPerS;
       total = r.total;
     }
-    log(`live ${format}: worker draining a preloaded stream of ${n} observations …`);
-    const drain = (await drainRate(format, "model", o, log)).obsPerS;
+    log(`live ${name}: worker draining a preloaded stream of ${n} observations …`);
+    const drain = (await drainRate(variant, "model", o, log)).obsPerS;
     // Half of the worker's mean rate, not of its best: what it sustains, not what it peaked at.
     const rate = modelSum / o.rounds / 2;
-    log(`live ${format}: latency at ${rate.toFixed(0)} obs/s …`);
-    const lat = await latencyAt(format, rate, o, log);
+    log(`live ${name}: latency at ${rate.toFixed(0)} obs/s …`);
+    const lat = await latencyAt(variant, rate, o, log);
     rows.push({
       format,
+      score_messages: scoreMessages,
       per_message: format === "json" ? 1 : LIVE_PER_MESSAGE,
       observations: total,
       obs_per_s: model,

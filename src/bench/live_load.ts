@@ -97,6 +97,11 @@ const _Common = {
   format: z.enum(LIVE_FORMATS),
   dim: z.number().int().min(1).max(32),
   keys: z.number().int().min(1),
+  /**
+   * Score records per stored score message: 1, or 256 for the multi-row formats when the worker
+   * runs with `--score-messages message` (one JSON array per input message).
+   */
+  recordsPerMessage: z.number().int().min(1).default(1),
 };
 
 /** Parameters of a paced (latency) run. */
@@ -200,7 +205,7 @@ export async function runSaturate(input: SaturateParams): Promise<SaturateResult
         sent++;
       }
       await nc.flush();
-      scored = (await jsm.streams.info(p.scoresStream)).state.messages;
+      scored = p.recordsPerMessage * (await jsm.streams.info(p.scoresStream)).state.messages;
       if (warmAt === 0 && scored >= 0.2 * total && scored < total) {
         warmAt = performance.now();
         warmScored = scored;
@@ -240,17 +245,22 @@ export async function runLoad(input: PacedParams): Promise<LoadResult> {
         const at = performance.now();
         if (err !== null) return;
         const text = dec.decode(m.data);
+        // A message of `recordsPerMessage` records (all of one input message) arrives at once:
+        // each record is one sample of the latency.
+        const per = p.recordsPerMessage;
         if (stamped) {
           const t = STAMP.exec(text);
           if (t !== null && Number(t[1]) >= measureFrom - start) {
-            lat.push(at - start - Number(t[1]));
+            for (let i = 0; i < per; i++) lat.push(at - start - Number(t[1]));
           }
           return;
         }
         const s = STREAM_SEQ.exec(text);
         if (s === null) return;
-        arrivals.push(at);
-        arrivedSeq.push(Number(s[1]));
+        for (let i = 0; i < per; i++) {
+          arrivals.push(at);
+          arrivedSeq.push(Number(s[1]));
+        }
       },
     });
     await nc.flush();

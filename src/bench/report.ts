@@ -5,6 +5,11 @@
  */
 import type { BenchResult, EngineRow, FloorCheck } from "../../schemas/bench.ts";
 
+/** `array` or, in `--score-messages message` mode, `array/message`. */
+function _liveName(l: BenchResult["live"][number]): string {
+  return l.score_messages === "message" ? `${l.format}/message` : l.format;
+}
+
 /** The floors of the brief: engine cpu 65,536 × K=1, replay vs floor, live vs relay, soak. */
 export function checkFloors(r: Omit<BenchResult, "floors">): FloorCheck[] {
   const out: FloorCheck[] = [];
@@ -35,13 +40,13 @@ export function checkFloors(r: Omit<BenchResult, "floors">): FloorCheck[] {
   for (const l of r.live) {
     const ratio = l.relay_obs_per_s > 0 ? l.obs_per_s / l.relay_obs_per_s : 0;
     out.push({
-      name: `live ${l.format} ≥ 0.7× relay`,
+      name: `live ${_liveName(l)} ≥ 0.7× relay`,
       pass: ratio >= 0.7,
       detail: `${ratio.toFixed(2)}×`,
     });
     if (l.p99_ms !== null) {
       out.push({
-        name: `live ${l.format} p99 ≤ 25 ms at half load`,
+        name: `live ${_liveName(l)} p99 ≤ 25 ms at half load`,
         pass: l.p99_ms <= 25,
         detail: `${l.p99_ms.toFixed(2)} ms`,
       });
@@ -140,6 +145,7 @@ export function formatReport(r: BenchResult): string {
       "live\n" + table(
         [
           "format",
+          "scores",
           "obs/msg",
           "worker obs/s",
           "relay obs/s",
@@ -150,6 +156,7 @@ export function formatReport(r: BenchResult): string {
         ],
         r.live.map((l) => [
           l.format,
+          l.score_messages === "message" ? "per message" : "per row",
           l.per_message === undefined ? "—" : String(l.per_message),
           fmtRate(l.obs_per_s),
           fmtRate(l.relay_obs_per_s),
