@@ -461,13 +461,22 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
   await t.step(
     "score messages per input message: one JSON array per multi-row message, one record otherwise",
     async () => {
-      const { events, source, sink, loop } = setup([], 4, 0, "message");
+      const { events, source, sink, loop } = setup([], 16, 0, "message");
       source.add(1, "a", "[1,2]");
+      source.add(2, "b", '[{"v":[3,4]},{"v":[50,6]},{"v":[5,6]}]');
+      // A redelivered copy in the same batch: a message of its own (same id, the server drops it).
       source.add(2, "b", '[{"v":[3,4]},{"v":[50,6]},{"v":[5,6]}]');
       source.add(3, "a", '[{"v":[7,8]}]');
       await runUntilDrained(loop, source);
-      const byId = new Map(sink.messages.map((m) => [m.msgId, m]));
-      assert.deepEqual([...byId.keys()].sort(), ["TELEMETRY:1", "TELEMETRY:2", "TELEMETRY:3"]);
+      assert.deepEqual(sink.messages.map((m) => m.msgId), [
+        "TELEMETRY:1",
+        "TELEMETRY:2",
+        "TELEMETRY:2",
+        "TELEMETRY:3",
+      ]);
+      const copies = sink.messages.filter((m) => m.msgId === "TELEMETRY:2");
+      assert.deepEqual(copies.map((m) => "records" in m ? m.records.length : 1), [3, 3]);
+      const byId = new Map(sink.messages.toReversed().map((m) => [m.msgId, m])); // first copies
       const one = byId.get("TELEMETRY:1")!;
       assert.ok("record" in one && one.record.mahalanobis2 === 5 && one.record.index === undefined);
       const two = byId.get("TELEMETRY:2")!;

@@ -547,11 +547,12 @@ export class LiveLoop {
     const outs: ScoreOut[] = [];
     const anomalies: RecordOut[] = [];
     // scoreMessages "message": the records of each multi-row message, gathered by its sequence
-    // (a message's rows are never split across batches).
+    // (batches take whole messages). Rows come in message order, so index 0 starts a message: a
+    // second copy of one in the batch (a redelivery) gets a message of its own, with the same id,
+    // which the server drops, as it drops the copy's records in row mode.
     const grouped = this.#s.scoreMessages === "message"
       ? new Map<number, LiveScoreRecord[]>()
       : undefined;
-    let records = 0;
     let scoredRows = 0;
     let newRows = 0;
     for (const { rows, scores } of parts) {
@@ -573,11 +574,10 @@ export class LiveLoop {
           stream_seq: row.streamSeq,
           ...(row.index !== undefined ? { index: row.index } : {}),
         };
-        records++;
         let group: LiveScoreRecord[] | undefined;
         if (grouped !== undefined && row.index !== undefined) {
           group = grouped.get(row.streamSeq);
-          if (group === undefined) {
+          if (group === undefined || row.index === 0) {
             grouped.set(row.streamSeq, group = []);
             outs.push({ key: row.key, msgId: `${stream}:${row.streamSeq}`, records: group });
           }
@@ -622,7 +622,7 @@ export class LiveLoop {
       deadReasons: dead.map((d) => d.reason),
       scored: scoredRows,
       newRows,
-      outs: records,
+      outs: scoredRows,
       anomalies: anomalies.length,
     };
   }
