@@ -114,7 +114,9 @@ export async function run(args: string[]): Promise<number> {
         "cpu backend with the engine in-process (--engine-thread auto), a fresh local nats-server " +
         "per measurement; " +
         `obs/s = score records stored per second while a load process publishes at most ` +
-        `${sizes.window} observations ahead of them (last 80 % of the run); drain = the same ` +
+        `${sizes.window} observations ahead of them (${4 * sizes.window} with one score ` +
+        `message per input message; best of ${sizes.rounds} rounds, last 80 % of each run); ` +
+        "drain = the same " +
         "from a preloaded stream with no publisher; latency = publish → score record received, " +
         "at half the worker's obs/s",
     );
