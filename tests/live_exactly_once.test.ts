@@ -107,55 +107,71 @@ function spawnWorker(url: string, extra: string[] = []): CliProcess {
   ]);
 }
 
+/**
+ * Publishes `pubs` in the background while a worker (`extra` flags) is SIGKILLed each time the
+ * scores stream holds `kills[i]` messages and started again; then checks that every observation
+ * was scored and learned exactly once. `scoreMessages`: messages the scores stream ends with.
+ */
+async function killedWorkerRun(
+  input: ReturnType<typeof inputs>,
+  kills: readonly number[],
+  scoreMessages: number,
+  extra: string[] = [],
+): Promise<void> {
+  const { pubs, perKey, obs } = input;
+  await using srv = await startNatsServer();
+  const nc = await connect({ servers: srv.url });
+  // Publish in order in the background while the worker comes and goes.
+  const publishing = (async () => {
+    await (await jetstreamManager(nc)).streams.add({
+      name: "TELEMETRY",
+      subjects: ["telemetry.obs.>"],
+    });
+    for (let i = 0; i < pubs.length; i += 1000) {
+      await publishAllAcked(jetstream(nc), pubs.slice(i, i + 1000), quiet);
+    }
+  })();
+  let worker = spawnWorker(srv.url, extra);
+  try {
+    for (const at of kills) {
+      await waitFor(
+        `${at} score messages`,
+        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= at,
+        90_000,
+      );
+      worker.child.kill("SIGKILL");
+      await worker.status();
+      worker = spawnWorker(srv.url, extra);
+    }
+    await publishing;
+    await waitFor(
+      "all score messages",
+      async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= scoreMessages,
+      120_000,
+    );
+    await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 10_000);
+    assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), scoreMessages);
+    await assertExactlyOnce(nc, pubs.length, perKey, obs);
+    worker.child.kill("SIGTERM");
+    assert.equal((await worker.status()).code, 0);
+  } catch (e) {
+    console.error(worker.stderr());
+    throw e;
+  } finally {
+    await worker[Symbol.asyncDispose]();
+    await nc.close();
+  }
+}
+
 Deno.test({
   name: "exactly once: a worker SIGKILLed three times during 20,000 observations",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    await using srv = await startNatsServer();
-    const nc = await connect({ servers: srv.url });
-    const { pubs, perKey, obs } = inputs(18_200);
-    assert.ok(obs >= 20_000);
-    // Publish in order in the background while the worker comes and goes.
-    const publishing = (async () => {
-      await (await jetstreamManager(nc)).streams.add({
-        name: "TELEMETRY",
-        subjects: ["telemetry.obs.>"],
-      });
-      for (let i = 0; i < pubs.length; i += 1000) {
-        await publishAllAcked(jetstream(nc), pubs.slice(i, i + 1000), quiet);
-      }
-    })();
-    const kills = [2_500, 7_000, 12_000];
-    let worker = spawnWorker(srv.url);
-    try {
-      for (const at of kills) {
-        await waitFor(
-          `${at} scores`,
-          async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= at,
-          90_000,
-        );
-        worker.child.kill("SIGKILL");
-        await worker.status();
-        worker = spawnWorker(srv.url);
-      }
-      await publishing;
-      await waitFor(
-        "all scores",
-        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
-        120_000,
-      );
-      await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 10_000);
-      await assertExactlyOnce(nc, pubs.length, perKey, obs);
-      worker.child.kill("SIGTERM");
-      assert.equal((await worker.status()).code, 0);
-    } catch (e) {
-      console.error(worker.stderr());
-      throw e;
-    } finally {
-      await worker[Symbol.asyncDispose]();
-      await nc.close();
-    }
+    const input = inputs(18_200);
+    assert.ok(input.obs >= 20_000);
+    // One score message per observation.
+    await killedWorkerRun(input, [2_500, 7_000, 12_000], input.obs);
   },
 });
 
@@ -164,51 +180,12 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    await using srv = await startNatsServer();
-    const nc = await connect({ servers: srv.url });
-    // Every third message holds 8 rows: their scores are one stored message each.
-    const { pubs, perKey, obs } = inputs(6_000, 3, 8);
-    const publishing = (async () => {
-      await (await jetstreamManager(nc)).streams.add({
-        name: "TELEMETRY",
-        subjects: ["telemetry.obs.>"],
-      });
-      for (let i = 0; i < pubs.length; i += 1000) {
-        await publishAllAcked(jetstream(nc), pubs.slice(i, i + 1000), quiet);
-      }
-    })();
-    const extra = ["--score-messages", "message"];
-    let worker = spawnWorker(srv.url, extra);
-    try {
-      for (const at of [1_000, 3_500]) {
-        await waitFor(
-          `${at} score messages`,
-          async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= at,
-          90_000,
-        );
-        worker.child.kill("SIGKILL");
-        await worker.status();
-        worker = spawnWorker(srv.url, extra);
-      }
-      await publishing;
-      // One score message per input message.
-      await waitFor(
-        "all score messages",
-        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= pubs.length,
-        120_000,
-      );
-      await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 10_000);
-      assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), pubs.length);
-      await assertExactlyOnce(nc, pubs.length, perKey, obs);
-      worker.child.kill("SIGTERM");
-      assert.equal((await worker.status()).code, 0);
-    } catch (e) {
-      console.error(worker.stderr());
-      throw e;
-    } finally {
-      await worker[Symbol.asyncDispose]();
-      await nc.close();
-    }
+    // Every third message holds 8 rows; one score message per input message.
+    const input = inputs(6_000, 3, 8);
+    await killedWorkerRun(input, [1_000, 3_500], input.pubs.length, [
+      "--score-messages",
+      "message",
+    ]);
   },
 });
 
