@@ -1,7 +1,7 @@
 /**
  * Live section of the benchmark, per message format, through a local nats-server: the highest
  * sustained obs/s from publish to acknowledged score record for the real worker (`startWorker`, cpu
- * backend, engine in its Web Worker) beside the bare relay (`mode: "relay"`, same consumer
+ * backend, engine in-process as `--engine-thread auto` puts it) beside the bare relay (`mode: "relay"`, same consumer
  * settings), with a load process publishing as fast as the scores keep up; the worker's backlog
  * drain rate (a preloaded stream: its catch-up speed after an outage); then the latency from
  * publish to score at half the sustained rate.
@@ -34,6 +34,7 @@ import { type RunningWorker, startWorker } from "../live/worker.ts";
 import { connectNats } from "../nats/connect.ts";
 import { NatsServerProcess } from "../nats/server_process.ts";
 import { ensureStreams } from "../nats/topology.ts";
+import { SteadyRate } from "./timing.ts";
 import {
   LIVE_PER_MESSAGE,
   LiveMessages,
@@ -42,7 +43,6 @@ import {
   SaturateResult,
 } from "./live_load.ts";
 
-/** Sizes of the live section. */
 /** A measured configuration: the message format and the worker's `--score-messages`. */
 export interface LiveVariant {
   readonly format: LiveFormat;
@@ -64,6 +64,7 @@ export function recordsPerScoreMessage(v: LiveVariant): number {
   return v.scoreMessages === "message" && v.format !== "json" ? LIVE_PER_MESSAGE : 1;
 }
 
+/** Sizes of the live section. */
 export interface LiveBenchOptions {
   readonly variants: readonly LiveVariant[];
   /** Observations per throughput measurement, per format. */
@@ -267,13 +268,9 @@ export async function drainRate(
   const total = messages * gen.perMessage;
   await _preload(jetstream(nc), gen, messages, log);
   const { worker, failed } = await _startWorker(td, config, mode);
-  const t0 = performance.now();
-  const deadline = t0 + 300_000;
+  const rate = new SteadyRate(total);
+  const deadline = performance.now() + 300_000;
   let count = 0;
-  // The rate is taken over the last 80 % of the records: the first ones pay for JIT warm-up,
-  // the first fetches and every key's initialisation, which a sustained rate is not about.
-  let warmAt = 0;
-  let warmCount = 0;
   while (count < total) {
     if (performance.now() > deadline) {
       throw new Error(
@@ -283,19 +280,14 @@ export async function drainRate(
     // Polling at 10 ms bounds the error of the end time to < 1 % of a multi-second run.
     await Promise.race([delay(10), failed]);
     count = per * await Promise.race([_streamCount(nc, topo.scoresStream), failed]);
-    if (warmAt === 0 && count >= 0.2 * total && count < total) {
-      warmAt = performance.now();
-      warmCount = count;
-    }
+    rate.observe(count);
   }
   const tEnd = performance.now();
-  const seconds = (tEnd - t0) / 1000;
-  _logRun(log, `${format} ${mode} (drain)`, total, seconds, worker.metrics);
+  _logRun(log, `${format} ${mode} (drain)`, total, rate.seconds(tEnd), worker.metrics);
   if (count > total) {
     throw new Error(`live ${format} ${mode}: expected ${total} score records, found ${count}`);
   }
-  const obsPerS = warmAt > 0 ? (total - warmCount) / ((tEnd - warmAt) / 1000) : total / seconds;
-  return { obsPerS, total };
+  return { obsPerS: rate.perSecond(tEnd), total };
 }
 
 /**

@@ -32,6 +32,7 @@ import { encodeF32 } from "../live/decode.ts";
 import { AckedPublisher } from "../live/nats_io.ts";
 import { connectNats } from "../nats/connect.ts";
 import { SyntheticSource } from "./synthetic.ts";
+import { SteadyRate } from "./timing.ts";
 
 /** Observations per message of the `array` and `f32` formats. */
 export const LIVE_PER_MESSAGE = 256;
@@ -41,7 +42,8 @@ export class LiveMessages {
   readonly #src: SyntheticSource;
   readonly #row: Float64Array;
   readonly #enc = new TextEncoder();
-  readonly #f32Headers: MsgHdrs;
+  /** Headers of every message of this format as the client takes them (f32: its content type). */
+  readonly msgHeaders: MsgHdrs | undefined;
   #count = 0;
 
   constructor(
@@ -52,8 +54,10 @@ export class LiveMessages {
   ) {
     this.#src = new SyntheticSource(dim, keys, 7);
     this.#row = new Float64Array(dim);
-    this.#f32Headers = headers();
-    this.#f32Headers.set("Content-Type", F32_CONTENT_TYPE);
+    if (format === "f32") {
+      this.msgHeaders = headers();
+      this.msgHeaders.set("Content-Type", F32_CONTENT_TYPE);
+    }
   }
 
   get perMessage(): number {
@@ -185,15 +189,13 @@ export async function runSaturate(input: SaturateParams): Promise<SaturateResult
     const gen = new LiveMessages(p.format, p.prefix, p.dim, p.keys);
     const messages = Math.ceil(p.observations / gen.perMessage);
     const total = messages * gen.perMessage;
-    const hdr = gen.headers === undefined ? undefined : headers();
-    for (const [k, v] of Object.entries(gen.headers ?? {})) hdr?.set(k, v);
-    const t0 = performance.now();
+    const opts = gen.msgHeaders === undefined ? undefined : { headers: gen.msgHeaders };
+    const rate = new SteadyRate(total);
+    const deadline = performance.now() + p.timeoutMs;
     let sent = 0;
     let scored = 0;
-    let warmAt = 0, warmScored = 0;
     while (scored < total) {
-      const now = performance.now();
-      if (now - t0 > p.timeoutMs) {
+      if (performance.now() > deadline) {
         throw new Error(
           `expected ${total} score records within ${p.timeoutMs} ms, found ${scored}`,
         );
@@ -201,25 +203,19 @@ export async function runSaturate(input: SaturateParams): Promise<SaturateResult
       // Up to the window, then one flush and one look at the scores stream.
       while (sent < messages && sent * gen.perMessage - scored < p.window) {
         const m = gen.next();
-        nc.publish(m.subject, m.data, hdr === undefined ? undefined : { headers: hdr });
+        nc.publish(m.subject, m.data, opts);
         sent++;
       }
       await nc.flush();
       scored = p.recordsPerMessage * (await jsm.streams.info(p.scoresStream)).state.messages;
-      if (warmAt === 0 && scored >= 0.2 * total && scored < total) {
-        warmAt = performance.now();
-        warmScored = scored;
-      }
+      rate.observe(scored);
       if (sent === messages && scored < total) await delay(5);
     }
     const end = performance.now();
     if (scored > total) {
       throw new Error(`expected ${total} score records, found ${scored}`);
     }
-    const obsPerS = warmAt > 0
-      ? (total - warmScored) / ((end - warmAt) / 1000)
-      : total / ((end - t0) / 1000);
-    return { obs_per_s: obsPerS, observations: total, seconds: (end - t0) / 1000 };
+    return { obs_per_s: rate.perSecond(end), observations: total, seconds: rate.seconds(end) };
   } finally {
     await nc.close();
   }

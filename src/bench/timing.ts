@@ -36,3 +36,35 @@ export async function rowsPerSecond<T>(
   }
   return (rows * iters) / (ms / 1000);
 }
+
+/**
+ * The rate of a run of `total` items over its last 80 %: the first fifth pays for JIT warm-up,
+ * the first pulls and every key's initialisation, which a sustained rate is not about. Created
+ * when the run starts; told the count done after each poll.
+ */
+export class SteadyRate {
+  readonly #t0 = performance.now();
+  #warmAt = 0;
+  #warmCount = 0;
+  constructor(readonly total: number) {}
+
+  /** `count` items are done by now. */
+  observe(count: number): void {
+    if (this.#warmAt === 0 && count >= 0.2 * this.total && count < this.total) {
+      this.#warmAt = performance.now();
+      this.#warmCount = count;
+    }
+  }
+
+  /** Seconds from the start to `end`. */
+  seconds(end: number): number {
+    return (end - this.#t0) / 1000;
+  }
+
+  /** Items per second up to `end`: over the last 80 %, or the whole run if no poll saw them. */
+  perSecond(end: number): number {
+    return this.#warmAt > 0
+      ? (this.total - this.#warmCount) / ((end - this.#warmAt) / 1000)
+      : this.total / this.seconds(end);
+  }
+}

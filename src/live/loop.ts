@@ -22,6 +22,7 @@
  */
 import type { Checkpoint, DeadLetterReason, ParamsMessage } from "../../schemas/messages.ts";
 import type { LiveScoreRecord } from "../../schemas/messages.ts";
+import type { ScoreMessages } from "../../schemas/live_config.ts";
 import type { ScoringEngine } from "../engine.ts";
 import type { HeadState, ObservationBatch, ScoreBatch } from "../types.ts";
 import { type Decoded, type DecodedRow, decodeMessage, type RawMessage } from "./decode.ts";
@@ -122,7 +123,7 @@ export interface LoopSettings {
   /** Input messages awaiting their checkpoint (unacked), at most. Default 20,000. */
   readonly maxUncommitted?: number;
   /** See `LiveConfig.scoreMessages`. Default `row`. */
-  readonly scoreMessages?: "row" | "message";
+  readonly scoreMessages?: ScoreMessages;
   readonly metrics: LiveMetrics;
   readonly log: (line: string) => void;
 }
@@ -583,14 +584,18 @@ export class LiveLoop {
           }
           group.push(record);
         }
-        const msgId = row.index === undefined
-          ? `${stream}:${row.streamSeq}`
-          : `${stream}:${row.streamSeq}:${row.index}`;
-        const out = { key: row.key, msgId, record };
-        if (group === undefined) outs.push(out);
+        // A message of its own unless grouped; anomalies go out record by record either way.
+        const anomaly = record.anomaly && row.isNew;
+        if (group === undefined || anomaly) {
+          const msgId = row.index === undefined
+            ? `${stream}:${row.streamSeq}`
+            : `${stream}:${row.streamSeq}:${row.index}`;
+          const out = { key: row.key, msgId, record };
+          if (group === undefined) outs.push(out);
+          if (anomaly) anomalies.push(out);
+        }
         scoredRows++;
         if (row.isNew) newRows++;
-        if (record.anomaly && row.isNew) anomalies.push(out);
       }
       // Every number is in a record now: the buffers go back to the engine for reuse.
       this.#engine.release(scores);

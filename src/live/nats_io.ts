@@ -186,6 +186,11 @@ export class JetStreamSource implements MessageSource {
     if (--this.#fetching === 0) { for (const w of this.#quiet.splice(0)) w(); }
   }
 
+  /** Resolves once no fetch call or request is open here. */
+  async #whenQuiet(): Promise<void> {
+    while (this.#fetching > 0) await new Promise<void>((r) => this.#quiet.push(r));
+  }
+
   /** A delivered message, in arrival order; a hole stops every request (see {@link #reset}). */
   #deliver(m: JsMsg, generation: number): void {
     if (generation !== this.#generation) return;
@@ -215,7 +220,7 @@ export class JetStreamSource implements MessageSource {
     const reset = this.#s.reset;
     if (reset === undefined) return Promise.resolve();
     this.#resetting ??= (async () => {
-      while (this.#fetching > 0) await new Promise<void>((r) => this.#quiet.push(r));
+      await this.#whenQuiet();
       for (let attempt = 1; !this.#closing; attempt++) {
         try {
           this.#consumer = await reset();
@@ -281,7 +286,7 @@ export class JetStreamSource implements MessageSource {
     await this.#loop;
     // Overdue requests the lanes left behind end on their own (missed heartbeats) before this
     // resolves, so that what they still deliver is in the queue too.
-    while (this.#fetching > 0) await new Promise<void>((r) => this.#quiet.push(r));
+    await this.#whenQuiet();
   }
 }
 
