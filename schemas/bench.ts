@@ -100,6 +100,13 @@ export const LiveRow = z.object({
   /** Publish → score record received, per observation, at half load. */
   p50_ms: z.number().nonnegative().nullable(),
   p99_ms: z.number().nonnegative().nullable(),
+  /**
+   * The same distribution's p90, p99.9 and maximum: records of one input message arrive
+   * together, so with 256 per message the p99 is set by the two or three slowest messages.
+   */
+  p90_ms: z.number().nonnegative().optional(),
+  p999_ms: z.number().nonnegative().optional(),
+  max_ms: z.number().nonnegative().optional(),
 });
 export type LiveRow = z.output<typeof LiveRow>;
 

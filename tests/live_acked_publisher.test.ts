@@ -1,11 +1,11 @@
-/** AckedPublisher: stream sequences from the server's acknowledgements, failures per message. */
+/** AckedPublisher: stream sequences from the server's acknowledgements; a call stored whole or retried. */
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { AckedPublisher, type Publication } from "../src/live/nats_io.ts";
 import { startNatsServer } from "./_nats_server.ts";
 
-Deno.test("AckedPublisher settles each publication by its own acknowledgement", async (t) => {
+Deno.test("AckedPublisher settles a call whole: every sequence, or every publication rejected", async (t) => {
   await using server = await startNatsServer();
   const nc = await connect({ servers: server.url });
   try {
@@ -25,14 +25,43 @@ Deno.test("AckedPublisher settles each publication by its own acknowledgement", 
       assert.equal(info.state.messages, 3);
     });
 
-    await t.step("a subject no stream takes is rejected, the others still resolve", async () => {
-      const r = await pub.publishAll([
-        { subject: "nowhere.x", data: "x", msgID: "n-1" },
-        { subject: "s.b", data: "y", msgID: "n-2" },
-      ], 5_000);
-      assert.equal(r[0].status, "rejected");
-      assert.deepEqual(r[1], { status: "fulfilled", value: 4 });
-    });
+    await t.step(
+      "a subject no stream takes rejects the whole call; its retry stores the rest once",
+      async () => {
+        const r = await pub.publishAll([
+          { subject: "nowhere.x", data: "x", msgID: "n-1" },
+          { subject: "s.b", data: "y", msgID: "n-2" },
+        ], 5_000);
+        // Which acknowledgement was whose is not known once one failed: nothing counts as stored.
+        assert.deepEqual(r.map((x) => x.status), ["rejected", "rejected"]);
+        assert.match(String((r[0] as PromiseRejectedResult).reason), /status 503/);
+        const [again] = await pub.publishAll([{ subject: "s.b", data: "y", msgID: "n-2" }], 5_000);
+        // Stored by the first call (sequence 4), acknowledged as its duplicate now.
+        assert.deepEqual(again, { status: "fulfilled", value: 4 });
+        const info = await (await jetstreamManager(nc)).streams.info("S");
+        assert.equal(info.state.messages, 4);
+      },
+    );
+    await t.step(
+      "an acknowledged publication is rejected too when its call times out",
+      async () => {
+        // Taken by a core subscriber that never answers: only one of the two is acknowledged.
+        const mute = nc.subscribe("mute.>");
+        await nc.flush();
+        const r = await pub.publishAll([
+          { subject: "s.t", data: "stored", msgID: "t-1" },
+          { subject: "mute.t", data: "unanswered", msgID: "t-2" },
+        ], 300);
+        mute.unsubscribe();
+        assert.deepEqual(r.map((x) => x.status), ["rejected", "rejected"]);
+        assert.match(String((r[0] as PromiseRejectedResult).reason), /within 300 ms/);
+        const [again] = await pub.publishAll(
+          [{ subject: "s.t", data: "stored", msgID: "t-1" }],
+          5_000,
+        );
+        assert.deepEqual(again, { status: "fulfilled", value: 5 });
+      },
+    );
     await t.step(
       "payloads and headers arrive byte for byte, ASCII or not, mixed in one call",
       async () => {

@@ -143,7 +143,11 @@ export type LoadParams = z.input<typeof LoadParams>;
 /** What a paced run prints. */
 export const LoadResult = z.object({
   p50_ms: z.number(),
+  p90_ms: z.number(),
   p99_ms: z.number(),
+  /** The tail beyond p99: where one pause (a GC, a burst) shows. */
+  p999_ms: z.number(),
+  max_ms: z.number(),
   samples: z.number().int().min(1),
   published_obs_per_s: z.number(),
 });
@@ -329,7 +333,10 @@ export async function runLoad(input: PacedParams): Promise<LoadResult> {
     }
     return {
       p50_ms: _percentile(sorted, 0.5),
+      p90_ms: _percentile(sorted, 0.9),
       p99_ms: _percentile(sorted, 0.99),
+      p999_ms: _percentile(sorted, 0.999),
+      max_ms: sorted[sorted.length - 1],
       samples: sorted.length,
       published_obs_per_s: publishedRate,
     };

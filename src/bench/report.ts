@@ -153,6 +153,7 @@ export function formatReport(r: BenchResult): string {
           "drain obs/s",
           "p50 ms",
           "p99 ms",
+          "max ms",
         ],
         r.live.map((l) => [
           l.format,
@@ -164,6 +165,7 @@ export function formatReport(r: BenchResult): string {
           fmtRate(l.drain_obs_per_s ?? null),
           l.p50_ms?.toFixed(2) ?? "—",
           l.p99_ms?.toFixed(2) ?? "—",
+          l.max_ms?.toFixed(2) ?? "—",
         ]),
       ),
     );
