@@ -71,6 +71,14 @@ export interface LiveConfig {
    * input message instead of per observation. Single observations get one record either way.
    */
   readonly scoreMessages: ScoreMessages;
+  /**
+   * Duplicate window of the scores and dead-letter streams when the worker creates them, in
+   * seconds (default 1800). Re-published records are dropped by `Nats-Msg-Id` within it, so it
+   * must outlast the longest outage after which no duplicate may appear; the server keeps one id
+   * per record for it (memory ≈ rate × window). At least twice the ack wait. Existing streams keep
+   * theirs (the worker warns when it is shorter).
+   */
+  readonly duplicateWindowS: number;
 }
 
 /** Values of `--engine-thread`. */
@@ -147,6 +155,7 @@ export const LIVE_FLAGS = {
   "max-message-bytes": { type: "string" },
   "engine-thread": { type: "string" },
   "score-messages": { type: "string" },
+  "duplicate-window-s": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -167,6 +176,8 @@ Pipeline:
   --engine-thread auto|worker|main (auto: main on cpu, the compute Web Worker on webgpu)
   --score-messages row|message (row: a score message per observation; message: one per input
                         message, the JSON array of its records, for arrays and f32 blocks)
+  --duplicate-window-s S (1800)  of the scores and dead-letter streams the worker creates:
+                        re-published records are deduplicated within it (≥ 2 × ack wait)
 Service:
   --http PORT           /healthz, /readyz, /metrics on 127.0.0.1:PORT
   --state-dir DIR (.state)`;
@@ -261,6 +272,17 @@ export function resolveLiveConfig(
     "auto";
   const scoreMessages = pick("score-messages", "MVN_SCORE_MESSAGES", z.enum(SCORE_MESSAGES)) ??
     "row";
+  const duplicateWindowS = pick(
+    "duplicate-window-s",
+    "MVN_DUPLICATE_WINDOW_S",
+    PositiveInt.max(7 * 24 * 3600),
+  ) ?? 1800;
+  if (ackWaitMs !== undefined && duplicateWindowS * 1000 < 2 * ackWaitMs) {
+    errors.push(
+      `expected --duplicate-window-s at least twice --ack-wait-ms (${ackWaitMs / 1000} s), found ` +
+        `${duplicateWindowS}: a record re-published on redelivery would escape deduplication`,
+    );
+  }
   if (
     ackWaitMs !== undefined && checkpointEveryMs !== undefined && 4 * checkpointEveryMs > ackWaitMs
   ) {
@@ -303,5 +325,6 @@ export function resolveLiveConfig(
     maxMessageBytes,
     engineThread,
     scoreMessages,
+    duplicateWindowS,
   };
 }

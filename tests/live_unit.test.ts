@@ -156,6 +156,27 @@ Deno.test("live configuration", async (t) => {
     assert.equal(c.checkpointEveryMs, 100);
     assert.equal(c.engineThread, "auto");
     assert.equal(c.scoreMessages, "row");
+    assert.equal(c.duplicateWindowS, 1800);
+  });
+  await t.step("--duplicate-window-s must be at least twice the ack wait", () => {
+    assert.equal(
+      resolveLiveConfig(parseLiveFlags(["--duplicate-window-s", "60"]), {}).duplicateWindowS,
+      60,
+    );
+    assert.equal(
+      resolveLiveConfig(parseLiveFlags([]), { MVN_DUPLICATE_WINDOW_S: "300" }).duplicateWindowS,
+      300,
+    );
+    assert.throws(
+      () => resolveLiveConfig(parseLiveFlags(["--duplicate-window-s", "59"]), {}),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        /at least twice --ack-wait-ms \(30 s\), found 59/.test(e.message),
+    );
+    assert.throws(
+      () => resolveLiveConfig(parseLiveFlags(["--duplicate-window-s", "1.5"]), {}),
+      (e: unknown) => e instanceof ConfigError && /--duplicate-window-s="1.5"/.test(e.message),
+    );
   });
   await t.step("--score-messages takes row or message (flag or MVN_SCORE_MESSAGES)", () => {
     assert.equal(

@@ -67,3 +67,29 @@ Deno.test("the consumer is re-created right after its ack floor, across server r
     assert.equal(info.config.ack_policy, AckPolicy.All);
   });
 });
+
+Deno.test("output streams get the configured duplicate window; a shorter existing one is kept and warned about", async (t) => {
+  await using srv = await startNatsServer();
+  const nc = await connect({ servers: srv.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const topo = topologyFor("win");
+    await t.step("created with 120 s: both output streams hold 120 s", async () => {
+      const lines: string[] = [];
+      await ensureStreams(jsm, topo, (l) => lines.push(l), 120e9);
+      for (const name of [topo.scoresStream, topo.dlqStream]) {
+        assert.equal((await jsm.streams.info(name)).config.duplicate_window, 120e9);
+      }
+      assert.deepEqual(lines, []);
+    });
+    await t.step("asked for 1800 s later: left at 120 s, with a warning per stream", async () => {
+      const lines: string[] = [];
+      await ensureStreams(jsm, topo, (l) => lines.push(l), 1800e9);
+      assert.equal((await jsm.streams.info(topo.scoresStream)).config.duplicate_window, 120e9);
+      assert.equal(lines.length, 2);
+      assert.match(lines[0], /duplicate window of 120 s.*expected ≥ 1800 s/);
+    });
+  } finally {
+    await nc.close();
+  }
+});

@@ -84,7 +84,7 @@ export async function startWorker(
     metrics.connected = true;
     watchStatus(nc, metrics, log);
     const jsm = await jetstreamManager(nc);
-    await ensureStreams(jsm, topo, log);
+    await ensureStreams(jsm, topo, log, config.duplicateWindowS * 1e9);
     const buckets = await openBuckets(nc, topo);
     const consumerSettings = { durable: config.durable, ackWaitMs: config.ackWaitMs };
     const startSeq = await resetConsumer(jsm, topo, consumerSettings);

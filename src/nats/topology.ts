@@ -2,8 +2,9 @@
  * Creates (or verifies) the worker's streams, its durable pull consumer and its KV buckets.
  *
  * Streams (prefix `telemetry`): `TELEMETRY` on `telemetry.obs.>` (input), `TELEMETRY_SCORES` on
- * `telemetry.scores.>`, `TELEMETRY_DLQ` on `telemetry.dlq.>`; the latter two with a 30 min duplicate
- * window so that re-published scores (same `Nats-Msg-Id`) are dropped by the server.
+ * `telemetry.scores.>`, `TELEMETRY_DLQ` on `telemetry.dlq.>`; the latter two with a duplicate window
+ * (30 min unless configured) so that re-published scores (same `Nats-Msg-Id`) are dropped by the
+ * server.
  *
  * @module
  */
@@ -76,11 +77,15 @@ export async function ensureStream(
   });
 }
 
-/** Ensures the three streams of a topology; warns about output streams with a short window. */
+/**
+ * Ensures the three streams of a topology. Output streams it creates get `outputWindowNs`; an
+ * existing one with a shorter window is left as it is, with a warning.
+ */
 export async function ensureStreams(
   jsm: JetStreamManager,
   topo: Topology,
   log: (line: string) => void = () => {},
+  outputWindowNs = DUPLICATE_WINDOW_NS,
 ): Promise<void> {
   await ensureStream(jsm, topo.inputStream, topo.obsSubject, DUPLICATE_WINDOW_NS);
   for (
@@ -89,12 +94,13 @@ export async function ensureStreams(
       [topo.dlqStream, `${topo.prefix}.dlq.>`],
     ]
   ) {
-    const info = await ensureStream(jsm, name, subject, DUPLICATE_WINDOW_NS);
+    const info = await ensureStream(jsm, name, subject, outputWindowNs);
     const window = info.config.duplicate_window ?? 0;
-    if (window < 10 * 60 * 1e9) {
+    if (window < outputWindowNs) {
       log(
         `warning: stream ${name} has a duplicate window of ${window / 1e9} s; re-published ` +
-          `records after a restart are only deduplicated within it (expected ≥ 600 s)`,
+          `records after a restart are only deduplicated within it (expected ≥ ` +
+          `${outputWindowNs / 1e9} s, --duplicate-window-s)`,
       );
     }
   }
