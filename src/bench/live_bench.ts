@@ -64,6 +64,15 @@ export function recordsPerScoreMessage(v: LiveVariant): number {
   return v.scoreMessages === "message" && v.format !== "json" ? LIVE_PER_MESSAGE : 1;
 }
 
+/**
+ * Observations the saturating load may be ahead of the stored scores: `window`, or 4× for one
+ * score message per input message (at their rates a round trip holds ~4× the observations, and
+ * `window` ahead left both worker and relay waiting for input).
+ */
+export function loadWindow(v: LiveVariant, window: number): number {
+  return recordsPerScoreMessage(v) > 1 ? 4 * window : window;
+}
+
 /** Sizes of the live section. */
 export interface LiveBenchOptions {
   readonly variants: readonly LiveVariant[];
@@ -357,9 +366,7 @@ export async function sustainedRate(
         scoresStream: topo.scoresStream,
         recordsPerMessage: recordsPerScoreMessage(variant),
         observations: o.observations[format],
-        // One score message per input message: at their rates a round trip holds ~4× the
-        // observations, and 16,384 ahead left both worker and relay waiting for input.
-        window: recordsPerScoreMessage(variant) > 1 ? 4 * o.window : o.window,
+        window: loadWindow(variant, o.window),
       }, td),
       failed,
     ]),

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { BenchFlags, BenchResult } from "../../schemas/bench.ts";
 import { chooseBackend } from "../backend.ts";
 import { benchEngine } from "../bench/engine_bench.ts";
-import { benchLive, liveBenchSizes, soakLive } from "../bench/live_bench.ts";
+import { benchLive, liveBenchSizes, loadWindow, soakLive } from "../bench/live_bench.ts";
 import { benchReplay } from "../bench/replay_bench.ts";
 import { checkFloors, formatReport } from "../bench/report.ts";
 import { benchSoak } from "../bench/soak.ts";
@@ -114,7 +114,9 @@ export async function run(args: string[]): Promise<number> {
         "cpu backend with the engine in-process (--engine-thread auto), a fresh local nats-server " +
         "per measurement; " +
         `obs/s = score records stored per second while a load process publishes at most ` +
-        `${sizes.window} observations ahead of them (${4 * sizes.window} with one score ` +
+        `${sizes.window} observations ahead of them (${
+          loadWindow({ format: "array", scoreMessages: "message" }, sizes.window)
+        } with one score ` +
         `message per input message; best of ${sizes.rounds} rounds, last 80 % of each run); ` +
         "drain = the same " +
         "from a preloaded stream with no publisher; latency = publish → score record received, " +
