@@ -277,15 +277,13 @@ export function resolveLiveConfig(
     "MVN_DUPLICATE_WINDOW_S",
     PositiveInt.max(7 * 24 * 3600),
   ) ?? 1800;
-  if (ackWaitMs !== undefined && duplicateWindowS * 1000 < 2 * ackWaitMs) {
+  if (duplicateWindowS * 1000 < 2 * ackWaitMs) {
     errors.push(
       `expected --duplicate-window-s at least twice --ack-wait-ms (${ackWaitMs / 1000} s), found ` +
         `${duplicateWindowS}: a record re-published on redelivery would escape deduplication`,
     );
   }
-  if (
-    ackWaitMs !== undefined && checkpointEveryMs !== undefined && 4 * checkpointEveryMs > ackWaitMs
-  ) {
+  if (4 * checkpointEveryMs > ackWaitMs) {
     errors.push(
       `expected --checkpoint-every-ms at most a quarter of --ack-wait-ms (${ackWaitMs}), found ` +
         `${checkpointEveryMs}: messages would be redelivered while waiting for their checkpoint`,
