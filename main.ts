@@ -9,7 +9,7 @@ const COMMANDS: Record<string, () => Promise<{ run(args: string[]): Promise<numb
   replay: () => import("./src/cli/replay.ts"),
   watch: () => import("./src/cli/watch.ts"),
   publish: () => import("./src/cli/publish.ts"),
-  bench: () => import("./src/cli/bench.ts"),
+  bench: () => import("./bench/cli.ts"),
 };
 
 const USAGE = `usage: main.ts <command> [options]

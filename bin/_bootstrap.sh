@@ -33,6 +33,6 @@ ensure_nats_server() {
 
 ensure_deps() {
   # Fetches the npm packages pinned in deno.json / deno.lock into Deno's cache (no-op when cached).
-  deno install --quiet --entrypoint main.ts workers/compute_worker.ts >&2 ||
+  deno install --quiet --entrypoint main.ts workers/compute_thread.ts >&2 ||
     { _say "could not fetch the npm dependencies (is the npm registry reachable?)"; return 1; }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import type { HeadState } from "../src/types.ts";
+import type { HeadState } from "../src/engine/types.ts";
 import { ScoreRecord } from "./score_record.ts";
 
 /** `Content-Type` of a binary block of little-endian float32 rows of `dim` values each. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { MAX_DIM } from "./head_config.ts";
+import { MAX_DIM } from "../src/config/head_config.ts";
 
 /** Default mini-batch size (rows per engine call). */
 export const DEFAULT_BATCH = 64;

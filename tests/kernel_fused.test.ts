@@ -5,9 +5,9 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { type FusedInputs, statsWidth } from "../src/fused_kernel.ts";
-import { createTfjsFusedKernel } from "../src/kernels/tfjs_fused_kernel.ts";
-import { mulberry32 as rng } from "../src/prng.ts";
+import { type FusedInputs, statsWidth } from "../src/engine/kernels/fused_kernel.ts";
+import { createTfjsFusedKernel } from "../src/engine/kernels/tfjs_kernel.ts";
+import { mulberry32 as rng } from "../src/model/prng.ts";
 
 /** Inverse of a d×d matrix (row-major number[][]) by Gauss–Jordan with partial pivoting. */
 function inverse(m: number[][]): number[][] {

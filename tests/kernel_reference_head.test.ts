@@ -4,17 +4,17 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { statsWidth } from "../src/fused_kernel.ts";
-import { gradientFromStats, thetaLength, trilFromTheta } from "../src/head_bank.ts";
-import { mvnFusedCpu } from "../src/mvn_fused.ts";
+import { statsWidth } from "../src/engine/kernels/fused_kernel.ts";
+import { gradientFromStats, thetaLength, trilFromTheta } from "../src/engine/head_bank.ts";
+import { mvnFusedCpu } from "../src/engine/kernels/cpu_fused.ts";
 import {
   createReferenceHead,
   referenceLossAndGrads,
   ReferenceTrainer,
   robustWeight,
-} from "../src/reference_head.ts";
-import type { DiagTransform } from "../src/types.ts";
-import { mulberry32 as rng } from "../src/prng.ts";
+} from "../src/engine/reference_head.ts";
+import type { DiagTransform } from "../src/engine/types.ts";
+import { mulberry32 as rng } from "../src/model/prng.ts";
 
 Deno.test("gradient from fused statistics equals tfjs autodiff of the op-by-op head", async (t) => {
   await tf.setBackend("cpu");

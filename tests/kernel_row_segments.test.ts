@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { segmentRowsByKey } from "../src/kernels/row_segments.ts";
+import { segmentRowsByKey } from "../src/engine/kernels/row_segments.ts";
 
 Deno.test("segmentRowsByKey groups rows by key into bounded chunks", async (t) => {
   await t.step("rows of each key are contiguous, in row order, cut every chunkRows", () => {

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { AckedPublisher, type Publication } from "../src/live/nats_io.ts";
-import { startNatsServer } from "./_nats_server.ts";
+import { AckedPublisher, type Publication } from "../src/nats/nats_io.ts";
+import { startNatsServer } from "./helpers/nats_server.ts";
 
 Deno.test("AckedPublisher settles a call whole: every sequence, or every publication rejected", async (t) => {
   await using server = await startNatsServer();

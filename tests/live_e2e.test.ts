@@ -6,14 +6,20 @@ import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { parseLiveFlags, resolveLiveConfig } from "../schemas/live_config.ts";
+import { parseLiveFlags, resolveLiveConfig } from "../src/config/live_config.ts";
 import { type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
-import { encodeF32 } from "../src/live/decode.ts";
-import { publishFile } from "../src/live/file_publisher.ts";
-import { type Publication, publishAllAcked } from "../src/live/nats_io.ts";
+import { encodeF32 } from "../src/wire/decode.ts";
+import { publishFile } from "../src/nats/file_publisher.ts";
+import { type Publication, publishAllAcked } from "../src/nats/nats_io.ts";
 import { startWorker } from "../src/live/worker.ts";
 import { encodeKvKey } from "../src/nats/kv_key.ts";
-import { readStream, runCli, startNatsServer, streamCount, waitFor } from "./_nats_server.ts";
+import {
+  readStream,
+  runCli,
+  startNatsServer,
+  streamCount,
+  waitFor,
+} from "./helpers/nats_server.ts";
 
 const SAMPLE = new URL("../data/sample.ndjson", import.meta.url).pathname;
 const quiet = () => {};

@@ -8,9 +8,9 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { parseLiveFlags, resolveLiveConfig } from "../schemas/live_config.ts";
+import { parseLiveFlags, resolveLiveConfig } from "../src/config/live_config.ts";
 import { Checkpoint, type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
-import { type Publication, publishAllAcked } from "../src/live/nats_io.ts";
+import { type Publication, publishAllAcked } from "../src/nats/nats_io.ts";
 import { startWorker } from "../src/live/worker.ts";
 import { encodeKvKey } from "../src/nats/kv_key.ts";
 import {
@@ -20,7 +20,7 @@ import {
   startNatsServer,
   streamCount,
   waitFor,
-} from "./_nats_server.ts";
+} from "./helpers/nats_server.ts";
 
 const quiet = () => {};
 const KEYS = ["m0", "m1", "m2", "m3"];

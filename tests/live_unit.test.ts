@@ -4,11 +4,11 @@
  */
 import assert from "node:assert/strict";
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
-import { resolveHeadConfig } from "../schemas/head_config.ts";
-import { ConfigError, parseLiveFlags, resolveLiveConfig } from "../schemas/live_config.ts";
+import { resolveHeadConfig } from "../src/config/head_config.ts";
+import { ConfigError, parseLiveFlags, resolveLiveConfig } from "../src/config/live_config.ts";
 import type { Checkpoint, ParamsMessage } from "../schemas/messages.ts";
-import type { ScoringEngine } from "../src/engine.ts";
-import { decodeMessage, encodeF32 } from "../src/live/decode.ts";
+import type { ScoringEngine } from "../src/engine/engine.ts";
+import { decodeMessage, encodeF32 } from "../src/wire/decode.ts";
 import {
   type CheckpointStore,
   type DeadLetterOut,
@@ -20,10 +20,10 @@ import {
   type ScoreOut,
 } from "../src/live/loop.ts";
 import { LiveMetrics } from "../src/live/metrics.ts";
-import { JetStreamSource } from "../src/live/nats_io.ts";
+import { JetStreamSource } from "../src/nats/nats_io.ts";
 import { decodeKvKey, encodeKvKey } from "../src/nats/kv_key.ts";
 import { filterCovers } from "../src/nats/topology.ts";
-import type { HeadSnapshot, HeadState, ObservationBatch, ScoreBatch } from "../src/types.ts";
+import type { HeadSnapshot, HeadState, ObservationBatch, ScoreBatch } from "../src/engine/types.ts";
 
 Deno.test("KV key encoding", async (t) => {
   await t.step("keeps letters, digits, '-' and '_' and escapes everything else as =XX", () => {

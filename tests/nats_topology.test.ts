@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { topologyFor } from "../schemas/live_config.ts";
+import { topologyFor } from "../src/config/live_config.ts";
 import { ensureStreams, resetConsumer } from "../src/nats/topology.ts";
-import { startNatsServer } from "./_nats_server.ts";
+import { startNatsServer } from "./helpers/nats_server.ts";
 
 Deno.test("the consumer is re-created right after its ack floor, across server restarts", async (t) => {
   await using srv = await startNatsServer();

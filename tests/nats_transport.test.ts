@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { Msg } from "@nats-io/nats-core";
 import { connectNats } from "../src/nats/connect.ts";
-import { startNatsServer } from "./_nats_server.ts";
+import { startNatsServer } from "./helpers/nats_server.ts";
 
 const once = { waitOnFirstConnect: false, maxReconnectAttempts: 0 } as const;
 

@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { parseReplayArgs } from "../src/cli/replay.ts";
-import { ReplayUsageError } from "../src/replay/errors.ts";
+import { ReplayUsageError } from "../src/io/errors.ts";
 import { replay, resolveReplayOptions } from "../src/replay/replay.ts";
-import { MemorySink, RecordingEngine, replayWith, tempDir } from "./fixtures/replay/helpers.ts";
+import { MemorySink, RecordingEngine, replayWith, tempDir } from "./helpers/replay.ts";
 
 const NDJSON_LINES = [
   '{"v":[1,2]}', // 1 good

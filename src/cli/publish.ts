@@ -6,13 +6,13 @@
  *
  * @module
  */
-import { parseCommandArgs } from "./_args.ts";
+import { parseCommandArgs } from "../config/args.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { z } from "zod";
-import { ConfigError, resolveLiveConfig, topologyFor } from "../../schemas/live_config.ts";
+import { ConfigError, resolveLiveConfig, topologyFor } from "../config/live_config.ts";
 import { connectNats } from "../nats/connect.ts";
 import { DUPLICATE_WINDOW_NS, ensureStream } from "../nats/topology.ts";
-import { publishFile } from "../live/file_publisher.ts";
+import { publishFile } from "../nats/file_publisher.ts";
 import { ProgressBar } from "../replay/progress.ts";
 
 const USAGE = `usage: main.ts publish <file.ndjson|file.csv> [options]

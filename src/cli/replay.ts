@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_BATCH, DEFAULT_MAX_WARNINGS } from "../../schemas/replay.ts";
 import type { ReplayOptionsInput } from "../../schemas/replay.ts";
-import { ReplayUsageError } from "../replay/errors.ts";
+import { ReplayUsageError } from "../io/errors.ts";
 import { replay } from "../replay/replay.ts";
 
 export const USAGE = `usage: deno task replay <file|dir> [options]

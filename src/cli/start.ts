@@ -9,7 +9,7 @@ import {
   LIVE_USAGE,
   parseLiveFlags,
   resolveLiveConfig,
-} from "../../schemas/live_config.ts";
+} from "../config/live_config.ts";
 import { NatsServerMissingError } from "../nats/server_process.ts";
 import { startWorker } from "../live/worker.ts";
 

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { parseCommandArgs } from "./_args.ts";
+import { parseCommandArgs } from "../config/args.ts";
 import { Kvm } from "@nats-io/kv";
-import { ConfigError, resolveLiveConfig } from "../../schemas/live_config.ts";
+import { ConfigError, resolveLiveConfig } from "../config/live_config.ts";
 import { ParamsMessage } from "../../schemas/messages.ts";
 import { connectNats } from "../nats/connect.ts";
 import { encodeKvKey } from "../nats/kv_key.ts";

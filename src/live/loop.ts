@@ -22,10 +22,10 @@
  */
 import type { Checkpoint, DeadLetterReason, ParamsMessage } from "../../schemas/messages.ts";
 import type { LiveScoreRecord } from "../../schemas/messages.ts";
-import type { ScoreMessages } from "../../schemas/live_config.ts";
-import type { ScoringEngine } from "../engine.ts";
-import type { HeadState, ObservationBatch, ScoreBatch } from "../types.ts";
-import { type Decoded, type DecodedRow, decodeMessage, type RawMessage } from "./decode.ts";
+import type { ScoreMessages } from "../config/live_config.ts";
+import type { ScoringEngine } from "../engine/engine.ts";
+import type { HeadState, ObservationBatch, ScoreBatch } from "../engine/types.ts";
+import { type Decoded, type DecodedRow, decodeMessage, type RawMessage } from "../wire/decode.ts";
 import type { LiveMetrics } from "./metrics.ts";
 
 /** One input message as the loop sees it. */

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import type { HeadConfig } from "../../schemas/head_config.ts";
+import type { HeadConfig } from "../config/head_config.ts";
 import type { Checkpoint } from "../../schemas/messages.ts";
-import type { ScoringEngine } from "../engine.ts";
-import type { HeadSnapshot, HeadState, ObservationBatch, ScoreBatch } from "../types.ts";
+import type { ScoringEngine } from "../engine/engine.ts";
+import type { HeadSnapshot, HeadState, ObservationBatch, ScoreBatch } from "../engine/types.ts";
 import type { CheckpointStore } from "./loop.ts";
 
 /** An engine that learns nothing: every score is 0, `p_value` 1, never an anomaly. */

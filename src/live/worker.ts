@@ -8,16 +8,16 @@
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { type LiveConfig, topologyFor } from "../../schemas/live_config.ts";
-import { createEngine } from "../compute_client.ts";
-import type { ScoringEngine } from "../engine.ts";
+import { type LiveConfig, topologyFor } from "../config/live_config.ts";
+import { createEngine } from "../engine/thread/compute_thread.ts";
+import type { ScoringEngine } from "../engine/engine.ts";
 import { connectNats } from "../nats/connect.ts";
 import { isPortFree, NatsServerProcess } from "../nats/server_process.ts";
 import { ensureStreams, openBuckets, resetConsumer } from "../nats/topology.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
-import { JetStreamSource, KvCheckpointStore, NatsSink } from "./nats_io.ts";
+import { JetStreamSource, KvCheckpointStore, NatsSink } from "../nats/nats_io.ts";
 import { NullCheckpointStore, RelayEngine } from "./relay.ts";
 
 /** Options of {@link startWorker}. */

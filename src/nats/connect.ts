@@ -17,7 +17,7 @@ import {
 import { NatsConnectionImpl, setTransportFactory } from "@nats-io/nats-core/internal";
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { DenoTcpTransport } from "./deno_transport.ts";
-import type { NatsSettings } from "../../schemas/live_config.ts";
+import type { NatsSettings } from "../config/live_config.ts";
 
 /** Extra options for {@link connectNats}. */
 export interface ConnectExtras {

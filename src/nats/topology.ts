@@ -18,7 +18,7 @@ import {
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import type { Topology } from "../../schemas/live_config.ts";
+import type { Topology } from "../config/live_config.ts";
 
 /** Duplicate window of the output streams, in nanoseconds (30 min). */
 export const DUPLICATE_WINDOW_NS = 30 * 60 * 1e9;

@@ -6,8 +6,8 @@
  */
 import { ParamsEntry, ParamsFile } from "../../schemas/replay.ts";
 import type { ParamsOutFile } from "../../schemas/replay.ts";
-import type { HeadParams, HeadSnapshot } from "../types.ts";
-import { ReplayUsageError } from "./errors.ts";
+import type { HeadParams, HeadSnapshot } from "../engine/types.ts";
+import { ReplayUsageError } from "../io/errors.ts";
 
 /** Parsed `--params-in`: `all` applies to every key, `byKey` to the keys it names. */
 export interface StartParams {

@@ -8,17 +8,17 @@
  *
  * @module
  */
-import { resolveHeadConfig } from "../../schemas/head_config.ts";
-import type { HeadConfig, HeadConfigInput } from "../../schemas/head_config.ts";
+import { resolveHeadConfig } from "../config/head_config.ts";
+import type { HeadConfig, HeadConfigInput } from "../config/head_config.ts";
 import { REPLAY_OPTION_INFO, ReplayOptions, ReplaySummary } from "../../schemas/replay.ts";
 import type { ReplayOptionsInput, SkipReason } from "../../schemas/replay.ts";
-import type { ScoringEngine } from "../engine.ts";
-import type { HeadParams, HeadSnapshot, ObservationBatch, ScoreBatch } from "../types.ts";
-import { BufferedTextWriter } from "./buffered_writer.ts";
-import type { ByteSink } from "./buffered_writer.ts";
-import { BadInputError, ReplayUsageError } from "./errors.ts";
-import { type InputFile, listInputs, sniffFormat } from "./input_files.ts";
-import { LineSource } from "./line_source.ts";
+import type { ScoringEngine } from "../engine/engine.ts";
+import type { HeadParams, HeadSnapshot, ObservationBatch, ScoreBatch } from "../engine/types.ts";
+import { BufferedTextWriter } from "../io/buffered_writer.ts";
+import type { ByteSink } from "../io/buffered_writer.ts";
+import { BadInputError, ReplayUsageError } from "../io/errors.ts";
+import { type InputFile, listInputs, sniffFormat } from "../io/input_files.ts";
+import { LineSource } from "../io/line_source.ts";
 import { Confusion } from "./metrics.ts";
 import { paramsDim, paramsOut, readParamsFile } from "./params_io.ts";
 import type { StartParams } from "./params_io.ts";
@@ -31,8 +31,8 @@ import {
   NdjsonParser,
   type ParsedRow,
   type RowParser,
-} from "./row_parser.ts";
-import { formatScores, type RowEchoes, timeJson } from "./score_format.ts";
+} from "../io/row_parser.ts";
+import { formatScores, type RowEchoes, timeJson } from "../wire/score_format.ts";
 
 /** Batches handed to the engine before the oldest result is awaited. */
 export const PIPELINE_DEPTH = 4;
@@ -222,7 +222,7 @@ async function _defaultEngine(
   config: HeadConfig,
   log: (line: string) => void,
 ): Promise<ReplayEngine> {
-  const { createEngine } = await import("../compute_client.ts");
+  const { createEngine } = await import("../engine/thread/compute_thread.ts");
   return await createEngine(config, { worker: true, log });
 }
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { mulberry32 as _rng } from "../prng.ts";
+import { mulberry32 as _rng } from "../model/prng.ts";
 
 /** Rows per key. */
 export const SAMPLE_ROWS_PER_KEY = 2500;

@@ -1,0 +1,170 @@
+/**
+ * Boundaries of `deno task bench`: its flags and the `--json` result file.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { SCORE_MESSAGES } from "../src/config/live_config.ts";
+
+/** Sections the benchmark can run. */
+export const BENCH_SECTIONS = ["engine", "replay", "live"] as const;
+
+/** `--sections engine,replay,live` (comma-separated or an array). */
+const Sections = z.preprocess(
+  (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s) : v),
+  z.array(z.enum(BENCH_SECTIONS)).min(1),
+);
+
+const PositiveNumber = z.preprocess(
+  (v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v),
+  z.number().positive(),
+);
+
+/** Flags of `bench`, after `parseArgs`. */
+export const BenchFlags = z.object({
+  json: z.string().min(1).optional(),
+  sections: Sections.default([...BENCH_SECTIONS]),
+  quick: z.boolean().default(false),
+  /** `all` measures every backend with an adapter; else only the one named. */
+  backend: z.enum(["all", "cpu", "webgpu"]).default("all"),
+  soak: z.boolean().default(false),
+  /** Soak duration (default 10 minutes). */
+  soak_minutes: PositiveNumber.default(10),
+  help: z.boolean().default(false),
+});
+export type BenchFlags = z.output<typeof BenchFlags>;
+
+const Rate = z.number().nonnegative();
+
+/** One engine measurement: a score+learn step of `batch` rows over `keys` keys. */
+export const EngineRow = z.object({
+  backend: z.enum(["cpu", "webgpu"]),
+  batch: z.number().int().positive(),
+  keys: z.number().int().positive(),
+  dim: z.number().int().positive(),
+  /** The real engine in its compute worker: scores (no p-values) and the learning step. */
+  obs_per_s: Rate,
+  /** The same, computing p_value for every row too. */
+  with_p_value_obs_per_s: Rate.nullable().default(null),
+  /** The same engine without the worker (same thread). */
+  local_obs_per_s: Rate.nullable(),
+  /** The op-by-op tfjs autodiff version (reference_head.ts); null where not measured. */
+  baseline_obs_per_s: Rate.nullable(),
+  /** The raw float64 fused loop alone (mvnFusedCpu), no engine, no tfjs. */
+  bound_obs_per_s: Rate,
+  /** The tfjs `MvnFused` kernel alone on this backend (tensors in, arrays out). */
+  kernel_obs_per_s: Rate.nullable(),
+});
+export type EngineRow = z.output<typeof EngineRow>;
+
+export const ReplayResult = z.object({
+  observations: z.number().int().nonnegative(),
+  obs_per_s: Rate,
+  floor_obs_per_s: Rate,
+});
+export type ReplayResult = z.output<typeof ReplayResult>;
+
+/** Message formats of the live section. */
+export const LIVE_FORMATS = ["json", "array", "f32"] as const;
+export type LiveFormat = (typeof LIVE_FORMATS)[number];
+
+/** One live measurement: one message format, the worker beside the bare relay. */
+export const LiveRow = z.object({
+  /**
+   * `json`: one observation per message (`{"v":[…]}`); `array`: 256 per message as a JSON array;
+   * `f32`: 256 per message as a float32 block (`Content-Type: application/vnd.mvn.f32`).
+   */
+  format: z.enum(LIVE_FORMATS),
+  /**
+   * The worker's `--score-messages`: `row`, a score message per observation (the default);
+   * `message`, one per input message (the JSON array of its records). Absent in older files: row.
+   */
+  score_messages: z.enum(SCORE_MESSAGES).default("row"),
+  /** Observations per input message. */
+  per_message: z.number().int().positive().optional(),
+  /** Observations per throughput measurement. */
+  observations: z.number().int().positive().optional(),
+  /**
+   * The live worker (cpu backend, engine in its Web Worker): the highest sustained rate from
+   * publish to acknowledged score record, with a load process publishing as fast as scores keep up.
+   */
+  obs_per_s: Rate,
+  /** The bare relay (`startWorker` mode `relay`: no model), same consumer settings, same load. */
+  relay_obs_per_s: Rate,
+  /** The live worker draining a preloaded input stream (no publisher running): catch-up speed. */
+  drain_obs_per_s: Rate.optional(),
+  /** Publication rate of the latency measurement: half of `obs_per_s`. */
+  latency_rate_obs_per_s: Rate.optional(),
+  /** Observations whose latency was measured. */
+  latency_samples: z.number().int().nonnegative().optional(),
+  /** Publish → score record received, per observation, at half load. */
+  p50_ms: z.number().nonnegative().nullable(),
+  p99_ms: z.number().nonnegative().nullable(),
+  /**
+   * The same distribution's p90, p99.9 and maximum: records of one input message arrive
+   * together, so with 256 per message the p99 is set by the two or three slowest messages.
+   */
+  p90_ms: z.number().nonnegative().optional(),
+  p999_ms: z.number().nonnegative().optional(),
+  max_ms: z.number().nonnegative().optional(),
+});
+export type LiveRow = z.output<typeof LiveRow>;
+
+export const SoakResult = z.object({
+  minutes: z.number().positive(),
+  obs: z.number().int().nonnegative(),
+  rss_start_mb: z.number().positive(),
+  rss_end_mb: z.number().positive(),
+  tensors_start: z.number().int().nonnegative(),
+  tensors_end: z.number().int().nonnegative(),
+});
+export type SoakResult = z.output<typeof SoakResult>;
+
+/** The live worker's soak (`--soak`): paced JSON at half its sustained rate. */
+export const LiveSoakResult = z.object({
+  minutes: z.number().positive(),
+  obs_per_s: z.number().positive(),
+  /** Observations the worker scored and learned. */
+  obs: z.number().int().nonnegative(),
+  /**
+   * RSS of the process hosting the worker, sampled every 2 s: the lowest sample of the second
+   * tenth and of the last tenth. The lowest, because RSS saws up and down by tens of MB between
+   * garbage collections; comparing troughs compares like with like.
+   */
+  rss_start_mb: z.number().positive(),
+  rss_end_mb: z.number().positive(),
+  /** The highest sample over the run after the first tenth. */
+  rss_max_mb: z.number().positive().optional(),
+  /** RSS of the nats-server (not the worker's memory: its duplicate-window ids, its caches). */
+  server_rss_start_mb: z.number().nonnegative().optional(),
+  server_rss_end_mb: z.number().nonnegative().optional(),
+  p50_ms: z.number().nonnegative(),
+  p99_ms: z.number().nonnegative(),
+});
+export type LiveSoakResult = z.output<typeof LiveSoakResult>;
+
+/** One floor checked against the measurements (printed as PASS/FAIL). */
+export const FloorCheck = z.object({
+  name: z.string(),
+  pass: z.boolean(),
+  detail: z.string(),
+});
+export type FloorCheck = z.output<typeof FloorCheck>;
+
+/** The `--json` file. */
+export const BenchResult = z.object({
+  version: z.literal(1),
+  started_at: z.string(),
+  quick: z.boolean(),
+  host: z.object({ deno: z.string(), os: z.string(), cpus: z.number().int().positive() }),
+  engine: z.array(EngineRow),
+  replay: ReplayResult.nullable(),
+  live: z.array(LiveRow),
+  soak: SoakResult.nullable(),
+  /** Absent in files written before the live soak existed. */
+  soak_live: LiveSoakResult.nullable().default(null),
+  floors: z.array(FloorCheck),
+  /** Sections or measurements skipped, with why. */
+  notes: z.array(z.string()),
+});
+export type BenchResult = z.output<typeof BenchResult>;

@@ -1,0 +1,57 @@
+/**
+ * Fast NDJSON text of score records (the shape of `schemas/score_record.ts`), built by string
+ * concatenation: JSON.stringify of an object per row would dominate the replay's cost. Numbers print
+ * as JSON does (shortest round-trip form); a non-finite number prints as null.
+ *
+ * @module
+ */
+import type { ScoreBatch } from "../engine/types.ts";
+
+/** Per-row echoes of one batch, pre-serialised as JSON text ("" = absent). */
+export interface RowEchoes {
+  /** JSON string of each row's key. */
+  readonly keyJson: readonly string[];
+  /** JSON of each row's time, or "". */
+  readonly tJson: readonly string[];
+  /** Each row's label, or -1. */
+  readonly label: Int8Array;
+}
+
+function num(x: number): string {
+  return Number.isFinite(x) ? String(x) : "null";
+}
+
+/** JSON text of a time value. */
+export function timeJson(t: number | string | undefined): string {
+  if (t === undefined) return "";
+  return typeof t === "number" ? num(t) : JSON.stringify(t);
+}
+
+/** Appends one line per row of `scores` to `out`; returns the number of anomalies among them. */
+export function formatScores(
+  scores: ScoreBatch,
+  echoes: RowEchoes,
+  out: { write(s: string): void },
+): number {
+  const d = scores.dim;
+  let anomalies = 0;
+  let text = "";
+  for (let i = 0; i < scores.n; i++) {
+    const t = echoes.tJson[i];
+    const label = echoes.label[i];
+    const anomaly = scores.anomaly[i] === 1;
+    if (anomaly) anomalies++;
+    let contrib = num(scores.contrib[i * d]);
+    for (let j = 1; j < d; j++) contrib += "," + num(scores.contrib[i * d + j]);
+    text += '{"seq":' + scores.seq[i] + ',"key":' + echoes.keyJson[i] +
+      (t === "" ? "" : ',"t":' + t) +
+      ',"log_prob":' + num(scores.logProb[i]) +
+      ',"mahalanobis2":' + num(scores.mahalanobis2[i]) +
+      ',"p_value":' + num(scores.pValue[i]) +
+      (anomaly ? ',"anomaly":true' : ',"anomaly":false') +
+      (label < 0 ? "" : ',"label":' + label) +
+      ',"contrib":[' + contrib + "]}\n";
+  }
+  out.write(text);
+  return anomalies;
+}

@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { BenchResult } from "../bench/schema.ts";
+
+Deno.test("bench --quick --sections engine writes a valid JSON result", async (t) => {
+  await using dir = await (async () => {
+    const path = await Deno.makeTempDir({ prefix: "bench-test-" });
+    return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+  })();
+  const json = join(dir.path, "bench.json");
+  const root = new URL("..", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "main.ts",
+      "bench",
+      "--quick",
+      "--sections",
+      "engine",
+      "--backend",
+      "cpu",
+      "--json",
+      json,
+    ],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  await t.step("exits 0 and prints the engine table", () => {
+    assert.equal(out.code, 0, stderr);
+    assert.match(new TextDecoder().decode(out.stdout), /engine \(obs\/s/);
+  });
+  await t.step("the JSON matches the schema, one row per batch × keys", async () => {
+    const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(json)));
+    assert.ok(result.quick);
+    assert.equal(result.engine.length, 2);
+    for (const row of result.engine) {
+      assert.equal(row.backend, "cpu");
+      assert.ok(row.obs_per_s > 0 && row.bound_obs_per_s > 0);
+    }
+    assert.equal(result.replay, null);
+  });
+  await t.step("rejects an unknown section, saying which flag", async () => {
+    const bad = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", "bench", "--sections", "engine,nope"],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(bad.code, 2);
+    assert.match(new TextDecoder().decode(bad.stderr), /--sections/);
+  });
+});
+
+Deno.test("bench --quick --sections live measures every format (and both score-message modes) beside the relay", async (t) => {
+  await using dir = await (async () => {
+    const path = await Deno.makeTempDir({ prefix: "bench-live-test-" });
+    return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+  })();
+  const json = join(dir.path, "bench.json");
+  const root = new URL("..", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "bench", "--quick", "--sections", "live", "--json", json],
+    cwd: root,
+    // An inherited NATS_URL must not matter: the bench starts its own servers.
+    env: { NATS_URL: "nats://127.0.0.1:1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  await t.step("exits 0 and prints the live table and its floors", () => {
+    assert.equal(out.code, 0, stderr);
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.match(stdout, /^live$/m);
+    assert.match(stdout, /(PASS|FAIL) {2}live f32 ≥ 0\.7× relay/);
+    assert.match(stdout, /(PASS|FAIL) {2}live json p99 ≤ 25 ms at half load/);
+    assert.match(stdout, /(PASS|FAIL) {2}live array\/message p99 ≤ 25 ms at half load/);
+  });
+  await t.step(
+    "one row per format with rates and latencies, all observations counted",
+    async () => {
+      const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(json)));
+      assert.deepEqual(result.live.map((l) => `${l.format}/${l.score_messages}`), [
+        "json/row",
+        "array/row",
+        "f32/row",
+        "array/message",
+        "f32/message",
+      ]);
+      for (const l of result.live) {
+        assert.ok(l.obs_per_s > 0 && l.relay_obs_per_s > 0, JSON.stringify(l));
+        assert.ok((l.drain_obs_per_s ?? 0) > 0, JSON.stringify(l));
+        assert.ok(l.p50_ms !== null && l.p99_ms !== null && l.p50_ms <= l.p99_ms);
+        assert.equal(l.per_message, l.format === "json" ? 1 : 256);
+        assert.ok((l.latency_samples ?? 0) > 0);
+      }
+      assert.deepEqual(result.engine, []);
+    },
+  );
+  await t.step("leaves no nats-server running from its temp stores", async () => {
+    const ps = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
+    assert.doesNotMatch(new TextDecoder().decode(ps.stdout), /mvn-bench-live-/);
+  });
+});

@@ -1,0 +1,57 @@
+/**
+ * Closing an engine that runs in the compute worker returns only once the worker's thread has
+ * ended, so that a process exiting right after close() never races the thread's teardown (with
+ * webgpu on Mesa that race aborted about one exit in 25).
+ */
+import assert from "node:assert/strict";
+import { resolveHeadConfig } from "../src/config/head_config.ts";
+import { createEngine } from "../src/engine/thread/compute_thread.ts";
+import { BACKENDS } from "./helpers/backends.ts";
+
+/** Ids of this process's threads whose name starts with `worker-` (Deno's Web Workers). */
+function workerThreads(): Set<string> {
+  const out = new Set<string>();
+  for (const e of Deno.readDirSync("/proc/self/task")) {
+    try {
+      const comm = Deno.readTextFileSync(`/proc/self/task/${e.name}/comm`);
+      if (comm.startsWith("worker-")) out.add(e.name);
+    } catch {
+      // the thread ended while being listed
+    }
+  }
+  return out;
+}
+
+let hasProc = true;
+try {
+  Deno.statSync("/proc/thread-self");
+} catch {
+  hasProc = false;
+}
+
+Deno.test({
+  name: "closing a worker engine returns after the worker's thread has ended",
+  ignore: !hasProc,
+  fn: async (t) => {
+    for (const backend of BACKENDS) {
+      await t.step(backend, async () => {
+        const before = workerThreads();
+        const engine = await createEngine(resolveHeadConfig({ dim: 3, backend }), {
+          worker: true,
+          log: () => {},
+        });
+        const during = workerThreads();
+        assert.equal(during.size, before.size + 1, "expected one more worker thread while open");
+        await engine.process({
+          dim: 3,
+          n: 2,
+          values: Float64Array.of(0, 1, 2, 1, 0, -1),
+          keyIndex: Uint32Array.of(0, 0),
+          keys: ["k"],
+        });
+        await engine.close();
+        assert.deepEqual(workerThreads(), before);
+      });
+    }
+  },
+});

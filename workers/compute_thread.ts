@@ -1,0 +1,86 @@
+/**
+ * The compute thread: owns the engine (heads, tfjs backend, fused kernel) and answers
+ * {@link WorkerRequest}s from `src/compute_client.ts`, one at a time and in order.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import {
+  createLocalEngine,
+  scoreTransferables,
+  type WorkerReply,
+  type WorkerRequest,
+} from "../src/engine/thread/compute_thread.ts";
+import type { LocalEngine } from "../src/engine/local_engine.ts";
+import { currentThreadId } from "../src/engine/thread/thread_exit.ts";
+
+let engine: LocalEngine | null = null;
+// Requests are chained so that batches are processed strictly in arrival order.
+let chain: Promise<void> = Promise.resolve();
+
+function reply(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
+  self.postMessage(msg, transfer);
+}
+
+async function handle(req: WorkerRequest): Promise<void> {
+  try {
+    if (req.op === "init") {
+      engine = await createLocalEngine(req.config, (line) => reply({ log: line }), req.choice);
+      reply({
+        id: req.id,
+        ok: true,
+        result: {
+          backend: engine.backend,
+          reason: engine.backendReason,
+          thread: currentThreadId(),
+        },
+      });
+      return;
+    }
+    if (engine === null) throw new TypeError(`expected 'init' before '${req.op}', found no engine`);
+    switch (req.op) {
+      case "process": {
+        const scores = await engine.process(req.batch);
+        reply({ id: req.id, ok: true, result: scores }, scoreTransferables(scores));
+        return;
+      }
+      case "release":
+        return;
+      case "snapshot":
+        reply({ id: req.id, ok: true, result: await engine.snapshot(req.keys) });
+        return;
+      case "exportState":
+        reply({ id: req.id, ok: true, result: await engine.exportState(req.keys) });
+        return;
+      case "importState":
+        await engine.importState(req.states);
+        reply({ id: req.id, ok: true, result: null });
+        return;
+      case "setParams":
+        await engine.setParams(req.key, req.params);
+        reply({ id: req.id, ok: true, result: null });
+        return;
+      case "keys":
+        reply({ id: req.id, ok: true, result: await engine.keys() });
+        return;
+      case "close":
+        await engine.close();
+        engine = null;
+        reply({ id: req.id, ok: true, result: null });
+        return;
+    }
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    reply({ id: req.id, ok: false, error: { name: e.name, message: e.message } });
+  }
+}
+
+self.onmessage = (ev: MessageEvent<WorkerRequest>) => {
+  const req = ev.data;
+  // Released buffers go straight to the pool: no reply, no need to wait for the chain.
+  if (req.op === "release") {
+    engine?.release(req.scores);
+    return;
+  }
+  chain = chain.then(() => handle(req));
+};
