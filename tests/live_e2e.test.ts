@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { parseLiveFlags, resolveLiveConfig } from "../src/config/live_config.ts";
+import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
 import { type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
 import { encodeF32 } from "../src/wire/decode.ts";
 import { publishFile } from "../src/nats/file_publisher.ts";
@@ -112,7 +112,7 @@ Deno.test({
     await t.step(
       "parameters in KV count every observation and sit near each key's sample mean",
       async () => {
-        const kv = await new Kvm(nc).open("mvn_params");
+        const kv = await new Kvm(nc).open(topologyFor("telemetry").paramsBucket);
         await waitFor("final parameters", async () => {
           for (const key of ["pump-a", "pump-b"]) {
             const e = await kv.get(encodeKvKey(key));
@@ -323,7 +323,7 @@ Deno.test({
     );
     assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), good);
     await worker.stop();
-    const kv = await new Kvm(nc).open("mvn_params");
+    const kv = await new Kvm(nc).open(topologyFor("telemetry").paramsBucket);
     let observed = 0;
     for (const key of ["k0", "k1", "k2"]) {
       const p = ParamsMessage.parse((await kv.get(encodeKvKey(key)))!.json());

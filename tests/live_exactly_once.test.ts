@@ -8,7 +8,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { parseLiveFlags, resolveLiveConfig } from "../src/config/live_config.ts";
+import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
 import { Checkpoint, type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
 import { type Publication, publishAllAcked } from "../src/nats/nats_io.ts";
 import { startWorker } from "../src/live/worker.ts";
@@ -75,8 +75,8 @@ async function assertExactlyOnce(
   }
   assert.equal(seqs.size, nMessages);
   const kvm = new Kvm(nc);
-  const cps = await kvm.open("mvn_checkpoints");
-  const params = await kvm.open("mvn_params");
+  const cps = await kvm.open(topologyFor("telemetry").checkpointBucket);
+  const params = await kvm.open(topologyFor("telemetry").paramsBucket);
   for (const [key, n] of perKey) {
     const cp = Checkpoint.parse((await cps.get(encodeKvKey(key)))!.json());
     assert.equal(cp.state.observations, n, `checkpoint observations of ${key}`);
@@ -267,7 +267,7 @@ Deno.test({
     const lastSeqOf = new Map<string, number>();
     pubs.forEach((p, i) => lastSeqOf.set(p.subject.split(".").pop()!, i + 1));
     const cps = async () => {
-      const kv = await new Kvm(nc).open("mvn_checkpoints");
+      const kv = await new Kvm(nc).open(topologyFor("telemetry").checkpointBucket);
       return new Map(
         await Promise.all(KEYS.map(async (k) => {
           const e = await kv.get(encodeKvKey(k));

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { topologyFor } from "../src/config/live_config.ts";
-import { ensureStreams, resetConsumer } from "../src/nats/topology.ts";
+import { ensureStreams, LEGACY_BUCKETS, openBuckets, resetConsumer } from "../src/nats/topology.ts";
+import { Kvm } from "@nats-io/kv";
 import { startNatsServer } from "./helpers/nats_server.ts";
 
 Deno.test("the consumer is re-created right after its ack floor, across server restarts", async (t) => {
@@ -89,6 +90,27 @@ Deno.test("output streams get the configured duplicate window; a shorter existin
       assert.equal(lines.length, 2);
       assert.match(lines[0], /duplicate window of 120 s.*expected ≥ 1800 s/);
     });
+  } finally {
+    await nc.close();
+  }
+});
+
+Deno.test("a new checkpoint bucket of the default prefix is seeded from the legacy shared bucket", async () => {
+  await using srv = await startNatsServer();
+  const nc = await connect({ servers: srv.url });
+  try {
+    const kvm = new Kvm(nc);
+    const legacy = await kvm.create(LEGACY_BUCKETS.checkpoints, { history: 1 });
+    await legacy.put("pump_2d7", '{"last_seq":7}');
+    const lines: string[] = [];
+    const { checkpoints } = await openBuckets(nc, topologyFor("telemetry"), (l) => lines.push(l));
+    assert.equal((await checkpoints.get("pump_2d7"))?.string(), '{"last_seq":7}');
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /copied 1 checkpoints/);
+    // Another prefix never reads the legacy bucket: it was shared by every prefix.
+    const other = await openBuckets(nc, topologyFor("plant"), (l) => lines.push(l));
+    assert.equal(await other.checkpoints.get("pump_2d7"), null);
+    assert.equal(lines.length, 1);
   } finally {
     await nc.close();
   }

@@ -89,6 +89,9 @@ export type EngineThread = (typeof ENGINE_THREADS)[number];
 export const SCORE_MESSAGES = ["row", "message"] as const;
 export type ScoreMessages = (typeof SCORE_MESSAGES)[number];
 
+/** Subject prefix when `--prefix` is not given. */
+export const DEFAULT_PREFIX = "telemetry";
+
 /** Names of the streams, consumer and buckets derived from the prefix. */
 export interface Topology {
   readonly prefix: string;
@@ -100,17 +103,22 @@ export interface Topology {
   readonly checkpointBucket: string;
 }
 
-/** `telemetry` → streams TELEMETRY, TELEMETRY_SCORES, TELEMETRY_DLQ. */
+/**
+ * `telemetry` → streams TELEMETRY, TELEMETRY_SCORES, TELEMETRY_DLQ and KV buckets
+ * telemetry_params, telemetry_checkpoints: every name follows the prefix, so workers with
+ * different prefixes share nothing on one server.
+ */
 export function topologyFor(prefix: string): Topology {
   const base = prefix.toUpperCase().replace(/[^A-Z0-9_-]/g, "_");
+  const bucket = prefix.toLowerCase().replace(/[^a-z0-9_-]/g, "_");
   return {
     prefix,
     inputStream: base,
     scoresStream: `${base}_SCORES`,
     dlqStream: `${base}_DLQ`,
     obsSubject: `${prefix}.obs.>`,
-    paramsBucket: "mvn_params",
-    checkpointBucket: "mvn_checkpoints",
+    paramsBucket: `${bucket}_params`,
+    checkpointBucket: `${bucket}_checkpoints`,
   };
 }
 
@@ -253,7 +261,7 @@ export function resolveLiveConfig(
   };
   const batch = pick("batch", "MVN_BATCH", PositiveInt.max(1_000_000)) ?? 256;
   const maxWaitMs = pick("max-wait-ms", "MVN_MAX_WAIT_MS", z.coerce.number().int().min(0)) ?? 20;
-  const prefix = pick("prefix", "MVN_PREFIX", Prefix) ?? "telemetry";
+  const prefix = pick("prefix", "MVN_PREFIX", Prefix) ?? DEFAULT_PREFIX;
   const paramsEveryMs = pick("params-every-ms", "MVN_PARAMS_EVERY_MS", z.coerce.number().min(0)) ??
     1000;
   const checkpointEveryMs = pick(

@@ -85,7 +85,7 @@ export async function startWorker(
     watchStatus(nc, metrics, log);
     const jsm = await jetstreamManager(nc);
     await ensureStreams(jsm, topo, log, config.duplicateWindowS * 1e9);
-    const buckets = await openBuckets(nc, topo);
+    const buckets = await openBuckets(nc, topo, log);
     const consumerSettings = { durable: config.durable, ackWaitMs: config.ackWaitMs };
     const startSeq = await resetConsumer(jsm, topo, consumerSettings);
     const js = jetstream(nc);

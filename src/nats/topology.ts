@@ -17,8 +17,9 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import type { Topology } from "../config/live_config.ts";
+import { DEFAULT_PREFIX, type Topology } from "../config/live_config.ts";
 
 /** Duplicate window of the output streams, in nanoseconds (30 min). */
 export const DUPLICATE_WINDOW_NS = 30 * 60 * 1e9;
@@ -161,13 +162,49 @@ export async function resetConsumer(
   return startSeq;
 }
 
-/** Opens (creating if missing) the parameters and checkpoint buckets. */
+/** Bucket names before they followed the prefix (shared by every prefix on a server). */
+export const LEGACY_BUCKETS = { params: "mvn_params", checkpoints: "mvn_checkpoints" } as const;
+
+/**
+ * Opens (creating if missing) the parameters and checkpoint buckets. A new checkpoint bucket of
+ * the default prefix is seeded from the legacy `mvn_checkpoints` when that exists, so an upgraded
+ * worker resumes its keys instead of learning their stream again.
+ */
 export async function openBuckets(
   nc: NatsConnection,
   topo: Topology,
+  log: (line: string) => void = () => {},
 ): Promise<{ params: KV; checkpoints: KV }> {
   const kvm = new Kvm(nc);
+  const jsm = await jetstreamManager(nc);
+  const existed = await streamExists(jsm, `KV_${topo.checkpointBucket}`);
   const params = await kvm.create(topo.paramsBucket, { history: 1 });
   const checkpoints = await kvm.create(topo.checkpointBucket, { history: 1 });
+  if (!existed && topo.prefix === DEFAULT_PREFIX) {
+    if (await streamExists(jsm, `KV_${LEGACY_BUCKETS.checkpoints}`)) {
+      const legacy = await kvm.open(LEGACY_BUCKETS.checkpoints);
+      let copied = 0;
+      for await (const k of await legacy.keys()) {
+        const e = await legacy.get(k);
+        if (e !== null && e.operation === "PUT") {
+          await checkpoints.put(k, e.value);
+          copied++;
+        }
+      }
+      log(
+        `copied ${copied} checkpoints from the legacy bucket '${LEGACY_BUCKETS.checkpoints}' into '${topo.checkpointBucket}' (bucket names now follow --prefix); the legacy bucket is left as it was`,
+      );
+    }
+  }
   return { params, checkpoints };
+}
+
+async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(name);
+    return true;
+  } catch (e) {
+    if (isNotFound(e, JetStreamApiCodes.StreamNotFound)) return false;
+    throw e;
+  }
 }
