@@ -1,5 +1,5 @@
 /**
- * Engine section: obs/s of one score+learn step through the real engine (compute worker and
+ * Engine section: obs/s of one score+learn step through the real engine (compute thread and
  * same-thread), beside the op-by-op tfjs autodiff baseline, the tfjs `MvnFused` kernel alone and
  * the raw fused loop — all measured in the same run on the same data.
  *
@@ -92,7 +92,7 @@ async function _engineRate(
 ): Promise<number> {
   const { dim } = plan;
   const config = resolveHeadConfig({ dim, backend });
-  const engine = await createEngine(config, { worker, log: () => {} });
+  const engine = await createEngine(config, { thread: worker, log: () => {} });
   try {
     const n = sources[0].n;
     const K = sources[0].keys.length;

@@ -42,7 +42,7 @@ export const EngineRow = z.object({
   batch: z.number().int().positive(),
   keys: z.number().int().positive(),
   dim: z.number().int().positive(),
-  /** The real engine in its compute worker: scores (no p-values) and the learning step. */
+  /** The real engine in its compute thread: scores (no p-values) and the learning step. */
   obs_per_s: Rate,
   /** The same, computing p_value for every row too. */
   with_p_value_obs_per_s: Rate.nullable().default(null),

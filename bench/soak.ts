@@ -19,7 +19,7 @@ export async function benchSoak(
 ): Promise<SoakResult> {
   const tf = await import("@tensorflow/tfjs");
   const engine = await createEngine(resolveHeadConfig({ dim: opts.dim, backend: opts.backend }), {
-    worker: false,
+    thread: false,
     log: () => {},
   });
   try {

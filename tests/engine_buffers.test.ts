@@ -65,11 +65,11 @@ Deno.test("released score buffers are reused without changing any score or state
     ...batches(4, 5000, 1, 12), // a larger batch than the pooled buffers
     ...batches(6, 300, 5, 13), // smaller ones again: served from the larger buffers
   ];
-  for (const worker of [false, true]) {
-    await t.step(`${worker ? "worker" : "same thread"}`, async () => {
+  for (const thread of [false, true]) {
+    await t.step(`${thread ? "compute thread" : "calling thread"}`, async () => {
       const config = resolveHeadConfig({ dim: 3, backend: "cpu" });
-      await using a = await createEngine(config, { worker, log: () => {} });
-      await using b = await createEngine(config, { worker, log: () => {} });
+      await using a = await createEngine(config, { thread, log: () => {} });
+      await using b = await createEngine(config, { thread, log: () => {} });
       const fresh = await run(a, input, false);
       const pooled = await run(b, input, true);
       assert.deepEqual(pooled.out, fresh.out);
@@ -80,8 +80,8 @@ Deno.test("released score buffers are reused without changing any score or state
 
 Deno.test("batches not awaited one by one are still processed in call order", async () => {
   const config = resolveHeadConfig({ dim: 3, backend: "cpu" });
-  await using a = await createEngine(config, { worker: false, log: () => {} });
-  await using b = await createEngine(config, { worker: false, log: () => {} });
+  await using a = await createEngine(config, { thread: false, log: () => {} });
+  await using b = await createEngine(config, { thread: false, log: () => {} });
   const input = batches(8, 200, 2, 21);
   const sequential = await run(a, input, false);
   const all = await Promise.all(input.map((x) => b.process(copy(x))));
@@ -151,8 +151,8 @@ Deno.test("rows sorted by key or interleaved get the same scores and the same le
   for (const d of [3, 5]) {
     await t.step(`d=${d}`, async () => {
       const config = resolveHeadConfig({ dim: d, backend: "cpu" });
-      await using a = await createEngine(config, { worker: false, log: () => {} });
-      await using b = await createEngine(config, { worker: false, log: () => {} });
+      await using a = await createEngine(config, { thread: false, log: () => {} });
+      await using b = await createEngine(config, { thread: false, log: () => {} });
       const g = gaussian(rng(31 + d));
       const u = rng(32 + d);
       const keys = ["a", "b", "c", "d"];

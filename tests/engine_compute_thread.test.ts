@@ -37,7 +37,7 @@ Deno.test({
       await t.step(backend, async () => {
         const before = workerThreads();
         const engine = await createEngine(resolveHeadConfig({ dim: 3, backend }), {
-          worker: true,
+          thread: true,
           log: () => {},
         });
         const during = workerThreads();

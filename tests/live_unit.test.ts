@@ -192,20 +192,23 @@ Deno.test("live configuration", async (t) => {
       (e: unknown) => e instanceof ConfigError && /--score-messages="batch"/.test(e.message),
     );
   });
-  await t.step("--engine-thread takes auto, worker or main (flag or MVN_ENGINE_THREAD)", () => {
-    assert.equal(
-      resolveLiveConfig(parseLiveFlags(["--engine-thread", "worker"]), {}).engineThread,
-      "worker",
-    );
-    assert.equal(
-      resolveLiveConfig(parseLiveFlags([]), { MVN_ENGINE_THREAD: "main" }).engineThread,
-      "main",
-    );
-    assert.throws(
-      () => resolveLiveConfig(parseLiveFlags(["--engine-thread", "gpu"]), {}),
-      (e: unknown) => e instanceof ConfigError && /--engine-thread="gpu"/.test(e.message),
-    );
-  });
+  await t.step(
+    "--engine-thread takes auto, thread (or its old name worker) or main (flag or MVN_ENGINE_THREAD)",
+    () => {
+      assert.equal(
+        resolveLiveConfig(parseLiveFlags(["--engine-thread", "worker"]), {}).engineThread,
+        "thread",
+      );
+      assert.equal(
+        resolveLiveConfig(parseLiveFlags([]), { MVN_ENGINE_THREAD: "main" }).engineThread,
+        "main",
+      );
+      assert.throws(
+        () => resolveLiveConfig(parseLiveFlags(["--engine-thread", "gpu"]), {}),
+        (e: unknown) => e instanceof ConfigError && /--engine-thread="gpu"/.test(e.message),
+      );
+    },
+  );
   await t.step("flags win over environment variables", () => {
     const c = resolveLiveConfig(parseLiveFlags(["--nats-url", "ws://127.0.0.1:1"]), {
       NATS_URL: "nats://127.0.0.1:2",

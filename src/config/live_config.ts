@@ -58,7 +58,7 @@ export interface LiveConfig {
   /** Larger input messages go to the dead-letter stream. */
   readonly maxMessageBytes: number;
   /**
-   * Where the engine runs: `worker` (the compute Web Worker), `main` (the I/O thread) or `auto`
+   * Where the engine runs: `thread` (the compute thread, a Web Worker), `main` (the I/O thread) or `auto`
    * (default): `main` on the cpu backend, whose per-batch compute (µs) costs less than a thread
    * hop (two messages and two wake-ups), `worker` on webgpu.
    */
@@ -82,7 +82,7 @@ export interface LiveConfig {
 }
 
 /** Values of `--engine-thread`. */
-export const ENGINE_THREADS = ["auto", "worker", "main"] as const;
+export const ENGINE_THREADS = ["auto", "thread", "main"] as const;
 export type EngineThread = (typeof ENGINE_THREADS)[number];
 
 /** Values of `--score-messages`. */
@@ -181,7 +181,7 @@ Pipeline:
   --batch N (256)  --max-wait-ms MS (20)  --prefix P (telemetry)  --params-every-ms MS (1000)
   --checkpoint-every-ms MS (100)
   --durable NAME (mvn-worker)  --ack-wait-ms MS (30000)  --max-message-bytes N (1048576)
-  --engine-thread auto|worker|main (auto: main on cpu, the compute Web Worker on webgpu)
+  --engine-thread auto|thread|main (auto: main on cpu, the compute thread on webgpu; "worker" = thread)
   --score-messages row|message (row: a score message per observation; message: one per input
                         message, the JSON array of its records, for arrays and f32 blocks)
   --duplicate-window-s S (1800)  of the scores and dead-letter streams the worker creates:
@@ -276,7 +276,12 @@ export function resolveLiveConfig(
     30_000;
   const maxMessageBytes = pick("max-message-bytes", "MVN_MAX_MESSAGE_BYTES", PositiveInt) ??
     1_048_576;
-  const engineThread = pick("engine-thread", "MVN_ENGINE_THREAD", z.enum(ENGINE_THREADS)) ??
+  const engineThread = pick(
+    "engine-thread",
+    "MVN_ENGINE_THREAD",
+    // "worker" was this value's name before the compute thread was called so.
+    z.enum([...ENGINE_THREADS, "worker"]).transform((v) => v === "worker" ? "thread" : v),
+  ) ??
     "auto";
   const scoreMessages = pick("score-messages", "MVN_SCORE_MESSAGES", z.enum(SCORE_MESSAGES)) ??
     "row";

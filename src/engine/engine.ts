@@ -1,6 +1,6 @@
 /**
  * The scoring engine contract: prequential scoring and learning of keyed MVN heads.
- * `createEngine` runs it in the compute Web Worker (`workers/compute_thread.ts`) by default.
+ * `createEngine` runs it in the compute thread (a Web Worker) (`workers/compute_thread.ts`) by default.
  *
  * @module
  */

@@ -2,7 +2,7 @@
  * The engine proper, running in the calling thread: groups a batch by key, runs the fused kernel
  * with the parameters from before the batch, turns its outputs into scores (log_prob, p-value,
  * anomaly) and its statistics into one Adam step per key. `compute_client.ts` runs it inside the
- * compute Web Worker.
+ * compute thread (a Web Worker).
  *
  * @module
  */

@@ -95,7 +95,7 @@ export async function startWorker(
     const engine = options.engine ??
       (relay
         ? new RelayEngine(config.head)
-        : await createEngine(config.head, { worker: _engineWorker(config.engineThread), log }));
+        : await createEngine(config.head, { thread: _engineThread(config.engineThread), log }));
     cleanups.push(() => engine.close());
     metrics.backend = engine.backend;
     log(`engine backend: ${engine.backendReason}`);
@@ -195,6 +195,6 @@ function watchStatus(nc: NatsConnection, metrics: LiveMetrics, log: (l: string) 
   })().catch(() => {});
 }
 
-function _engineWorker(t: LiveConfig["engineThread"]): boolean | "auto" {
-  return t === "auto" ? "auto" : t === "worker";
+function _engineThread(t: LiveConfig["engineThread"]): boolean | "auto" {
+  return t === "auto" ? "auto" : t === "thread";
 }

@@ -3,8 +3,9 @@
  * mini-batches to the scoring engine (scored with the parameters from before each batch, then
  * learned), and writes one score record per observation.
  *
- * Reading, parsing and formatting run on this thread while the engine works in its Web Worker:
- * up to {@link PIPELINE_DEPTH} batches are in flight, and their results are written in order.
+ * The engine runs where `createEngine`'s `thread: "auto"` puts it: in this thread on cpu (a batch
+ * costs less than a thread hop), in the compute thread on webgpu, where up to
+ * {@link PIPELINE_DEPTH} batches are in flight while this thread reads, parses and formats.
  *
  * @module
  */
@@ -62,8 +63,8 @@ export interface ReplayIO {
    */
   readonly progress?: boolean;
   /**
-   * Makes the engine. Default: `createEngine(config, { worker: true, log })` from
-   * `src/compute_client.ts`.
+   * Makes the engine. Default: `createEngine(config, { thread: "auto", log })` from
+   * `src/engine/thread/compute_thread.ts`.
    */
   readonly createEngine?: (
     config: HeadConfig,
@@ -223,7 +224,7 @@ async function _defaultEngine(
   log: (line: string) => void,
 ): Promise<ReplayEngine> {
   const { createEngine } = await import("../engine/thread/compute_thread.ts");
-  return await createEngine(config, { worker: true, log });
+  return await createEngine(config, { thread: "auto", log });
 }
 
 const _encoder = new TextEncoder();

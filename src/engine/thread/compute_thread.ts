@@ -1,5 +1,5 @@
 /**
- * Creating an engine: in the compute Web Worker (`workers/compute_thread.ts`, the default, so
+ * Creating an engine: in the compute thread (a Web Worker) (`workers/compute_thread.ts`, the default, so
  * that I/O threads never wait on tensor work) or in the calling thread. Batches and scores cross
  * the worker boundary as transferred typed arrays, never copied or JSON-encoded.
  *
@@ -23,11 +23,12 @@ import type {
 /** Options of {@link createEngine}. */
 export interface EngineOptions {
   /**
-   * Run in the compute Web Worker (true, the default), in the calling thread (false), or `auto`:
-   * in the calling thread on the cpu backend, in the worker otherwise. On cpu a batch of a few
-   * hundred rows takes microseconds, less than the thread hop (two messages, two wake-ups) costs.
+   * Run in the compute thread (a Web Worker; true, the default), in the calling thread (false),
+   * or `auto`: in the calling thread on the cpu backend, in the compute thread otherwise. On cpu
+   * a batch of a few hundred rows takes microseconds, less than the thread hop (two messages, two
+   * wake-ups) costs.
    */
-  readonly worker?: boolean | "auto";
+  readonly thread?: boolean | "auto";
   /** Receives log lines (backend choice, rejected updates). Default: stderr. */
   readonly log?: (line: string) => void;
 }
@@ -72,17 +73,17 @@ export async function createEngine(
   options: EngineOptions = {},
 ): Promise<ScoringEngine> {
   const log = options.log ?? ((l: string) => console.error(l));
-  if (options.worker === false) return await createLocalEngine(config, log);
+  if (options.thread === false) return await createLocalEngine(config, log);
   // The backend is chosen here, in the calling thread: probing WebGPU inside the worker when the
   // worker ends up on cpu left a GPU instance behind that could crash the process at exit.
   const choice = await chooseBackend(config.backend);
-  if (options.worker === "auto" && choice.backend === "cpu") {
+  if (options.thread === "auto" && choice.backend === "cpu") {
     return await createLocalEngine(config, log, choice);
   }
   return await WorkerEngine.start(config, log, choice);
 }
 
-/** Requests to the compute worker. */
+/** Requests to the compute thread. */
 export type WorkerRequest =
   | { id: number; op: "init"; config: HeadConfig; choice: BackendChoice }
   | { id: number; op: "process"; batch: ObservationBatch }
@@ -94,7 +95,7 @@ export type WorkerRequest =
   | { id: number; op: "keys" }
   | { id: number; op: "close" };
 
-/** Replies from the compute worker (`log` lines are unsolicited). */
+/** Replies from the compute thread (`log` lines are unsolicited). */
 export type WorkerReply =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: { name: string; message: string } }
@@ -119,7 +120,7 @@ function _unique(views: ArrayBufferView[]): ArrayBuffer[] {
   return [...set];
 }
 
-/** Raised when the compute worker reports an error or dies. */
+/** Raised when the compute thread reports an error or dies. */
 export class EngineError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -127,7 +128,7 @@ export class EngineError extends Error {
   }
 }
 
-/** The {@link ScoringEngine} proxy to the compute worker. */
+/** The {@link ScoringEngine} proxy to the compute thread. */
 class WorkerEngine implements ScoringEngine {
   readonly config: HeadConfig;
   backend: BackendName = "cpu";
@@ -161,7 +162,7 @@ class WorkerEngine implements ScoringEngine {
     };
     this.#worker.onerror = (ev: ErrorEvent) => {
       ev.preventDefault();
-      const err = new EngineError(`compute worker failed: ${ev.message}`);
+      const err = new EngineError(`compute thread failed: ${ev.message}`);
       for (const p of this.#pending.values()) p.reject(err);
       this.#pending.clear();
       this.#closed = true;
