@@ -90,7 +90,7 @@ export function readLabel(raw: unknown, column: string): LabelRead {
     if (word !== undefined) return { label: word };
     if (LABEL_DECIMAL.test(s)) {
       const x = Number(s);
-      if (x === 0 || x === 1) return { label: x };
+      if (x === 0 || x === 1) return { label: x === 0 ? 0 : 1 };
     }
   }
   return {
@@ -147,8 +147,14 @@ export class NdjsonParser implements RowParser {
       values = this.#namedValues(obj, this.#columns);
     } else {
       _checkFinite(value, obj);
+      // The label was read above: a spelling the shared observation schema refuses ("1.0", "yes",
+      // null, or one that cannot be read) must not cost the observation.
+      const l = obj?.label;
+      const forms = l === undefined || l === 0 || l === 1 || l === true || l === false
+        ? value
+        : { ...obj, label: undefined };
       try {
-        values = parseObservation(value, this.dim).values;
+        values = parseObservation(forms, this.dim).values;
       } catch (e) {
         if (e instanceof ObservationError) {
           throw new BadInputError(e.reason, e.message, { cause: e });
