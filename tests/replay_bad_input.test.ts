@@ -97,7 +97,9 @@ Deno.test("bad lines are reported with file:line, skipped and counted by reason"
     const run = await replayWith({ input: file, max_warnings: 2 });
     assert.equal(run.summary.skipped, 5);
     assert.equal(run.stderr.filter((l) => l.startsWith(file)).length, 2);
-    assert.ok(run.stderr.some((l) => l.includes("more bad lines not shown")));
+    assert.ok(
+      run.stderr.some((l) => l.includes("more warnings (bad lines, labels, columns) not shown")),
+    );
   });
 });
 

@@ -482,7 +482,7 @@ async function _run(
         log(text);
       } else if (warnings === opts.max_warnings) {
         log(
-          `replay: more bad lines not shown (--max-warnings ${opts.max_warnings}); see the summary`,
+          `replay: more warnings (bad lines, labels, columns) not shown (--max-warnings ${opts.max_warnings}); see the summary`,
         );
       }
       warnings++;
