@@ -143,9 +143,9 @@ export const SKIP_REASONS = [
   "dimension",
   "non_finite",
   "bad_cell",
+  "empty_cell",
   "bad_key",
   "bad_time",
-  "bad_label",
   "header",
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
@@ -168,6 +168,21 @@ export const ReplayMetrics = z.object({
 });
 export type ReplayMetrics = z.output<typeof ReplayMetrics>;
 
+/** A value column found constant or collinear over a key's first training rows (one per column). */
+export const DegenerateEntry = z.object({
+  key: z.string(),
+  /** 0-based position among the value columns (as in `contrib`). */
+  index: z.number().int().min(0),
+  /** The CSV column or NDJSON `--columns` field; null for NDJSON observation forms. */
+  column: z.string().nullable(),
+  kind: z.enum(["constant", "collinear"]),
+  /** Collinear: indices of the earlier columns it is a combination of. */
+  with: z.array(z.number().int().min(0)),
+  /** Training rows it was judged on. */
+  rows: z.number().int().min(2),
+});
+export type DegenerateEntry = z.output<typeof DegenerateEntry>;
+
 /** The `--summary` file (and the value `replay()` resolves to). */
 export const ReplaySummary = z.object({
   input: z.string(),
@@ -179,6 +194,10 @@ export const ReplaySummary = z.object({
   skipped: z.number().int().min(0),
   skipped_by_reason: z.record(z.string(), z.number().int().min(1)),
   blank_lines: z.number().int().min(0),
+  /** Rows whose label could not be read: scored, left unlabelled (not in `metrics`). */
+  bad_labels: z.number().int().min(0),
+  /** Constant or collinear value columns, per key (each also warned once on stderr). */
+  degenerate_columns: z.array(DegenerateEntry),
   /** True when `--strict` stopped the run at a bad line. */
   stopped: z.boolean(),
   seconds: z.number().min(0),

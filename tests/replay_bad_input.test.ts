@@ -16,7 +16,7 @@ const NDJSON_LINES = [
   '{"v":[1e999,2]}', // 4 non-finite (JSON overflow parses to Infinity)
   '{"x":"1","y":2}', // 5 wrong shape
   "", // 6 blank
-  '{"v":[3,4],"label":7}', // 7 bad label
+  '{"v":[3,4],"label":7}', // 7 unreadable label: warned, scored unlabelled
   '{"v":[5,6]}', // 8 good
 ];
 
@@ -37,26 +37,27 @@ Deno.test("bad lines are reported with file:line, skipped and counted by reason"
   await using dir = await tempDir();
 
   await t.step(
-    "NDJSON: malformed, wrong dimension, non-finite, wrong shape, bad label",
+    "NDJSON: malformed, wrong dimension, non-finite, wrong shape; a bad label only warned",
     async () => {
       const file = await dir.write("bad.ndjson", NDJSON_LINES.join("\n") + "\n");
       const run = await replayWith({ input: file, dim: 2 });
-      assert.equal(run.summary.observations, 2);
-      assert.deepEqual(run.engine.rows.map((r) => r.values), [[1, 2], [5, 6]]);
+      assert.equal(run.summary.observations, 3);
+      assert.deepEqual(run.engine.rows.map((r) => r.values), [[1, 2], [3, 4], [5, 6]]);
       assert.deepEqual(run.summary.skipped_by_reason, {
-        bad_label: 1,
         dimension: 1,
         malformed: 1,
         non_finite: 1,
         shape: 1,
       });
-      assert.equal(run.summary.skipped, 5);
+      assert.equal(run.summary.skipped, 4);
+      assert.equal(run.summary.bad_labels, 1);
       assert.equal(run.summary.blank_lines, 1);
       const reported = run.stderr.filter((l) => l.startsWith(`${file}:`));
       assert.deepEqual(reported.map((l) => l.split(":")[1]), ["2", "3", "4", "5", "7"]);
       assert.match(reported[0], /:2: malformed: expected JSON/);
       assert.match(reported[1], /:3: dimension: expected 2 values, found 3/);
       assert.match(reported[2], /:4: non_finite: /);
+      assert.match(reported[4], /:7: bad_label: label 'label': expected 0, 1, .* found 7; /);
     },
   );
 
@@ -67,8 +68,9 @@ Deno.test("bad lines are reported with file:line, skipped and counted by reason"
       const run = await replayWith({ input: file });
       assert.deepEqual(run.engine.rows.map((r) => r.values), [[1, 2], [3, 4]]);
       assert.deepEqual(run.summary.skipped_by_reason, {
-        bad_cell: 2,
+        bad_cell: 1,
         bad_key: 1,
+        empty_cell: 1,
         malformed: 2,
         non_finite: 2,
       });
@@ -95,7 +97,9 @@ Deno.test("bad lines are reported with file:line, skipped and counted by reason"
     const run = await replayWith({ input: file, max_warnings: 2 });
     assert.equal(run.summary.skipped, 5);
     assert.equal(run.stderr.filter((l) => l.startsWith(file)).length, 2);
-    assert.ok(run.stderr.some((l) => l.includes("more bad lines not shown")));
+    assert.ok(
+      run.stderr.some((l) => l.includes("more warnings (bad lines, labels, columns) not shown")),
+    );
   });
 });
 

@@ -82,14 +82,16 @@ export function splitCsvLine(line: string, delimiter: string): string[] | null {
 /** Result of reading one numeric cell. */
 export type NumericCell =
   | { readonly ok: true; readonly value: number }
-  | { readonly ok: false; readonly reason: "non_finite" | "bad_cell" };
+  | { readonly ok: false; readonly reason: "non_finite" | "bad_cell" | "empty_cell" };
 
 /**
  * Reads a numeric cell: a plain decimal literal (surrounding blanks allowed). NaN/inf spellings
- * and literals that overflow are `non_finite`; anything else (empty, text, hex) is `bad_cell`.
+ * and literals that overflow are `non_finite`; an empty (or all-blank) cell is `empty_cell`;
+ * anything else (text, hex) is `bad_cell`.
  */
 export function parseNumericCell(cell: string): NumericCell {
   const s = cell.trim();
+  if (s === "") return { ok: false, reason: "empty_cell" };
   if (DECIMAL.test(s)) {
     const value = Number(s);
     return Number.isFinite(value) ? { ok: true, value } : { ok: false, reason: "non_finite" };

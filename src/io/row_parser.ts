@@ -11,17 +11,26 @@ import { BadInputError } from "./errors.ts";
 import { detectDelimiter, looksNumeric, parseNumericCell, splitCsvLine } from "./csv.ts";
 import type { Delimiter } from "./csv.ts";
 
-/** One parsed row. `key` undefined means "the file's key". */
+/**
+ * One parsed row. `key` undefined means "the file's key". `labelProblem` is set when the row has
+ * a label that could not be read (`label` is then undefined): the row is still good.
+ */
 export interface ParsedRow {
   readonly values: ArrayLike<number>;
   readonly key: string | undefined;
   readonly t: number | string | undefined;
   readonly label: 0 | 1 | undefined;
+  readonly labelProblem?: string;
 }
 
 /** Parses the data lines of one file. */
 export interface RowParser {
   readonly dim: number;
+  /**
+   * How messages name each value: `column 'temp'` (CSV), `field 'temp'` (NDJSON `--columns`) or
+   * `value 2` (NDJSON observation forms).
+   */
+  readonly valueNames: readonly string[];
   parse(line: string): ParsedRow;
 }
 
@@ -51,14 +60,45 @@ export function brief(value: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-function readLabel(raw: unknown, column: string): 0 | 1 | undefined {
-  if (raw === undefined || raw === null || raw === "") return undefined;
-  if (raw === 0 || raw === false || raw === "0" || raw === "false") return 0;
-  if (raw === 1 || raw === true || raw === "1" || raw === "true") return 1;
-  throw new BadInputError(
-    "bad_label",
-    `label '${column}': expected 0, 1, true or false, found ${brief(raw)}`,
-  );
+const LABEL_DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const LABEL_WORDS: ReadonlyMap<string, 0 | 1> = new Map([
+  ["false", 0],
+  ["no", 0],
+  ["true", 1],
+  ["yes", 1],
+]);
+
+/** What {@link readLabel} found: a label, none, or one it could not read (and why). */
+export type LabelRead =
+  | { readonly label: 0 | 1 | undefined; readonly problem?: undefined }
+  | { readonly label: undefined; readonly problem: string };
+
+/**
+ * Reads a 0/1 label. Accepted: JSON numbers and booleans; strings (any case, surrounding blanks
+ * ignored) that are a decimal literal equal to 0 or 1 (`0`, `1`, `0.0`, `1.0`, `1e0`), `true` /
+ * `false` or `yes` / `no`. Absent, null or empty means no label. Anything else is a problem: the
+ * row stays unlabelled (it is still scored) and the message says what was expected and found.
+ */
+export function readLabel(raw: unknown, column: string): LabelRead {
+  if (raw === undefined || raw === null) return { label: undefined };
+  if (raw === false || raw === 0) return { label: 0 };
+  if (raw === true || raw === 1) return { label: 1 };
+  if (typeof raw === "string") {
+    const s = raw.trim().toLowerCase();
+    if (s === "") return { label: undefined };
+    const word = LABEL_WORDS.get(s);
+    if (word !== undefined) return { label: word };
+    if (LABEL_DECIMAL.test(s)) {
+      const x = Number(s);
+      if (x === 0 || x === 1) return { label: x === 0 ? 0 : 1 };
+    }
+  }
+  return {
+    label: undefined,
+    problem: `label '${column}': expected 0, 1, 0.0, 1.0, true, false, yes or no, found ${
+      brief(raw)
+    }; the row is scored unlabelled`,
+  };
 }
 
 /** NDJSON lines. */
@@ -68,9 +108,12 @@ export class NdjsonParser implements RowParser {
   readonly #key: string;
   readonly #keyRequired: boolean;
   readonly #label: string;
+  readonly valueNames: readonly string[];
 
   constructor(readonly dim: number, fields: FieldSpec) {
     this.#columns = fields.columns;
+    this.valueNames = fields.columns?.map((c) => `field '${c}'`) ??
+      Array.from({ length: dim }, (_, j) => `value ${j}`);
     this.#time = fields.time ?? DEFAULT_TIME;
     this.#key = fields.key ?? DEFAULT_KEY;
     this.#keyRequired = fields.key !== undefined;
@@ -90,10 +133,12 @@ export class NdjsonParser implements RowParser {
     const obj = value !== null && typeof value === "object" && !Array.isArray(value)
       ? value as Record<string, unknown>
       : undefined;
-    // Echoed fields first, so that a bad label is reported as such rather than as a bad shape.
+    // Echoed fields first, so that a bad key or time is reported as such rather than as a bad shape.
     const key = obj === undefined ? undefined : this.#readKey(obj[this.#key]);
     const t = obj === undefined ? undefined : this.#readTime(obj[this.#time]);
-    const label = obj === undefined ? undefined : readLabel(obj[this.#label], this.#label);
+    const label = obj === undefined
+      ? { label: undefined }
+      : readLabel(obj[this.#label], this.#label);
     let values: ArrayLike<number>;
     if (this.#columns !== undefined) {
       if (obj === undefined) {
@@ -102,8 +147,14 @@ export class NdjsonParser implements RowParser {
       values = this.#namedValues(obj, this.#columns);
     } else {
       _checkFinite(value, obj);
+      // The label was read above: a spelling the shared observation schema refuses ("1.0", "yes",
+      // null, or one that cannot be read) must not cost the observation.
+      const l = obj?.label;
+      const forms = l === undefined || l === 0 || l === 1 || l === true || l === false
+        ? value
+        : { ...obj, label: undefined };
       try {
-        values = parseObservation(value, this.dim).values;
+        values = parseObservation(forms, this.dim).values;
       } catch (e) {
         if (e instanceof ObservationError) {
           throw new BadInputError(e.reason, e.message, { cause: e });
@@ -111,13 +162,23 @@ export class NdjsonParser implements RowParser {
         throw e;
       }
     }
-    return { values, key, t, label };
+    return label.problem === undefined
+      ? { values, key, t, label: label.label }
+      : { values, key, t, label: undefined, labelProblem: label.problem };
   }
 
   #namedValues(obj: Record<string, unknown>, columns: readonly string[]): number[] {
     const out = new Array<number>(columns.length);
     for (let j = 0; j < columns.length; j++) {
       const v = obj[columns[j]];
+      if (v === null || v === "") {
+        throw new BadInputError(
+          "empty_cell",
+          `field '${columns[j]}': expected a number, found ${
+            v === null ? "null" : "an empty string"
+          }`,
+        );
+      }
       if (typeof v !== "number") {
         throw new BadInputError(
           v === undefined ? "dimension" : "shape",
@@ -207,6 +268,7 @@ export class CsvParser implements RowParser {
   readonly header: readonly string[];
   /** Names of the value columns, in order. */
   readonly valueColumns: readonly string[];
+  readonly valueNames: readonly string[];
   readonly #valueIdx: Int32Array;
   readonly #timeIdx: number;
   readonly #keyIdx: number;
@@ -255,6 +317,7 @@ export class CsvParser implements RowParser {
       }
     }
     this.valueColumns = valueIdx.map((j) => header[j]);
+    this.valueNames = this.valueColumns.map((c) => `column '${c}'`);
     if (valueIdx.length === 0) {
       throw new BadInputError(
         "header",
@@ -291,7 +354,9 @@ export class CsvParser implements RowParser {
       if (!r.ok) {
         throw new BadInputError(
           r.reason,
-          `column '${this.valueColumns[j]}': expected a finite number, found ${brief(cell)}`,
+          `column '${this.valueColumns[j]}': expected a finite number, found ${
+            r.reason === "empty_cell" ? "an empty cell" : brief(cell)
+          }`,
         );
       }
       values[j] = r.value;
@@ -314,9 +379,10 @@ export class CsvParser implements RowParser {
         t = r.ok ? r.value : cell;
       }
     }
-    const label = this.#labelIdx >= 0
-      ? readLabel(cells[this.#labelIdx].trim(), this.header[this.#labelIdx])
-      : undefined;
-    return { values, key, t, label };
+    if (this.#labelIdx < 0) return { values, key, t, label: undefined };
+    const label = readLabel(cells[this.#labelIdx], this.header[this.#labelIdx]);
+    return label.problem === undefined
+      ? { values, key, t, label: label.label }
+      : { values, key, t, label: undefined, labelProblem: label.problem };
   }
 }

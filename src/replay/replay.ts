@@ -12,7 +12,7 @@
 import { resolveHeadConfig } from "../config/head_config.ts";
 import type { HeadConfig, HeadConfigInput } from "../config/head_config.ts";
 import { REPLAY_OPTION_INFO, ReplayOptions, ReplaySummary } from "../../schemas/replay.ts";
-import type { ReplayOptionsInput, SkipReason } from "../../schemas/replay.ts";
+import type { DegenerateEntry, ReplayOptionsInput, SkipReason } from "../../schemas/replay.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import type { HeadParams, HeadSnapshot, ObservationBatch, ScoreBatch } from "../engine/types.ts";
 import { BufferedTextWriter } from "../io/buffered_writer.ts";
@@ -20,6 +20,7 @@ import type { ByteSink } from "../io/buffered_writer.ts";
 import { BadInputError, ReplayUsageError } from "../io/errors.ts";
 import { type InputFile, listInputs, sniffFormat } from "../io/input_files.ts";
 import { LineSource } from "../io/line_source.ts";
+import { ColumnMoments, degenerateColumns, describeDegenerate } from "./degenerate_columns.ts";
 import { Confusion } from "./metrics.ts";
 import { paramsDim, paramsOut, readParamsFile } from "./params_io.ts";
 import type { StartParams } from "./params_io.ts";
@@ -139,7 +140,7 @@ export async function replay(
   const engine = await make(config, log);
   try {
     if (!opts.quiet) log(`replay: ${engine.backendReason || `backend ${engine.backend}`}`);
-    return await _run(opts, io, log, files, fields, dim, params, engine);
+    return await _run(opts, io, log, files, fields, dim, params, engine, config.init_rows);
   } finally {
     await engine.close();
   }
@@ -396,6 +397,10 @@ interface KeyInfo {
   readonly json: string;
   /** Rows of this key read so far. */
   rows: number;
+  /** Moments of its first training rows, until they are checked for degenerate columns. */
+  moments: ColumnMoments | null;
+  /** The parser of its latest row (names its value columns). */
+  parser: RowParser | null;
 }
 
 async function _run(
@@ -407,6 +412,7 @@ async function _run(
   dim: number,
   params: StartParams | null,
   engine: ReplayEngine,
+  initRows: number,
 ): Promise<ReplaySummary> {
   const started = performance.now();
   if (params !== null) {
@@ -441,6 +447,8 @@ async function _run(
     let anomalies = 0;
     let blank = 0;
     let warnings = 0;
+    let badLabels = 0;
+    const degenerate: DegenerateEntry[] = [];
     let bytesDone = 0;
     let stopped = false;
     const builder = new BatchBuilder(opts.batch, dim);
@@ -469,17 +477,40 @@ async function _run(
       inflight[inflight.length - 1].scores.catch(() => {});
       if (inflight.length >= PIPELINE_DEPTH) await drainOne();
     };
-    const bad = (file: InputFile, line: number, err: BadInputError): void => {
-      skipped.set(err.reason, (skipped.get(err.reason) ?? 0) + 1);
+    /** One warning on stderr, up to --max-warnings of them (bad lines included). */
+    const warn = (text: string): void => {
       if (warnings < opts.max_warnings) {
-        log(`${file.path}:${line}: ${err.reason}: ${err.message}`);
+        log(text);
       } else if (warnings === opts.max_warnings) {
         log(
-          `replay: more bad lines not shown (--max-warnings ${opts.max_warnings}); see the summary`,
+          `replay: more warnings (bad lines, labels, columns) not shown (--max-warnings ${opts.max_warnings}); see the summary`,
         );
       }
       warnings++;
+    };
+    const bad = (file: InputFile, line: number, err: BadInputError): void => {
+      skipped.set(err.reason, (skipped.get(err.reason) ?? 0) + 1);
+      warn(`${file.path}:${line}: ${err.reason}: ${err.message}`);
       if (opts.strict) stopped = true;
+    };
+    /** Checks a key's training rows so far for constant and collinear columns (once per key). */
+    const checkColumns = (key: string, info: KeyInfo): void => {
+      const m = info.moments;
+      if (m === null) return;
+      info.moments = null;
+      const names = info.parser?.valueNames ?? [];
+      const raw = info.parser instanceof CsvParser ? info.parser.valueColumns : fields.columns;
+      for (const c of degenerateColumns(m)) {
+        degenerate.push({
+          key,
+          index: c.index,
+          column: raw?.[c.index] ?? null,
+          kind: c.kind,
+          with: [...c.with],
+          rows: m.count,
+        });
+        warn(describeDegenerate(key, c, names, m.count));
+      }
     };
     const newKey = async (key: string): Promise<KeyInfo> => {
       const given = params?.byKey.get(key) ?? params?.all ?? null;
@@ -491,7 +522,12 @@ async function _run(
       // Keys from the map were set up front; the single entry is set as each key appears
       // (the engine handles calls in order, so the key's first batch sees it).
       if (given !== null && !params!.byKey.has(key)) await engine.setParams(key, given);
-      const info = { json: JSON.stringify(key), rows: 0 };
+      const info: KeyInfo = {
+        json: JSON.stringify(key),
+        rows: 0,
+        moments: new ColumnMoments(dim),
+        parser: null,
+      };
       keys.set(key, info);
       return info;
     };
@@ -539,9 +575,18 @@ async function _run(
           }
           const key = row.key ?? file.key;
           const info = keys.get(key) ?? (await newKey(key));
+          if (row.labelProblem !== undefined) {
+            badLabels++;
+            warn(`${file.path}:${lineNo}: bad_label: ${row.labelProblem}`);
+          }
           const learn = !opts.freeze &&
             (opts.train_rows === undefined || info.rows < opts.train_rows);
           info.rows++;
+          if (learn && info.moments !== null) {
+            info.parser = parser;
+            info.moments.add(row.values);
+            if (info.moments.count >= initRows) checkColumns(key, info);
+          }
           builder.add(key, info.json, row.values, row.t, row.label, learn);
           if (builder.full) {
             await submit();
@@ -551,6 +596,8 @@ async function _run(
       }
       bytesDone += src.bytesRead;
     }
+    // Keys with fewer training rows than a head's initialisation are checked on what they had.
+    if (!stopped) { for (const [key, info] of keys) checkColumns(key, info); }
     await submit();
     while (inflight.length > 0) await drainOne();
     await writer.flush();
@@ -573,6 +620,8 @@ async function _run(
       skipped: skippedTotal,
       skipped_by_reason: Object.fromEntries([...skipped].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
       blank_lines: blank,
+      bad_labels: badLabels,
+      degenerate_columns: degenerate,
       stopped,
       seconds,
       obs_per_s: seconds > 0 ? observations / seconds : 0,
@@ -606,7 +655,12 @@ async function _writeJson(path: string, flag: string, value: unknown): Promise<v
 export function summaryLine(s: ReplaySummary): string {
   const reasons = Object.entries(s.skipped_by_reason).map(([r, c]) => `${r} ${c}`).join(", ");
   let line = `replay: ${s.observations} observations, ${s.keys} keys, ${s.anomalies} anomalies, ` +
-    `${s.skipped} skipped${reasons ? ` (${reasons})` : ""}, ${s.seconds.toFixed(2)} s, ` +
+    `${s.skipped} skipped${reasons ? ` (${reasons})` : ""}, ` +
+    `${s.bad_labels > 0 ? `${s.bad_labels} unreadable labels (scored unlabelled), ` : ""}` +
+    `${
+      s.degenerate_columns.length > 0 ? `${s.degenerate_columns.length} degenerate columns, ` : ""
+    }` +
+    `${s.seconds.toFixed(2)} s, ` +
     `${Math.round(s.obs_per_s)} obs/s, backend ${s.backend}`;
   if (s.metrics !== null) {
     const m = s.metrics;

@@ -1,0 +1,160 @@
+/**
+ * Finds value columns that carry no information of their own over a key's first training rows:
+ * a column that is constant, or one that is (numerically) a linear combination of the columns
+ * before it. The head stays valid on such data (its initial covariance is shrunk toward the
+ * diagonal and its standard deviations are floored), but its scores along that column mean little:
+ * replay warns once per key, naming the column.
+ *
+ * @module
+ */
+
+/** Running mean and centred scatter (Welford) of the rows seen so far. */
+export class ColumnMoments {
+  count = 0;
+  readonly mean: Float64Array;
+  /** Σ (x − mean)(x − mean)ᵀ, row-major d×d (both triangles kept). */
+  readonly scatter: Float64Array;
+  readonly #delta: Float64Array;
+
+  constructor(readonly dim: number) {
+    this.mean = new Float64Array(dim);
+    this.scatter = new Float64Array(dim * dim);
+    this.#delta = new Float64Array(dim);
+  }
+
+  add(values: ArrayLike<number>): void {
+    const d = this.dim;
+    const n = ++this.count;
+    const delta = this.#delta;
+    for (let a = 0; a < d; a++) {
+      delta[a] = values[a] - this.mean[a];
+      this.mean[a] += delta[a] / n;
+    }
+    // Exact zero for a constant column: its delta is 0 from the second row on.
+    for (let a = 0; a < d; a++) {
+      const da = delta[a];
+      for (let b = 0; b <= a; b++) {
+        const s = da * (values[b] - this.mean[b]);
+        this.scatter[a * d + b] += s;
+        if (a !== b) this.scatter[b * d + a] += s;
+      }
+    }
+  }
+}
+
+/** One column that adds no information of its own. */
+export interface DegenerateColumn {
+  /** 0-based position among the value columns (as in `contrib`). */
+  readonly index: number;
+  readonly kind: "constant" | "collinear";
+  /** Constant: its value (the mean). Collinear: 1 − R² of its regression on the others. */
+  readonly measure: number;
+  /** Collinear: the earlier columns it is a combination of; constant: empty. */
+  readonly with: readonly number[];
+}
+
+export interface DegenerateOptions {
+  /** A column is constant when its standard deviation ≤ this × |mean| (or is 0). Default 1e-9. */
+  readonly constantTol?: number;
+  /**
+   * A column is collinear when the part of its variance the earlier independent columns leave
+   * unexplained (1 − R², a pivot of the correlation matrix's Cholesky factor) is ≤ this.
+   * Default 1e-6.
+   */
+  readonly collinearTol?: number;
+}
+
+export const DEFAULT_CONSTANT_TOL = 1e-9;
+export const DEFAULT_COLLINEAR_TOL = 1e-6;
+/** Share of the largest regression weight a column needs to be named as a partner. */
+const PARTNER_SHARE = 1e-3;
+
+/**
+ * The constant and collinear columns of the rows summarised by `m`, in column order. Each column
+ * is named at most once. Constant: standard deviation ≤ `constantTol`·|mean|. Collinear: a
+ * Cholesky factorisation of the correlation matrix of the non-constant columns, in column order,
+ * with a pivot (1 − R² of the column on the independent columns before it) ≤ `collinearTol`; a
+ * collinear column is left out of the factor, so later columns are judged against the others.
+ * Collinearity is only judged with more rows than non-constant columns (fewer rows are always
+ * rank-deficient).
+ */
+export function degenerateColumns(
+  m: Pick<ColumnMoments, "dim" | "count" | "mean" | "scatter">,
+  options: DegenerateOptions = {},
+): DegenerateColumn[] {
+  const d = m.dim;
+  const n = m.count;
+  const constantTol = options.constantTol ?? DEFAULT_CONSTANT_TOL;
+  const collinearTol = options.collinearTol ?? DEFAULT_COLLINEAR_TOL;
+  const out: DegenerateColumn[] = [];
+  if (n < 2) return out;
+  const live: number[] = [];
+  for (let a = 0; a < d; a++) {
+    const sd = Math.sqrt(Math.max(m.scatter[a * d + a], 0) / n);
+    if (sd === 0 || sd <= constantTol * Math.abs(m.mean[a])) {
+      out.push({ index: a, kind: "constant", measure: m.mean[a], with: [] });
+    } else {
+      live.push(a);
+    }
+  }
+  if (n <= live.length) return out;
+  // Cholesky of the correlation matrix of the accepted columns, one row per accepted column.
+  const accepted: number[] = [];
+  const rows: Float64Array[] = [];
+  const l = new Float64Array(d);
+  for (const a of live) {
+    const k = accepted.length;
+    let explained = 0;
+    for (let i = 0; i < k; i++) {
+      const b = accepted[i];
+      const r = m.scatter[a * d + b] / Math.sqrt(m.scatter[a * d + a] * m.scatter[b * d + b]);
+      let s = r;
+      for (let j = 0; j < i; j++) s -= rows[i][j] * l[j];
+      l[i] = s / rows[i][i];
+      explained += l[i] * l[i];
+    }
+    const residual = 1 - explained;
+    if (residual > collinearTol) {
+      const row = new Float64Array(k + 1);
+      row.set(l.subarray(0, k));
+      row[k] = Math.sqrt(residual);
+      rows.push(row);
+      accepted.push(a);
+      continue;
+    }
+    // Standardised regression weights β = L⁻ᵀ l name the columns it is made of.
+    const beta = new Float64Array(k);
+    for (let i = k - 1; i >= 0; i--) {
+      let s = l[i];
+      for (let j = i + 1; j < k; j++) s -= rows[j][i] * beta[j];
+      beta[i] = s / rows[i][i];
+    }
+    let top = 0;
+    for (let i = 0; i < k; i++) top = Math.max(top, Math.abs(beta[i]));
+    const partners = accepted.filter((_, i) => Math.abs(beta[i]) > PARTNER_SHARE * top);
+    out.push({ index: a, kind: "collinear", measure: Math.max(residual, 0), with: partners });
+  }
+  return out.sort((x, y) => x.index - y.index);
+}
+
+/**
+ * One warning line for a degenerate column; `names[j]` is how messages name value j
+ * (`column 'temp'`, `value 2`).
+ */
+export function describeDegenerate(
+  key: string,
+  c: DegenerateColumn,
+  names: readonly string[],
+  rows: number,
+): string {
+  const name = names[c.index] ?? `value ${c.index}`;
+  const over = `over the key's first ${rows} training rows`;
+  if (c.kind === "constant") {
+    return `replay: key '${key}': ${name} is constant (${c.measure}) ${over}; the head floors ` +
+      `its scale, so any change in it will score as a strong anomaly`;
+  }
+  const partners = c.with.map((j) => names[j] ?? `value ${j}`).join(", ");
+  return `replay: key '${key}': ${name} is collinear with ${partners} ${over} (1 − R² = ${
+    c.measure.toPrecision(2)
+  }); the head regularises it by shrinking toward the diagonal`;
+}
