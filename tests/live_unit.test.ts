@@ -20,7 +20,7 @@ import {
   type ScoreOut,
 } from "../src/live/loop.ts";
 import { LiveMetrics } from "../src/live/metrics.ts";
-import { JetStreamSource } from "../src/nats/nats_io.ts";
+import { JetStreamSource } from "../src/nats/acked_publisher.ts";
 import { decodeKvKey, encodeKvKey } from "../src/nats/kv_key.ts";
 import { filterCovers } from "../src/nats/topology.ts";
 import type { HeadSnapshot, HeadState, ObservationBatch, ScoreBatch } from "../src/engine/types.ts";

@@ -17,7 +17,7 @@ import { ensureStreams, openBuckets, resetConsumer } from "../nats/topology.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
-import { JetStreamSource, KvCheckpointStore, NatsSink } from "../nats/nats_io.ts";
+import { JetStreamSource, KvCheckpointStore, NatsSink } from "../nats/acked_publisher.ts";
 import { NullCheckpointStore, RelayEngine } from "./relay.ts";
 
 /** Options of {@link startWorker}. */
