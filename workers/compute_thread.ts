@@ -11,6 +11,7 @@ import {
   type WorkerReply,
   type WorkerRequest,
 } from "../src/engine/thread/compute_thread.ts";
+import { serializeEngineError } from "../src/engine/errors.ts";
 import type { LocalEngine } from "../src/engine/local_engine.ts";
 import { currentThreadId } from "../src/engine/thread/thread_exit.ts";
 
@@ -70,8 +71,8 @@ async function handle(req: WorkerRequest): Promise<void> {
         return;
     }
   } catch (err) {
-    const e = err instanceof Error ? err : new Error(String(err));
-    reply({ id: req.id, ok: false, error: { name: e.name, message: e.message } });
+    // An EngineError keeps its code across the boundary: callers branch on it.
+    reply({ id: req.id, ok: false, error: serializeEngineError(err) });
   }
 }
 

@@ -9,6 +9,7 @@ import type { HeadConfig } from "../../config/head_config.ts";
 import { type BackendChoice, chooseBackend } from "../backend.ts";
 import { createCpuLoopKernel } from "../kernels/cpu_loop_kernel.ts";
 import type { ScoringEngine } from "../engine.ts";
+import { EngineError, engineErrorFrom, type SerializedError } from "../errors.ts";
 import { LocalEngine } from "../local_engine.ts";
 import { threadEnded } from "./thread_exit.ts";
 import type {
@@ -97,7 +98,7 @@ export type WorkerRequest =
 /** Replies from the compute worker (`log` lines are unsolicited). */
 export type WorkerReply =
   | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { name: string; message: string } }
+  | { id: number; ok: false; error: SerializedError }
   | { log: string };
 
 /** Buffers of a batch, moved (not copied) across the boundary. */
@@ -117,14 +118,6 @@ function _unique(views: ArrayBufferView[]): ArrayBuffer[] {
   const set = new Set<ArrayBuffer>();
   for (const v of views) if (v.buffer instanceof ArrayBuffer) set.add(v.buffer);
   return [...set];
-}
-
-/** Raised when the compute worker reports an error or dies. */
-export class EngineError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "EngineError";
-  }
 }
 
 /** The {@link ScoringEngine} proxy to the compute worker. */
@@ -157,11 +150,11 @@ class WorkerEngine implements ScoringEngine {
       if (p === undefined) return;
       this.#pending.delete(msg.id);
       if (msg.ok) p.resolve(msg.result);
-      else p.reject(new EngineError(`${msg.error.name}: ${msg.error.message}`));
+      else p.reject(engineErrorFrom(msg.error));
     };
     this.#worker.onerror = (ev: ErrorEvent) => {
       ev.preventDefault();
-      const err = new EngineError(`compute worker failed: ${ev.message}`);
+      const err = new EngineError("thread_failed", `compute worker failed: ${ev.message}`);
       for (const p of this.#pending.values()) p.reject(err);
       this.#pending.clear();
       this.#closed = true;
@@ -192,7 +185,7 @@ class WorkerEngine implements ScoringEngine {
 
   #call(req: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.#closed) {
-      return Promise.reject(new EngineError("expected an open engine, found it closed"));
+      return Promise.reject(new EngineError("closed", "expected an open engine, found it closed"));
     }
     const id = this.#next++;
     return new Promise((resolve, reject) => {
