@@ -1,6 +1,7 @@
 /**
  * The compute thread: owns the engine (heads, tfjs backend, fused kernel) and answers
- * {@link WorkerRequest}s from `src/compute_client.ts`, one at a time and in order.
+ * {@link WorkerRequest}s from `src/engine/thread/compute_thread.ts`, one at a time and in order;
+ * errors go back with their `EngineError` code (`src/engine/errors.ts`).
  *
  * @module
  */

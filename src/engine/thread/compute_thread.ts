@@ -231,7 +231,7 @@ class WorkerEngine implements ScoringEngine {
       this.#closed = true;
       this.#worker.terminate();
       // terminate() does not wait for the thread's teardown, which must not race the exit of
-      // the process (see src/_thread_exit.ts).
+      // the process (see thread_exit.ts).
       if (this.#thread !== null) await threadEnded(this.#thread);
     }
   }
