@@ -24,7 +24,8 @@ import {
   type Topology,
   topologyFor,
 } from "../src/config/live_config.ts";
-import { type Publication, publishAllAcked } from "../src/nats/nats_io.ts";
+import type { Publication } from "../src/nats/acked_publisher.ts";
+import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { type RunningWorker, startWorker } from "../src/live/worker.ts";
 import { connectNats } from "../src/nats/connect.ts";
 import { NatsServerProcess } from "../src/nats/server_process.ts";

@@ -29,7 +29,7 @@ import { z } from "zod";
 import { LIVE_FORMATS, type LiveFormat } from "./schema.ts";
 import { F32_CONTENT_TYPE } from "../schemas/messages.ts";
 import { encodeF32 } from "../src/wire/decode.ts";
-import { AckedPublisher } from "../src/nats/nats_io.ts";
+import { AckedPublisher } from "../src/nats/acked_publisher.ts";
 import { connectNats } from "../src/nats/connect.ts";
 import { SyntheticSource } from "./synthetic.ts";
 import { SteadyRate } from "./timing.ts";

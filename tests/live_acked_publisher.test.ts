@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { AckedPublisher, type Publication } from "../src/nats/nats_io.ts";
+import { AckedPublisher, type Publication } from "../src/nats/acked_publisher.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 
 Deno.test("AckedPublisher settles a call whole: every sequence, or every publication rejected", async (t) => {

@@ -10,7 +10,8 @@ import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/li
 import { type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
 import { encodeF32 } from "../src/wire/decode.ts";
 import { publishFile } from "../src/nats/file_publisher.ts";
-import { type Publication, publishAllAcked } from "../src/nats/nats_io.ts";
+import type { Publication } from "../src/nats/acked_publisher.ts";
+import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { startWorker } from "../src/live/worker.ts";
 import { encodeKvKey } from "../src/nats/kv_key.ts";
 import {

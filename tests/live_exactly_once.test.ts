@@ -10,7 +10,8 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
 import { Checkpoint, type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
-import { type Publication, publishAllAcked } from "../src/nats/nats_io.ts";
+import type { Publication } from "../src/nats/acked_publisher.ts";
+import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { startWorker } from "../src/live/worker.ts";
 import { encodeKvKey } from "../src/nats/kv_key.ts";
 import {

@@ -8,19 +8,20 @@ import { resolveHeadConfig } from "../src/config/head_config.ts";
 import { ConfigError, parseLiveFlags, resolveLiveConfig } from "../src/config/live_config.ts";
 import type { Checkpoint, ParamsMessage } from "../schemas/messages.ts";
 import type { ScoringEngine } from "../src/engine/engine.ts";
+import { EngineError } from "../src/engine/errors.ts";
 import { decodeMessage, encodeF32 } from "../src/wire/decode.ts";
-import {
-  type CheckpointStore,
-  type DeadLetterOut,
-  type InputMessage,
-  LiveLoop,
-  type MessageSource,
-  type OutputSink,
-  type RecordOut,
-  type ScoreOut,
-} from "../src/live/loop.ts";
+import { LiveLoop } from "../src/live/loop.ts";
+import type {
+  CheckpointStore,
+  DeadLetterOut,
+  InputMessage,
+  MessageSource,
+  OutputSink,
+  RecordOut,
+  ScoreOut,
+} from "../src/live/ports.ts";
 import { LiveMetrics } from "../src/live/metrics.ts";
-import { JetStreamSource } from "../src/nats/nats_io.ts";
+import { JetStreamSource } from "../src/nats/pull_source.ts";
 import { decodeKvKey, encodeKvKey } from "../src/nats/kv_key.ts";
 import { filterCovers } from "../src/nats/topology.ts";
 import type { HeadSnapshot, HeadState, ObservationBatch, ScoreBatch } from "../src/engine/types.ts";
@@ -250,12 +251,19 @@ class CountingEngine implements ScoringEngine {
   readonly config = resolveHeadConfig({ dim: 2, backend: "cpu" });
   readonly obs = new Map<string, number>();
   readonly learnedRows: string[] = [];
+  /** Fails with an error of another kind (its message that of a refusal) instead of refusing. */
+  untypedRefusal = false;
   release(_scores: ScoreBatch): void {}
   process(b: ObservationBatch): Promise<ScoreBatch> {
     // Like the real engine: a row it cannot score refuses the whole batch before any change.
     for (let i = 0; i < b.n; i++) {
       if (b.values[i * b.dim] === 666) {
-        return Promise.reject(new RangeError(`expected finite values, found 666 in row ${i}`));
+        const message = `expected finite values, found 666 in row ${i}`;
+        return Promise.reject(
+          this.untypedRefusal
+            ? new RangeError(message)
+            : new EngineError("non_finite_input", message),
+        );
       }
     }
     const m2 = new Float64Array(b.n);
@@ -596,6 +604,19 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
       assert.match(sink.dead[0].detail, /engine refused/);
       assert.deepEqual(sink.scores.map((s) => s.record.stream_seq).sort(), [1, 2, 3, 5, 6]);
       for (let s = 1; s <= 6; s++) assert.ok(events.includes(`ack ${s}`));
+    },
+  );
+
+  await t.step(
+    "a refusal is recognised by its error code: another error with the same text is fatal",
+    async () => {
+      const { engine, source, sink, events, loop } = setup([], 8);
+      engine.untypedRefusal = true;
+      for (let s = 1; s <= 3; s++) source.add(s, "a", s === 2 ? "[666,1]" : `[${s},1]`);
+      await loop.init();
+      await assert.rejects(loop.run(), /expected finite values/);
+      assert.deepEqual(sink.dead, []);
+      assert.ok(!events.some((e) => e.startsWith("ack")));
     },
   );
 

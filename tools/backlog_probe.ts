@@ -16,7 +16,8 @@ import { resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
 import { connectNats } from "../src/nats/connect.ts";
 import { NatsServerProcess } from "../src/nats/server_process.ts";
 import { ensureStreams } from "../src/nats/topology.ts";
-import { type Publication, publishAllAcked } from "../src/nats/nats_io.ts";
+import type { Publication } from "../src/nats/acked_publisher.ts";
+import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { startWorker } from "../src/live/worker.ts";
 
 const Flags = z.object({

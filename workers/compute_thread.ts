@@ -1,6 +1,7 @@
 /**
  * The compute thread: owns the engine (heads, tfjs backend, fused kernel) and answers
- * {@link WorkerRequest}s from `src/compute_client.ts`, one at a time and in order.
+ * {@link WorkerRequest}s from `src/engine/thread/compute_thread.ts`, one at a time and in order;
+ * errors go back with their `EngineError` code (`src/engine/errors.ts`).
  *
  * @module
  */
@@ -11,6 +12,7 @@ import {
   type WorkerReply,
   type WorkerRequest,
 } from "../src/engine/thread/compute_thread.ts";
+import { serializeEngineError } from "../src/engine/errors.ts";
 import type { LocalEngine } from "../src/engine/local_engine.ts";
 import { currentThreadId } from "../src/engine/thread/thread_exit.ts";
 
@@ -70,8 +72,8 @@ async function handle(req: WorkerRequest): Promise<void> {
         return;
     }
   } catch (err) {
-    const e = err instanceof Error ? err : new Error(String(err));
-    reply({ id: req.id, ok: false, error: { name: e.name, message: e.message } });
+    // An EngineError keeps its code across the boundary: callers branch on it.
+    reply({ id: req.id, ok: false, error: serializeEngineError(err) });
   }
 }
 

@@ -10,6 +10,7 @@ import type { HeadConfig } from "../config/head_config.ts";
 import { chi2Isf } from "../model/chi2.ts";
 import { Chi2Tail } from "../model/chi2_tail.ts";
 import type { ScoringEngine } from "./engine.ts";
+import { EngineError } from "./errors.ts";
 import { type FusedKernel, statsWidth } from "./kernels/fused_kernel.ts";
 import { type Head, HeadBank } from "./head_bank.ts";
 import { fusedInterleaved3, type FusedPass, fusedSegment } from "./kernels/cpu_fused.ts";
@@ -572,7 +573,10 @@ function _gatherRows(values: Float64Array, rows: Int32Array, d: number): Float64
 
 function _nonFinite(values: Float64Array, i: number, d: number): never {
   const row = Array.from(values.subarray(i * d, i * d + d));
-  throw new RangeError(`expected finite values, found [${row.join(", ")}] in row ${i}`);
+  throw new EngineError(
+    "non_finite_input",
+    `expected finite values, found [${row.join(", ")}] in row ${i}`,
+  );
 }
 
 function _checkFinite(values: Float64Array, rows: Int32Array, d: number): void {
@@ -580,7 +584,7 @@ function _checkFinite(values: Float64Array, rows: Int32Array, d: number): void {
     for (let a = 0; a < d; a++) {
       const v = values[i * d + a];
       if (!Number.isFinite(v)) {
-        throw new RangeError(`expected finite values, found ${v} in row ${i}`);
+        throw new EngineError("non_finite_input", `expected finite values, found ${v} in row ${i}`);
       }
     }
   }

@@ -10,7 +10,7 @@ import type { HeadConfig } from "../config/head_config.ts";
 import type { Checkpoint } from "../../schemas/messages.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import type { HeadSnapshot, HeadState, ObservationBatch, ScoreBatch } from "../engine/types.ts";
-import type { CheckpointStore } from "./loop.ts";
+import type { CheckpointStore } from "./ports.ts";
 
 /** An engine that learns nothing: every score is 0, `p_value` 1, never an anomaly. */
 export class RelayEngine implements ScoringEngine {

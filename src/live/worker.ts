@@ -13,11 +13,13 @@ import { createEngine } from "../engine/thread/compute_thread.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import { connectNats } from "../nats/connect.ts";
 import { isPortFree, NatsServerProcess } from "../nats/server_process.ts";
+import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
+import { NatsSink } from "../nats/nats_sink.ts";
+import { JetStreamSource } from "../nats/pull_source.ts";
 import { ensureStreams, openBuckets, resetConsumer } from "../nats/topology.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
-import { JetStreamSource, KvCheckpointStore, NatsSink } from "../nats/nats_io.ts";
 import { NullCheckpointStore, RelayEngine } from "./relay.ts";
 
 /** Options of {@link startWorker}. */

@@ -14,8 +14,8 @@ import {
   usernamePasswordAuthenticator,
   wsconnect,
 } from "@nats-io/nats-core";
-import { NatsConnectionImpl, setTransportFactory } from "@nats-io/nats-core/internal";
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { connectWithTransport } from "./client_internals.ts";
 import { DenoTcpTransport } from "./deno_transport.ts";
 import type { NatsSettings } from "../config/live_config.ts";
 
@@ -89,8 +89,7 @@ export async function connectNats(
     settings.tlsCert !== undefined;
   if (!wantsTls) {
     // The client takes its transport from a process-wide factory, at every (re)connect.
-    setTransportFactory({ factory: () => new DenoTcpTransport() });
-    return await NatsConnectionImpl.connect(base);
+    return await connectWithTransport(base, () => new DenoTcpTransport());
   }
   const opts: NodeConnectionOptions = {
     ...base,

@@ -19,7 +19,7 @@ import {
   INFO,
   type ServerInfo,
   type Transport,
-} from "@nats-io/nats-core/internal";
+} from "./client_internals.ts";
 import { errors } from "@nats-io/nats-core";
 
 /** Bytes read per socket read at most; each read's bytes are copied out at their own size. */

@@ -11,7 +11,8 @@ import { LineSource } from "../io/line_source.ts";
 import { CsvParser, ndjsonDimOf, NdjsonParser, type RowParser } from "../io/row_parser.ts";
 import { sniffFormat } from "../io/input_files.ts";
 import { encodeF32 } from "../wire/decode.ts";
-import { type Publication, publishAllAcked } from "./nats_io.ts";
+import type { Publication } from "./acked_publisher.ts";
+import { publishAllAcked } from "./publish_retry.ts";
 
 /** Message format of {@link publishFile}. */
 export type PublishFormat = "json" | "array" | "f32";

@@ -9,6 +9,7 @@ import type { HeadConfig } from "../../config/head_config.ts";
 import { type BackendChoice, chooseBackend } from "../backend.ts";
 import { createCpuLoopKernel } from "../kernels/cpu_loop_kernel.ts";
 import type { ScoringEngine } from "../engine.ts";
+import { EngineError, engineErrorFrom, type SerializedError } from "../errors.ts";
 import { LocalEngine } from "../local_engine.ts";
 import { threadEnded } from "./thread_exit.ts";
 import type {
@@ -98,7 +99,7 @@ export type WorkerRequest =
 /** Replies from the compute thread (`log` lines are unsolicited). */
 export type WorkerReply =
   | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { name: string; message: string } }
+  | { id: number; ok: false; error: SerializedError }
   | { log: string };
 
 /** Buffers of a batch, moved (not copied) across the boundary. */
@@ -118,14 +119,6 @@ function _unique(views: ArrayBufferView[]): ArrayBuffer[] {
   const set = new Set<ArrayBuffer>();
   for (const v of views) if (v.buffer instanceof ArrayBuffer) set.add(v.buffer);
   return [...set];
-}
-
-/** Raised when the compute thread reports an error or dies. */
-export class EngineError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "EngineError";
-  }
 }
 
 /** The {@link ScoringEngine} proxy to the compute thread. */
@@ -158,11 +151,11 @@ class WorkerEngine implements ScoringEngine {
       if (p === undefined) return;
       this.#pending.delete(msg.id);
       if (msg.ok) p.resolve(msg.result);
-      else p.reject(new EngineError(`${msg.error.name}: ${msg.error.message}`));
+      else p.reject(engineErrorFrom(msg.error));
     };
     this.#worker.onerror = (ev: ErrorEvent) => {
       ev.preventDefault();
-      const err = new EngineError(`compute thread failed: ${ev.message}`);
+      const err = new EngineError("thread_failed", `compute thread failed: ${ev.message}`);
       for (const p of this.#pending.values()) p.reject(err);
       this.#pending.clear();
       this.#closed = true;
@@ -193,7 +186,7 @@ class WorkerEngine implements ScoringEngine {
 
   #call(req: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.#closed) {
-      return Promise.reject(new EngineError("expected an open engine, found it closed"));
+      return Promise.reject(new EngineError("closed", "expected an open engine, found it closed"));
     }
     const id = this.#next++;
     return new Promise((resolve, reject) => {
@@ -239,7 +232,7 @@ class WorkerEngine implements ScoringEngine {
       this.#closed = true;
       this.#worker.terminate();
       // terminate() does not wait for the thread's teardown, which must not race the exit of
-      // the process (see src/_thread_exit.ts).
+      // the process (see thread_exit.ts).
       if (this.#thread !== null) await threadEnded(this.#thread);
     }
   }

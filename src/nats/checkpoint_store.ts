@@ -1,0 +1,94 @@
+/**
+ * The checkpoint store: per-key checkpoints in a KV bucket, revision-checked
+ * ({@link KvCheckpointStore}); another writer's change is a {@link CheckpointConflictError}.
+ *
+ * @module
+ */
+import { JetStreamApiError } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { Checkpoint } from "../../schemas/messages.ts";
+import type { CheckpointStore } from "../live/ports.ts";
+import { encodeKvKey } from "./kv_key.ts";
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Another writer changed a checkpoint under us: two workers on one consumer, or a stale state. */
+export class CheckpointConflictError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CheckpointConflictError";
+  }
+}
+
+function isWrongLastSequence(e: unknown): boolean {
+  return (e instanceof JetStreamApiError && (e.code === 10071 || e.code === 10164)) ||
+    (e instanceof Error && /wrong last sequence/i.test(e.message));
+}
+
+/** Checkpoints in a KV bucket, one entry per (encoded) model key, revision-checked. */
+export class KvCheckpointStore implements CheckpointStore {
+  readonly #revisions = new Map<string, number>();
+
+  constructor(private readonly kv: KV, private readonly log: (line: string) => void) {}
+
+  async loadAll(): Promise<Checkpoint[]> {
+    const out: Checkpoint[] = [];
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys()) keys.push(k);
+    for (const k of keys) {
+      const e = await this.kv.get(k);
+      if (e === null || e.operation !== "PUT") continue;
+      const parsed = Checkpoint.safeParse(e.json());
+      if (!parsed.success) {
+        throw new TypeError(
+          `expected a checkpoint in KV key '${k}', found an invalid one: ${
+            parsed.error.issues[0]?.message
+          }`,
+        );
+      }
+      this.#revisions.set(parsed.data.state.key, e.revision);
+      out.push(parsed.data);
+    }
+    return out;
+  }
+
+  async save(items: readonly Checkpoint[]): Promise<void> {
+    await Promise.all(items.map((cp) => this.#saveOne(cp)));
+  }
+
+  async #saveOne(cp: Checkpoint): Promise<void> {
+    const key = cp.state.key;
+    const k = encodeKvKey(key);
+    const data = JSON.stringify(cp);
+    for (let attempt = 1;; attempt++) {
+      const rev = this.#revisions.get(key);
+      try {
+        const next = rev === undefined
+          ? await this.kv.create(k, data)
+          : await this.kv.update(k, data, rev);
+        this.#revisions.set(key, next);
+        return;
+      } catch (e) {
+        if (isWrongLastSequence(e)) {
+          // Our own earlier attempt may have landed with its reply lost.
+          const cur = await this.kv.get(k).catch(() => undefined);
+          if (cur === undefined) continue;
+          if (cur !== null && cur.string() === data) {
+            this.#revisions.set(key, cur.revision);
+            return;
+          }
+          throw new CheckpointConflictError(
+            `expected checkpoint '${key}' at revision ${rev ?? "none"}, found revision ${
+              cur?.revision ?? "none"
+            } written by someone else (is another worker using this consumer?)`,
+            { cause: e },
+          );
+        }
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.log(`checkpoint '${key}' not written (retrying): ${e}`);
+        }
+        await delay(Math.min(2000, 100 * attempt));
+      }
+    }
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Every use of nats.js beyond its public API, in one place: the one module to read and fix when
+ * the client is upgraded. `deno.json` pins `@nats-io/*` 3.4.0; `tests/nats_client_internals.test.ts`
+ * fails loudly when an upgrade breaks any of these.
+ *
+ * - {@link connectWithTransport}: a connection on our own transport (`deno_transport.ts`).
+ * - The transport building blocks re-exported below, which `deno_transport.ts` implements
+ *   `Transport` with.
+ * - {@link fetchWithCallback}: a pull request whose messages come in a callback, in arrival order.
+ * - {@link publishWithHeaderFrame}: a publication whose header block is given as ready bytes.
+ *
+ * Nothing else in `src/` imports `@nats-io/nats-core/internal` or casts past the client's types.
+ *
+ * @module
+ */
+import type {
+  ConsumeCallback,
+  Consumer,
+  ConsumerMessages,
+  FetchOptions,
+  JsMsg,
+} from "@nats-io/jetstream";
+import type { MsgHdrs, NatsConnection } from "@nats-io/nats-core";
+import {
+  type ConnectionOptions,
+  NatsConnectionImpl,
+  setTransportFactory,
+  type Transport,
+} from "@nats-io/nats-core/internal";
+
+/**
+ * What a `Transport` implementation needs from the client: its option check against the server's
+ * INFO, its byte buffer, its deferred promise, its protocol-line splitter and its INFO pattern.
+ * The public package exports none of them (nor the `Transport` interface itself), and
+ * `deno_transport.ts` must behave exactly as the client's own transports do.
+ */
+export {
+  checkOptions,
+  type ConnectionOptions,
+  DataBuffer,
+  type Deferred,
+  deferred,
+  extractProtocolMessage,
+  INFO,
+  type ServerInfo,
+  type Transport,
+} from "@nats-io/nats-core/internal";
+
+/**
+ * Connects with `options` on transports made by `factory` (at the first connect and every
+ * reconnect). The public `connect` functions each fix their transport (`node:net`, WebSocket);
+ * a transport of our own (Deno's TCP sockets, `deno_transport.ts`) needs the client's
+ * process-wide transport factory and `NatsConnectionImpl.connect`, which only
+ * `@nats-io/nats-core/internal` exports. The factory is process-wide: the last one set serves
+ * every later (re)connect of any connection made this way.
+ */
+export function connectWithTransport(
+  options: ConnectionOptions,
+  factory: () => Transport,
+): Promise<NatsConnection> {
+  setTransportFactory({ factory });
+  return NatsConnectionImpl.connect(options);
+}
+
+/**
+ * One pull request (`consumer.fetch(options)`) whose messages are handed to `callback`
+ * synchronously from the subscription, in arrival order across all open requests; the returned
+ * messages object is then used only to stop it and to wait for its end (`closed()`). The
+ * `callback` option is typed for `consume()` only, but `fetch()` shares its implementation
+ * (`@nats-io/jetstream` 3.4) and honours it. The async iterator a plain `fetch` offers would not
+ * keep arrival order across the pull source's two overlapping requests.
+ */
+export function fetchWithCallback(
+  consumer: Consumer,
+  options: FetchOptions,
+  callback: (m: JsMsg) => void,
+): Promise<ConsumerMessages> {
+  const opts: FetchOptions & ConsumeCallback = { ...options, callback };
+  return consumer.fetch(opts);
+}
+
+/**
+ * Publishes `data` on `subject` with `reply`, its header block given as ready bytes
+ * (`NATS/1.0\r\n<Key>: <value>\r\n…\r\n`, CR/LF-free values, as the acked publisher builds them).
+ * The client only calls `encode()` on the headers it is given (`@nats-io/nats-core` 3.4) and copies
+ * the bytes (views are fine) into its outbound buffer, so an object with just `encode` spares
+ * building a `MsgHdrs` and encoding it per message: the hot path of every score record.
+ */
+export function publishWithHeaderFrame(
+  nc: NatsConnection,
+  subject: string,
+  data: Uint8Array,
+  reply: string,
+  headerFrame: Uint8Array,
+): void {
+  const headers = { encode: () => headerFrame } as unknown as MsgHdrs;
+  nc.publish(subject, data, { reply, headers });
+}
