@@ -120,6 +120,7 @@ export class LocalEngine implements ScoringEngine {
     const obsAfter = sc.float64("obsAfter", Ka);
     let stats: Float64Array;
     let bad = -1;
+    let overflow: Int32Array | null = null;
     if (this.#f64) {
       // cpu: one pass writes every score and each key's statistics (mvn_fused.ts).
       stats = sc.float64("stats", Ka * S);
@@ -164,18 +165,28 @@ export class LocalEngine implements ScoringEngine {
     } else {
       stats = await this.#runKernel(batch, heads, active, Ka, rowWeight, out);
       bad = _firstNonFinite(out.mahalanobis2);
-      if (bad < 0) {
-        this.#scoreRows(batch, heads, active, Ka, start, K === 1 ? null : order(), out, obsAfter);
+      if (bad >= 0) {
+        // float32 overflow of finite readings: rerun with them at their key's loc, unlearned.
+        overflow = _overflowRows(values, out.mahalanobis2, d, () => this.release(out));
+        const fixed = _parkRows(batch, overflow, heads, local, rowWeight, n);
+        stats = await this.#runKernel(fixed.batch, heads, active, Ka, fixed.rowWeight, out);
+        for (const i of overflow) {
+          const h = heads[local[keyIndex[i]]];
+          out.mahalanobis2[i] = _hostM2(values, i, d, h, out.contrib);
+        }
       }
+      this.#scoreRows(batch, heads, active, Ka, start, K === 1 ? null : order(), out, obsAfter);
     }
     // Non-finite input (or parameters) show as a non-finite m²: refuse before any state changes.
+    // A finite reading whose m² overflows is scored with saturated values and not learned from.
     if (bad >= 0) {
-      this.release(out);
-      _nonFinite(values, bad, d);
+      overflow ??= _overflowRows(values, out.mahalanobis2, d, () => this.release(out));
+      _saturate(out, overflow, withP);
     }
     this.#commit(heads, created, Ka, obsAfter, stats, (j) => {
       const rows = rowsOf(active[j]);
-      return rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
+      const use = rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
+      return overflow === null ? use : use.filter((i) => !overflow!.includes(i));
     }, values);
     return out;
   }
@@ -569,6 +580,91 @@ function _gatherRows(values: Float64Array, rows: Int32Array, d: number): Float64
     out.set(values.subarray(rows[r] * d, rows[r] * d + d), r * d);
   }
   return out;
+}
+
+/**
+ * Rows whose m² is not finite (after a pass that found one). A row with a non-finite value is
+ * refused (the whole batch: `non_finite_input`, after `cleanup`); the others are finite readings
+ * whose m² overflows, returned.
+ */
+function _overflowRows(
+  values: Float64Array,
+  m2: Float64Array,
+  d: number,
+  cleanup: () => void,
+): Int32Array {
+  const rows: number[] = [];
+  for (let i = 0; i < m2.length; i++) {
+    if (m2[i] < Infinity) continue;
+    for (let a = 0; a < d; a++) {
+      if (!Number.isFinite(values[i * d + a])) {
+        cleanup();
+        _nonFinite(values, i, d);
+      }
+    }
+    rows.push(i);
+  }
+  return Int32Array.from(rows);
+}
+
+/**
+ * Overflowing rows: m² = Number.MAX_VALUE when it is not finite, log_prob = −Number.MAX_VALUE,
+ * p_value 0, anomaly, every non-finite contribution Number.MAX_VALUE (docs/model.md).
+ */
+function _saturate(out: ScoreBatch, rows: Int32Array, withP: boolean): void {
+  const d = out.dim;
+  for (const i of rows) {
+    if (!(out.mahalanobis2[i] < Infinity)) {
+      out.mahalanobis2[i] = Number.MAX_VALUE;
+      out.logProb[i] = -Number.MAX_VALUE;
+    }
+    if (!(out.logProb[i] > -Infinity)) out.logProb[i] = -Number.MAX_VALUE;
+    if (withP) out.pValue[i] = 0;
+    out.anomaly[i] = 1;
+    for (let a = 0; a < d; a++) {
+      if (!(out.contrib[i * d + a] < Infinity)) out.contrib[i * d + a] = Number.MAX_VALUE;
+    }
+  }
+}
+
+/** The batch with `rows` moved to their key's loc (m² = 0) and row weight 0, for the kernel. */
+function _parkRows(
+  batch: ObservationBatch,
+  rows: Int32Array,
+  heads: Head[],
+  local: Int32Array,
+  rowWeight: Float32Array | null,
+  n: number,
+): { batch: ObservationBatch; rowWeight: Float32Array } {
+  const d = batch.dim;
+  const values = batch.values.slice();
+  const weight = rowWeight === null ? new Float32Array(n).fill(1) : rowWeight.slice();
+  for (const i of rows) {
+    const h = heads[local[batch.keyIndex[i]]];
+    for (let a = 0; a < d; a++) values[i * d + a] = h.frameLoc[a] + h.locC[a];
+    weight[i] = 0;
+  }
+  return { batch: { ...batch, values }, rowWeight: weight };
+}
+
+/** Row i's m² and contributions in float64 (host), for rows whose float32 m² overflowed. */
+function _hostM2(
+  values: Float64Array,
+  i: number,
+  d: number,
+  h: Head,
+  contrib: Float64Array,
+): number {
+  const z = new Float64Array(d);
+  let m2 = 0;
+  for (let a = 0; a < d; a++) {
+    let s = values[i * d + a] - h.frameLoc[a] - h.locC[a];
+    for (let b = 0; b < a; b++) s -= h.tril[a * d + b] * z[b];
+    z[a] = s / h.tril[a * d + a];
+    contrib[i * d + a] = z[a] * z[a];
+    m2 += z[a] * z[a];
+  }
+  return m2;
 }
 
 function _nonFinite(values: Float64Array, i: number, d: number): never {

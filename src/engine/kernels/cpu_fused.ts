@@ -392,11 +392,12 @@ function _segmentN(
       m2 += c;
     }
     m2Out[i] = m2;
+    // Scored (and counted) either way: the engine saturates a finite reading's overflowing m².
+    if (scoring !== null) obs = _score(scoring, i, m2, head.logNorm, obs, head.flagFrom);
     if (!(m2 < Infinity)) {
       if (pass.bad < 0) pass.bad = i;
       continue;
     }
-    if (scoring !== null) obs = _score(scoring, i, m2, head.logNorm, obs, head.flagFrom);
     const rw = rowWeight === null ? 1 : rowWeight[i];
     acc[0] += rw;
     if (rw === 0) continue;

@@ -10,6 +10,12 @@
  *   w = rowWeight_i · ρ(m2)
  *   stats[k] += [rowWeight_i, w, w·z_0..w·z_{d−1}, w·z_a·z_b for a = 0..d−1, b = 0..a]
  *
+ * A row whose m2 is not finite (a NaN/±Infinity value, or a finite reading so far out that m2
+ * overflows: float32 on webgpu from about 1e19σ) has ρ = 0 but w·z = 0·∞ = NaN, which would poison
+ * its key's statistics: the cpu pass leaves such rows out of the statistics, and for webgpu the
+ * engine reruns the batch with the finite ones parked at their key's loc with row weight 0 (then
+ * scores them saturated, `local_engine.ts`). NaN/±Infinity values are refused.
+ *
  * @module
  */
 import type { BackendName } from "../types.ts";
