@@ -7,6 +7,8 @@
 import { z } from "zod";
 import type { HeadState } from "../src/engine/types.ts";
 import { ScoreRecord } from "./score_record.ts";
+import { AlarmStateSchema } from "./alarm.ts";
+import type { AlarmState } from "../src/model/alarm.ts";
 
 /** `Content-Type` of a binary block of little-endian float32 rows of `dim` values each. */
 export const F32_CONTENT_TYPE = "application/vnd.mvn.f32";
@@ -81,12 +83,18 @@ export const Checkpoint = z.object({
   /** Highest input stream sequence whose learning is contained in `state`. */
   last_seq: z.number().int().min(0),
   state: HeadStateSchema,
+  /**
+   * The key's alarm state after `last_seq` (absent in checkpoints written before alarms: the key
+   * then starts with its alarm closed).
+   */
+  alarm: AlarmStateSchema.optional(),
   /** ISO-8601 time of writing. */
   written_at: z.string(),
 });
 export interface Checkpoint {
   readonly last_seq: number;
   readonly state: HeadState;
+  readonly alarm?: AlarmState;
   readonly written_at: string;
 }
 

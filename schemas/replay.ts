@@ -168,6 +168,27 @@ export const ReplayMetrics = z.object({
 });
 export type ReplayMetrics = z.output<typeof ReplayMetrics>;
 
+/** Episode metrics of one flag series (`src/replay/episode_metrics.ts`). */
+export const EpisodeMetricsOut = z.object({
+  /** Labelled observations rated. */
+  observations: z.number().int().min(0),
+  /** Labelled anomaly segments (maximal runs of label 1 per key). */
+  segments: z.number().int().min(0),
+  /** Segments with a flag on at one of their observations. */
+  detected: z.number().int().min(0),
+  missed: z.number().int().min(0),
+  /** Observations from a detected segment's start to its first flag: mean and median. */
+  mean_delay: z.number().min(0).nullable(),
+  median_delay: z.number().min(0).nullable(),
+  /** Maximal runs of flagged observations per key. */
+  flagged_episodes: z.number().int().min(0),
+  /** Flagged runs that touch no label-1 observation. */
+  false_episodes: z.number().int().min(0),
+  /** false_episodes per 10,000 labelled observations. */
+  false_per_10k: z.number().min(0).nullable(),
+});
+export type EpisodeMetricsOut = z.output<typeof EpisodeMetricsOut>;
+
 /** A value column found constant or collinear over a key's first training rows (one per column). */
 export const DegenerateEntry = z.object({
   key: z.string(),

@@ -3,7 +3,9 @@
  * the live worker publishes (it extends this with `stream_seq`).
  *
  * Numbers are JSON numbers with full JS precision; a non-finite score (which a healthy engine never
- * produces) is written as `null` because JSON has no Infinity/NaN.
+ * produces) is written as `null` because JSON has no Infinity/NaN. A finite reading whose
+ * Mahalanobis² overflows is scored saturated: mahalanobis2 = Number.MAX_VALUE, log_prob =
+ * −Number.MAX_VALUE, p_value 0, anomaly true, each overflowing contrib Number.MAX_VALUE.
  *
  * @module
  */
@@ -22,6 +24,8 @@ export const ScoreRecord = z.object({
   /** P(χ²_d ≥ mahalanobis2). */
   p_value: Score,
   anomaly: z.boolean(),
+  /** The key's alarm state after this observation (`src/model/alarm.ts`, docs/model.md). */
+  alarm: z.boolean(),
   /** Ground truth, echoed from the input when present. */
   label: z.union([z.literal(0), z.literal(1)]).optional(),
   /** Squared components of z = scale_tril⁻¹(x − loc); they sum to mahalanobis2. */

@@ -1,0 +1,227 @@
+/**
+ * Alarm episodes: a per-key debounced alarm state on the scores, shared by replay and the live
+ * worker. Pure and deterministic: the same scores in the same order give the same alarms and the
+ * same episodes, and the state is plain JSON (it travels in the live worker's checkpoints).
+ *
+ * Detector (docs/model.md, "Alarms"): a one-sided CUSUM of the evidence e = −log10 p_value,
+ *
+ *   S_n = max(0, S_{n−1} + e_n − k),   k = {@link ALARM_REFERENCE} = 1 decade,
+ *
+ * so an observation adds evidence when its p-value is below 0.1 and takes 1 − e_n away otherwise.
+ * The alarm opens when S_n ≥ h (the one setting, `--alarm-threshold`, default
+ * {@link DEFAULT_ALARM_THRESHOLD} decades): sustained moderate evidence (e.g. p ≈ 0.01 for h
+ * observations) or one overwhelming observation (p ≤ 10^−(h+k)). While open S is capped at h, and
+ * the alarm closes at the first observation where S is back at 0: after at least h/k observations
+ * with no evidence (a quiet period), whatever the peak was. Under calibrated p-values (uniform) the
+ * default opens a false episode about once per 200,000 observations.
+ *
+ * Evidence of p = 0 (a saturated score) is −log10 of the smallest double, {@link EVIDENCE_CAP}.
+ * Observations a key makes before it may flag anomalies (warm-up) add no evidence.
+ *
+ * @module
+ */
+
+/** Default CUSUM threshold h, in decades of evidence (−log10 p). */
+export const DEFAULT_ALARM_THRESHOLD = 5;
+/** Reference value k of the CUSUM, in decades: p-values below 10^−k add evidence. */
+export const ALARM_REFERENCE = 1;
+/** Evidence of one observation at most: −log10 of the smallest positive double (≈ 323.3). */
+export const EVIDENCE_CAP = -Math.log10(Number.MIN_VALUE);
+/** Dimensions named in an episode's `top_dims`, at most. */
+export const TOP_DIMS = 3;
+
+/** −log10 p, in [0, EVIDENCE_CAP]; null or NaN (no p-value) counts as no evidence. */
+export function evidence(p: number | null): number {
+  if (p === null || !(p >= 0)) return 0;
+  if (p >= 1) return 0;
+  return Math.min(EVIDENCE_CAP, -Math.log10(Math.max(p, Number.MIN_VALUE)));
+}
+
+/** Alarm state of one key: plain JSON (checkpointed by the live worker). `T`: its time values. */
+export interface AlarmState<T = number | string | null> {
+  /** The CUSUM S after the key's last observation. */
+  cusum: number;
+  open: boolean;
+  /** The open episode (meaningless while closed). */
+  start_seq: number;
+  start_t: T;
+  end_seq: number;
+  end_t: T;
+  observations: number;
+  /** Highest evidence (−log10 p) in the episode. */
+  peak: number;
+  /** Per dimension: Σ over the episode of evidence × the dimension's share of m². */
+  shares: number[];
+}
+
+/** One dimension of an episode's `top_dims`. */
+export interface TopDim {
+  /** 0-based position among the value columns (as in `contrib`). */
+  readonly dim: number;
+  /** Its evidence-weighted share of the episode's Mahalanobis², in [0, 1]. */
+  readonly share: number;
+}
+
+/** A closed (or, at the end of a replay, still open) alarm episode. */
+export interface AlarmEpisode<T = number | string | null> {
+  readonly key: string;
+  readonly start_seq: number;
+  readonly end_seq: number;
+  readonly start_t: T;
+  readonly end_t: T;
+  /** Observations with the alarm on (start to end). */
+  readonly observations: number;
+  /** Highest −log10 p_value in the episode (p = 0 counts as EVIDENCE_CAP). */
+  readonly peak_log_p: number;
+  /** Up to {@link TOP_DIMS} dimensions that carried the episode, largest share first. */
+  readonly top_dims: TopDim[];
+}
+
+/** One scored observation, as the detector sees it. */
+export interface AlarmInput<T> {
+  readonly seq: number;
+  readonly t: T;
+  readonly pValue: number | null;
+  /** Squared components of z (saturated or null values are tolerated). */
+  readonly contrib: ArrayLike<number | null>;
+  /** False during warm-up: the observation adds no evidence. Default true. */
+  readonly armed?: boolean;
+}
+
+/** A new (closed) alarm state. */
+export function newAlarmState<T>(dim: number, t: T): AlarmState<T> {
+  return {
+    cusum: 0,
+    open: false,
+    start_seq: 0,
+    start_t: t,
+    end_seq: 0,
+    end_t: t,
+    observations: 0,
+    peak: 0,
+    shares: new Array(dim).fill(0),
+  };
+}
+
+/**
+ * Advances `state` (in place) by one observation; returns the alarm after it and the episode it
+ * closed, if any (the closing observation itself is not part of the episode).
+ */
+export function stepAlarm<T>(
+  state: AlarmState<T>,
+  key: string,
+  obs: AlarmInput<T>,
+  threshold: number,
+): { alarm: boolean; closed: AlarmEpisode<T> | null } {
+  const e = obs.armed === false ? 0 : evidence(obs.pValue);
+  let s = Math.max(0, state.cusum + e - ALARM_REFERENCE);
+  let closed: AlarmEpisode<T> | null = null;
+  if (state.open) {
+    s = Math.min(s, threshold);
+    if (s <= 0) {
+      closed = episodeOf(state, key);
+      state.open = false;
+    }
+  } else if (s >= threshold) {
+    s = threshold;
+    state.open = true;
+    state.start_seq = obs.seq;
+    state.start_t = obs.t;
+    state.observations = 0;
+    state.peak = 0;
+    state.shares.fill(0);
+  }
+  state.cusum = s;
+  if (state.open) {
+    state.end_seq = obs.seq;
+    state.end_t = obs.t;
+    state.observations++;
+    if (e > state.peak) state.peak = e;
+    _addShares(state.shares, obs.contrib, e);
+  }
+  return { alarm: state.open, closed };
+}
+
+/** The episode `state` holds (open or just closed). */
+export function episodeOf<T>(state: AlarmState<T>, key: string): AlarmEpisode<T> {
+  const total = state.shares.reduce((a, b) => a + b, 0);
+  const top = state.shares
+    .map((v, dim) => ({ dim, share: total > 0 ? v / total : 0 }))
+    .filter((x) => x.share > 0)
+    .sort((a, b) => b.share - a.share || a.dim - b.dim)
+    .slice(0, TOP_DIMS);
+  return {
+    key,
+    start_seq: state.start_seq,
+    end_seq: state.end_seq,
+    start_t: state.start_t,
+    end_t: state.end_t,
+    observations: state.observations,
+    peak_log_p: state.peak,
+    top_dims: top,
+  };
+}
+
+/** shares += weight × (contrib / Σ contrib); a saturated or missing value takes the largest part. */
+function _addShares(shares: number[], contrib: ArrayLike<number | null>, weight: number): void {
+  if (!(weight > 0)) return;
+  const d = shares.length;
+  let sum = 0;
+  let wild = 0;
+  for (let j = 0; j < d; j++) {
+    const c = contrib[j];
+    if (c === null || !(c < Number.MAX_VALUE)) wild++;
+    else if (c > 0) sum += c;
+  }
+  for (let j = 0; j < d; j++) {
+    const c = contrib[j];
+    const isWild = c === null || !(c < Number.MAX_VALUE);
+    const part = wild > 0 ? (isWild ? 1 / wild : 0) : sum > 0 && c! > 0 ? c! / sum : 0;
+    shares[j] += weight * part;
+  }
+}
+
+/** Alarm states of many keys (a `Map` key → state), with the threshold they share. */
+export class AlarmBank<T = number | string | null> {
+  readonly threshold: number;
+  readonly #dim: number;
+  readonly #states = new Map<string, AlarmState<T>>();
+
+  constructor(dim: number, threshold = DEFAULT_ALARM_THRESHOLD) {
+    if (!(threshold > 0) || !Number.isFinite(threshold)) {
+      throw new RangeError(`expected a finite alarm threshold > 0, found ${threshold}`);
+    }
+    this.#dim = dim;
+    this.threshold = threshold;
+  }
+
+  /** Advances key's state by one observation (see {@link stepAlarm}). */
+  step(key: string, obs: AlarmInput<T>): { alarm: boolean; closed: AlarmEpisode<T> | null } {
+    let s = this.#states.get(key);
+    if (s === undefined) this.#states.set(key, s = newAlarmState(this.#dim, obs.t));
+    return stepAlarm(s, key, obs, this.threshold);
+  }
+
+  /** Whether key's alarm is on now (without an observation). */
+  isOpen(key: string): boolean {
+    return this.#states.get(key)?.open ?? false;
+  }
+
+  /** A copy of key's state (undefined for a key never seen). */
+  export(key: string): AlarmState<T> | undefined {
+    const s = this.#states.get(key);
+    return s === undefined ? undefined : { ...s, shares: [...s.shares] };
+  }
+
+  /** Restores key's state (a copy of `state`). */
+  import(key: string, state: AlarmState<T>): void {
+    this.#states.set(key, { ...state, shares: [...state.shares] });
+  }
+
+  /** Episodes still open, by key order of first appearance. */
+  openEpisodes(): AlarmEpisode<T>[] {
+    const out: AlarmEpisode<T>[] = [];
+    for (const [key, s] of this.#states) if (s.open) out.push(episodeOf(s, key));
+    return out;
+  }
+}

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { AlarmBank, evidence, EVIDENCE_CAP, newAlarmState, stepAlarm } from "../src/model/alarm.ts";
+import { AlarmEpisode, AlarmStateSchema } from "../schemas/alarm.ts";
+
+/** Feeds p-values (and contribs) through a fresh key at threshold 5; alarm flags and episodes. */
+function run(ps: (number | null)[], contribs?: number[][], armed?: boolean[]) {
+  const bank = new AlarmBank(3, 5);
+  const alarms: boolean[] = [];
+  const episodes = [];
+  for (let i = 0; i < ps.length; i++) {
+    const r = bank.step("k", {
+      seq: i + 1,
+      t: 100 + i,
+      pValue: ps[i],
+      contrib: contribs?.[i] ?? [1, 1, 1],
+      armed: armed?.[i],
+    });
+    alarms.push(r.alarm);
+    if (r.closed) episodes.push(r.closed);
+  }
+  return { alarms, episodes, bank };
+}
+
+Deno.test("evidence is −log10 p, capped for p = 0 and zero without a p-value", () => {
+  assert.equal(evidence(0.1), 1);
+  assert.equal(evidence(1), 0);
+  assert.equal(evidence(null), 0);
+  assert.equal(evidence(NaN), 0);
+  assert.equal(evidence(0), EVIDENCE_CAP);
+  assert.ok(Math.abs(EVIDENCE_CAP - 323.306) < 1e-3);
+});
+
+Deno.test("CUSUM of −log10 p at h = 5, k = 1: a hand-worked open/close pattern", async (t) => {
+  // e:      0.30  3    3    2.5  0    4    0    0    0    0    0    7    0 0 0 0 0    0
+  // S:      0     2    4    5.5→5 4   5    4    3    2    1    0    6→5  4 3 2 1 0    0
+  // alarm:  -     -    -    on   on   on   on   on   on   on   off  on   on…on off   off
+  const ps = [
+    0.5,
+    1e-3,
+    1e-3,
+    10 ** -2.5,
+    1,
+    1e-4,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1e-7,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+  ];
+  const contribs = ps.map((_, i) => i === 3 ? [1, 0, 0] : i === 5 ? [0, 3, 1] : [1, 1, 1]);
+  const { alarms, episodes } = run(ps, contribs);
+  await t.step("sustained evidence opens at the 4th observation; it closes when S is back at 0", () => {
+    const on = alarms.map((a, i) => (a ? i + 1 : 0)).filter((s) => s > 0);
+    assert.deepEqual(on, [4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]);
+  });
+  await t.step(
+    "the first episode: seq 4–10, peak 4 decades, dims by evidence-weighted share",
+    () => {
+      const e = AlarmEpisode.parse(episodes[0]);
+      assert.equal(e.key, "k");
+      assert.equal(e.start_seq, 4);
+      assert.equal(e.end_seq, 10);
+      assert.equal(e.start_t, 103);
+      assert.equal(e.end_t, 109);
+      assert.equal(e.observations, 7);
+      assert.ok(Math.abs(e.peak_log_p - 4) < 1e-12);
+      // seq 4: e = 2.5 on dim 0; seq 6: e = 4 split 3:1 over dims 1, 2 → 2.5 : 3 : 1 of 6.5.
+      assert.deepEqual(e.top_dims.map((d) => d.dim), [1, 0, 2]);
+      const want = [3 / 6.5, 2.5 / 6.5, 1 / 6.5];
+      e.top_dims.forEach((d, i) => assert.ok(Math.abs(d.share - want[i]) < 1e-12));
+    },
+  );
+  await t.step("one overwhelming observation (p = 1e-7) opens at once", () => {
+    const e = episodes[1];
+    assert.equal(e.start_seq, 12);
+    assert.equal(e.end_seq, 16);
+    assert.equal(e.observations, 5);
+    assert.ok(Math.abs(e.peak_log_p - 7) < 1e-12);
+    assert.equal(episodes.length, 2);
+  });
+});
+
+Deno.test("p-values near 0.1 never open; warm-up observations add no evidence", () => {
+  assert.ok(!run(new Array(1000).fill(0.1)).alarms.some((a) => a));
+  const ps = [1e-9, 1e-9, 1, 1];
+  assert.deepEqual(run(ps, undefined, [false, true, true, true]).alarms, [false, true, true, true]);
+  assert.deepEqual(run(ps, undefined, [false, false, true, true]).alarms, [
+    false,
+    false,
+    false,
+    false,
+  ]);
+});
+
+Deno.test("a saturated observation (p = 0) opens; its episode stays JSON-safe", () => {
+  const ps = [0, 1, 1, 1, 1, 1];
+  const { alarms, episodes } = run(ps, [[Number.MAX_VALUE, 2, 0], ...new Array(5).fill([1, 1, 1])]);
+  assert.deepEqual(alarms, [true, true, true, true, true, false]);
+  const e = AlarmEpisode.parse(JSON.parse(JSON.stringify(episodes[0])));
+  assert.equal(e.peak_log_p, EVIDENCE_CAP);
+  assert.deepEqual(e.top_dims, [{ dim: 0, share: 1 }]);
+});
+
+Deno.test("a state exported mid-episode and imported elsewhere continues identically", () => {
+  const ps = [1e-3, 1e-3, 1e-4, 0.5, 1e-6, 1, 1, 1, 1, 1, 1, 1e-2, 1e-2, 1e-3, 1, 1, 1, 1, 1, 1];
+  const whole = run(ps);
+  for (let cut = 1; cut < ps.length; cut++) {
+    const a = run(ps.slice(0, cut));
+    const saved = AlarmStateSchema.parse(JSON.parse(JSON.stringify(a.bank.export("k"))));
+    const b = new AlarmBank(3, 5);
+    b.import("k", saved);
+    const alarms = [...a.alarms];
+    const episodes = [...a.episodes];
+    for (let i = cut; i < ps.length; i++) {
+      const r = b.step("k", { seq: i + 1, t: 100 + i, pValue: ps[i], contrib: [1, 1, 1] });
+      alarms.push(r.alarm);
+      if (r.closed) episodes.push(r.closed);
+    }
+    assert.deepEqual(alarms, whole.alarms, `cut at ${cut}`);
+    assert.deepEqual(episodes, whole.episodes, `cut at ${cut}`);
+  }
+});
+
+Deno.test("stepAlarm on a plain state matches the bank", () => {
+  const s = newAlarmState<null>(2, null);
+  const r = stepAlarm(s, "x", { seq: 1, t: null, pValue: 1e-8, contrib: [1, 0] }, 5);
+  assert.equal(r.alarm, true);
+  assert.equal(s.cusum, 5);
+  assert.throws(() => new AlarmBank(2, 0), RangeError);
+});
