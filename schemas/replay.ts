@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { MAX_DIM } from "../src/config/head_config.ts";
+import { DEFAULT_ALARM_THRESHOLD } from "../src/model/alarm.ts";
 
 /** Default mini-batch size (rows per engine call). */
 export const DEFAULT_BATCH = 64;
@@ -44,6 +45,10 @@ export const ReplayOptions = z.object({
   input: Name,
   out: Name.optional(),
   summary: Name.optional(),
+  alarms: Name.optional(),
+  alarm_threshold: num(z.number().positive().refine(Number.isFinite)).default(
+    DEFAULT_ALARM_THRESHOLD,
+  ),
   params_in: Name.optional(),
   params_out: Name.optional(),
   freeze: z.boolean().default(false),
@@ -78,6 +83,8 @@ export const REPLAY_OPTION_INFO: Readonly<
   input: { flag: "<file|dir>", expects: "a file or directory path" },
   out: { flag: "--out", expects: "a file path" },
   summary: { flag: "--summary", expects: "a file path" },
+  alarms: { flag: "--alarms", expects: "a file path" },
+  alarm_threshold: { flag: "--alarm-threshold", expects: "a finite number > 0 (decades)" },
   params_in: { flag: "--params-in", expects: "a file path" },
   params_out: { flag: "--params-out", expects: "a file path" },
   freeze: { flag: "--freeze", expects: "a boolean switch" },
@@ -229,6 +236,15 @@ export const ReplaySummary = z.object({
   batch: z.number().int().min(1),
   freeze: z.boolean(),
   train_rows: z.number().int().min(0).nullable(),
+  /** Point metrics of `anomaly` against the labels. */
   metrics: ReplayMetrics.nullable(),
+  /** CUSUM threshold of the alarms, in decades of −log10 p (`--alarm-threshold`). */
+  alarm_threshold: z.number().positive(),
+  /** Alarm episodes (closed, plus those still open at the end of the input). */
+  alarm_episodes: z.number().int().min(0),
+  /** Point metrics of `alarm` against the labels. */
+  alarm_metrics: ReplayMetrics.nullable(),
+  /** Episode metrics of `anomaly` and of `alarm` against the labels. */
+  episode_metrics: z.object({ anomaly: EpisodeMetricsOut, alarm: EpisodeMetricsOut }).nullable(),
 });
 export type ReplaySummary = z.output<typeof ReplaySummary>;

@@ -9,6 +9,7 @@ import { DEFAULT_BATCH, DEFAULT_MAX_WARNINGS } from "../../schemas/replay.ts";
 import type { ReplayOptionsInput } from "../../schemas/replay.ts";
 import { ReplayUsageError } from "../io/errors.ts";
 import { replay } from "../replay/replay.ts";
+import { DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
 
 export const USAGE = `usage: deno task replay <file|dir> [options]
 
@@ -33,7 +34,10 @@ model:
   --seed N              recorded in the summary (the engine is deterministic)
 output:
   --out FILE            score records (default: stdout)
-  --summary FILE        summary JSON (counts, skipped lines by reason, F1/FAR/MAR with labels)
+  --summary FILE        summary JSON (counts, skipped lines by reason, F1/FAR/MAR with labels,
+                        for anomaly and alarm, and episode metrics)
+  --alarms FILE         alarm episodes, one NDJSON line each (see docs/model.md, "Alarms")
+  --alarm-threshold H   alarm CUSUM threshold in decades of -log10 p (default ${DEFAULT_ALARM_THRESHOLD})
   --strict              stop at the first bad line (exit 1)
   --max-warnings N      bad lines printed on stderr (default ${DEFAULT_MAX_WARNINGS}; all are counted)
   --quiet               no progress bar, backend line or summary line
@@ -59,6 +63,8 @@ const FLAGS = {
   seed: { type: "string" },
   out: { type: "string" },
   summary: { type: "string" },
+  alarms: { type: "string" },
+  "alarm-threshold": { type: "string" },
   strict: { type: "boolean" },
   "max-warnings": { type: "string" },
   quiet: { type: "boolean" },
@@ -103,6 +109,8 @@ export function parseReplayArgs(args: string[]): ReplayOptionsInput | "help" {
     seed: v.seed,
     out: v.out,
     summary: v.summary,
+    alarms: v.alarms,
+    alarm_threshold: v["alarm-threshold"],
     strict: v.strict ?? false,
     max_warnings: v["max-warnings"],
     quiet: v.quiet ?? false,

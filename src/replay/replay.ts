@@ -22,6 +22,8 @@ import { type InputFile, listInputs, sniffFormat } from "../io/input_files.ts";
 import { LineSource } from "../io/line_source.ts";
 import { ColumnMoments, degenerateColumns, describeDegenerate } from "./degenerate_columns.ts";
 import { Confusion } from "./metrics.ts";
+import { EpisodeCounter } from "./episode_metrics.ts";
+import { AlarmBank, type AlarmEpisode } from "../model/alarm.ts";
 import { paramsDim, paramsOut, readParamsFile } from "./params_io.ts";
 import type { StartParams } from "./params_io.ts";
 import { ProgressBar } from "./progress.ts";
@@ -140,7 +142,7 @@ export async function replay(
   const engine = await make(config, log);
   try {
     if (!opts.quiet) log(`replay: ${engine.backendReason || `backend ${engine.backend}`}`);
-    return await _run(opts, io, log, files, fields, dim, params, engine, config.init_rows);
+    return await _run(opts, io, log, files, fields, dim, params, engine, config);
   } finally {
     await engine.close();
   }
@@ -412,23 +414,30 @@ async function _run(
   dim: number,
   params: StartParams | null,
   engine: ReplayEngine,
-  initRows: number,
+  config: HeadConfig,
 ): Promise<ReplaySummary> {
   const started = performance.now();
+  const initRows = config.init_rows;
+  // Warm-up observations add no evidence to the alarm (heads given by --params-in flag at once).
+  const armedFrom = params !== null ? 0 : config.warmup + 1;
   if (params !== null) {
     for (const [key, p] of params.byKey) await engine.setParams(key, p);
   }
   let outFile: Deno.FsFile | null = null;
-  if (opts.out !== undefined) {
+  let alarmsFile: Deno.FsFile | null = null;
+  const openOut = async (path: string, flag: string): Promise<Deno.FsFile> => {
     try {
-      outFile = await Deno.open(opts.out, { write: true, create: true, truncate: true });
+      return await Deno.open(path, { write: true, create: true, truncate: true });
     } catch (cause) {
-      throw new ReplayUsageError(`--out '${opts.out}': cannot be written (${String(cause)})`, {
+      throw new ReplayUsageError(`${flag} '${path}': cannot be written (${String(cause)})`, {
         cause,
       });
     }
-  }
+  };
+  if (opts.out !== undefined) outFile = await openOut(opts.out, "--out");
   try {
+    if (opts.alarms !== undefined) alarmsFile = await openOut(opts.alarms, "--alarms");
+    const alarmWriter = alarmsFile === null ? null : new BufferedTextWriter(alarmsFile);
     const writer = new BufferedTextWriter(outFile ?? io.stdout ?? Deno.stdout);
     // Records on the same terminal would tear the bar apart: draw it only when they go elsewhere.
     const progressOn = !opts.quiet &&
@@ -443,6 +452,24 @@ async function _run(
     const keys = new Map<string, KeyInfo>();
     const skipped = new Map<SkipReason, number>();
     const confusion = new Confusion();
+    const alarmConfusion = new Confusion();
+    const anomalyEpisodes = new EpisodeCounter();
+    const alarmEpisodes = new EpisodeCounter();
+    // Keyed by the key's JSON text (what the rows carry); time values kept as their JSON text.
+    const alarmBank = new AlarmBank<string>(dim, opts.alarm_threshold);
+    let episodes = 0;
+    const writeEpisode = (e: AlarmEpisode<string>, open: boolean): void => {
+      episodes++;
+      if (alarmWriter === null) return;
+      const ep = {
+        ...e,
+        key: JSON.parse(e.key),
+        start_t: e.start_t === "" ? null : JSON.parse(e.start_t),
+        end_t: e.end_t === "" ? null : JSON.parse(e.end_t),
+        ...(open ? { open: true } : {}),
+      };
+      alarmWriter.write(JSON.stringify(ep) + "\n");
+    };
     let observations = 0;
     let anomalies = 0;
     let blank = 0;
@@ -458,12 +485,30 @@ async function _run(
       const head = inflight.shift();
       if (head === undefined) return;
       const scores = await head.scores;
-      anomalies += formatScores(scores, head.echoes, writer);
-      const labels = head.echoes.label;
+      const { keyJson, tJson, label: labels } = head.echoes;
+      const d = scores.dim;
+      const alarm = new Uint8Array(scores.n);
       for (let i = 0; i < scores.n; i++) {
+        const seq = scores.seq[i];
+        const r = alarmBank.step(keyJson[i], {
+          seq,
+          t: tJson[i],
+          pValue: scores.pValue[i],
+          contrib: scores.contrib.subarray(i * d, i * d + d),
+          armed: seq >= armedFrom,
+        });
+        alarm[i] = r.alarm ? 1 : 0;
+        if (r.closed !== null) writeEpisode(r.closed, false);
         const l = labels[i];
-        if (l >= 0) confusion.add(l as 0 | 1, scores.anomaly[i] === 1);
+        if (l >= 0) {
+          confusion.add(l as 0 | 1, scores.anomaly[i] === 1);
+          alarmConfusion.add(l as 0 | 1, r.alarm);
+          anomalyEpisodes.add(keyJson[i], l as 0 | 1, scores.anomaly[i] === 1);
+          alarmEpisodes.add(keyJson[i], l as 0 | 1, r.alarm);
+        }
       }
+      anomalies += formatScores(scores, head.echoes, writer, alarm);
+      await alarmWriter?.flushIfFull();
       observations += scores.n;
       // Records are formatted: the score buffers go back to the engine for the next batches.
       engine.release?.(scores);
@@ -601,6 +646,8 @@ async function _run(
     await submit();
     while (inflight.length > 0) await drainOne();
     await writer.flush();
+    for (const e of alarmBank.openEpisodes()) writeEpisode(e, true);
+    await alarmWriter?.flush();
     bar?.finish();
 
     if (opts.params_out !== undefined) {
@@ -632,12 +679,19 @@ async function _run(
       freeze: opts.freeze,
       train_rows: opts.train_rows ?? null,
       metrics: confusion.labelled > 0 ? confusion.metrics() : null,
+      alarm_threshold: opts.alarm_threshold,
+      alarm_episodes: episodes,
+      alarm_metrics: alarmConfusion.labelled > 0 ? alarmConfusion.metrics() : null,
+      episode_metrics: confusion.labelled > 0
+        ? { anomaly: anomalyEpisodes.metrics(), alarm: alarmEpisodes.metrics() }
+        : null,
     });
     if (opts.summary !== undefined) await _writeJson(opts.summary, "--summary", summary);
     if (!opts.quiet) log(summaryLine(summary));
     return summary;
   } finally {
     outFile?.close();
+    alarmsFile?.close();
   }
 }
 
@@ -667,6 +721,14 @@ export function summaryLine(s: ReplaySummary): string {
     const f = (x: number | null) => (x === null ? "n/a" : x.toFixed(4));
     line += `; TP ${m.tp} FP ${m.fp} FN ${m.fn} TN ${m.tn} F1 ${f(m.f1)} FAR ${f(m.far)} ` +
       `MAR ${f(m.mar)}`;
+  }
+  line += `; ${s.alarm_episodes} alarm episodes`;
+  if (s.alarm_metrics !== null && s.episode_metrics !== null) {
+    const m = s.alarm_metrics;
+    const e = s.episode_metrics.alarm;
+    const f = (x: number | null) => (x === null ? "n/a" : x.toFixed(4));
+    line += ` (alarm F1 ${f(m.f1)} FAR ${f(m.far)} MAR ${f(m.mar)}; segments detected ` +
+      `${e.detected}/${e.segments}, false episodes ${f(e.false_per_10k)} per 10k)`;
   }
   if (s.stopped) line += "; stopped at the first bad line (--strict)";
   return line;

@@ -27,11 +27,15 @@ export function timeJson(t: number | string | undefined): string {
   return typeof t === "number" ? num(t) : JSON.stringify(t);
 }
 
-/** Appends one line per row of `scores` to `out`; returns the number of anomalies among them. */
+/**
+ * Appends one line per row of `scores` to `out`; returns the number of anomalies among them.
+ * `alarm`: each row's alarm state (1 on); absent, every record says `"alarm":false`.
+ */
 export function formatScores(
   scores: ScoreBatch,
   echoes: RowEchoes,
   out: { write(s: string): void },
+  alarm?: Uint8Array,
 ): number {
   const d = scores.dim;
   let anomalies = 0;
@@ -49,6 +53,7 @@ export function formatScores(
       ',"mahalanobis2":' + num(scores.mahalanobis2[i]) +
       ',"p_value":' + num(scores.pValue[i]) +
       (anomaly ? ',"anomaly":true' : ',"anomaly":false') +
+      (alarm !== undefined && alarm[i] === 1 ? ',"alarm":true' : ',"alarm":false') +
       (label < 0 ? "" : ',"label":' + label) +
       ',"contrib":[' + contrib + "]}\n";
   }

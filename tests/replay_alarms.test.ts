@@ -1,0 +1,117 @@
+/**
+ * Replay's alarms: each record carries the key's alarm state, `--alarms` writes the episodes, the
+ * summary rates `anomaly` and `alarm` (points and episodes), and a finite reading whose m²
+ * overflows is scored saturated instead of skipped.
+ */
+import assert from "node:assert/strict";
+import { AlarmEpisode } from "../schemas/alarm.ts";
+import { ReplaySummary } from "../schemas/replay.ts";
+import { ScoreRecord } from "../schemas/score_record.ts";
+import { AlarmBank } from "../src/model/alarm.ts";
+import { replay } from "../src/replay/replay.ts";
+import { MemorySink, tempDir } from "./helpers/replay.ts";
+import { gaussian, rng } from "./helpers/synthetic.ts";
+
+/** 3-D N(0, I) rows; rows [from, to) shifted by `shift` in every value and labelled 1. */
+function recording(n: number, from: number, to: number, shift: number, seed: number): string {
+  const g = gaussian(rng(seed));
+  let text = "";
+  for (let i = 0; i < n; i++) {
+    const s = i >= from && i < to ? shift : 0;
+    const v = [g() + s, g() + s, g() + s];
+    text += JSON.stringify({ t: 1000 + i, a: v[0], b: v[1], c: v[2], label: s !== 0 ? 1 : 0 }) +
+      "\n";
+  }
+  return text;
+}
+
+async function run(input: string, extra: Record<string, unknown> = {}) {
+  const sink = new MemorySink();
+  const summary = await replay({ input, backend: "cpu", columns: "a,b,c", ...extra }, {
+    stdout: sink,
+    stderr: () => {},
+    progress: false,
+  });
+  return {
+    summary: ReplaySummary.parse(summary),
+    records: sink.records().map((r) => ScoreRecord.parse(r)),
+  };
+}
+
+Deno.test("replay: records carry the alarm, --alarms writes each episode, the summary rates both", async (t) => {
+  await using dir = await tempDir();
+  const input = await dir.write("x.ndjson", recording(1500, 1000, 1040, 6, 11));
+  const alarmsPath = `${dir.path}/alarms.ndjson`;
+  const { summary, records } = await run(input, { alarms: alarmsPath });
+  const episodes = (await Deno.readTextFile(alarmsPath)).split("\n").filter((l) => l !== "")
+    .map((l) => AlarmEpisode.parse(JSON.parse(l)));
+
+  await t.step("the alarm follows the detector over the records' own p-values", () => {
+    const bank = new AlarmBank(3, summary.alarm_threshold);
+    for (const r of records) {
+      const { alarm } = bank.step(r.key, {
+        seq: r.seq,
+        t: r.t ?? null,
+        pValue: r.p_value,
+        contrib: r.contrib,
+        armed: r.seq > 256,
+      });
+      assert.equal(r.alarm, alarm, `seq ${r.seq}`);
+    }
+  });
+  await t.step("the shifted segment raises an episode within a few observations", () => {
+    const inSegment = episodes.filter((e) => e.start_seq >= 1001 && e.start_seq <= 1040);
+    assert.equal(inSegment.length, 1, JSON.stringify(episodes));
+    const e = inSegment[0];
+    assert.ok(e.start_seq <= 1005, `opened at ${e.start_seq}`);
+    assert.ok(e.end_seq >= 1040);
+    assert.equal(e.start_t, 1000 + e.start_seq - 1);
+    assert.equal(e.observations, e.end_seq - e.start_seq + 1);
+    assert.equal(e.top_dims.length, 3);
+    for (let s = e.start_seq; s <= e.end_seq; s++) assert.equal(records[s - 1].alarm, true);
+    assert.equal(records[e.end_seq].alarm, false);
+  });
+  await t.step("the summary counts episodes and rates anomaly and alarm", () => {
+    assert.equal(summary.alarm_episodes, episodes.length);
+    assert.equal(summary.alarm_threshold, 5);
+    const ep = summary.episode_metrics!;
+    assert.equal(ep.alarm.segments, 1);
+    assert.equal(ep.alarm.detected, 1);
+    assert.equal(ep.anomaly.detected, 1);
+    assert.equal(ep.alarm.observations, 1500);
+    const m = summary.alarm_metrics!;
+    assert.equal(m.tp + m.fn, 40);
+    assert.equal(m.tp + m.fp, records.filter((r) => r.alarm).length);
+    assert.ok(ep.alarm.mean_delay! <= 4);
+  });
+});
+
+Deno.test("replay: --alarm-threshold is validated and a higher one opens no sooner", async () => {
+  await using dir = await tempDir();
+  const input = await dir.write("x.ndjson", recording(1200, 1000, 1040, 2, 12));
+  const low = await run(input, { alarm_threshold: "3" });
+  const high = await run(input, { alarm_threshold: "20" });
+  const first = (rs: ScoreRecord[]) => rs.findIndex((r) => r.alarm);
+  assert.ok(first(low.records) >= 0);
+  assert.ok(first(high.records) < 0 || first(high.records) >= first(low.records));
+  await assert.rejects(() => run(input, { alarm_threshold: "0" }), /--alarm-threshold/);
+});
+
+Deno.test("replay: a finite reading whose m² overflows is scored saturated, not skipped", async () => {
+  await using dir = await tempDir();
+  const lines = recording(600, 0, 0, 0, 13).split("\n");
+  lines[500] = JSON.stringify({ t: 1500, a: 1e300, b: 0, c: -1e300, label: 1 });
+  const input = await dir.write("x.ndjson", lines.join("\n"));
+  const { summary, records } = await run(input);
+  assert.equal(summary.skipped, 0);
+  assert.equal(records.length, 600);
+  const r = records[500];
+  assert.equal(r.mahalanobis2, Number.MAX_VALUE);
+  assert.equal(r.log_prob, -Number.MAX_VALUE);
+  assert.equal(r.p_value, 0);
+  assert.equal(r.anomaly, true);
+  assert.equal(r.alarm, true);
+  assert.ok(r.contrib.every((c) => c !== null && Number.isFinite(c)));
+  // Not learned: the rows after it score as before (no wrecked head).
+  assert.ok(records.slice(501).every((x) => x.mahalanobis2! < 60), "later rows stay ordinary");
+});
