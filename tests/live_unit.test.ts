@@ -12,6 +12,7 @@ import { EngineError } from "../src/engine/errors.ts";
 import { decodeMessage, encodeF32 } from "../src/wire/decode.ts";
 import { LiveLoop } from "../src/live/loop.ts";
 import type {
+  AlarmOut,
   CheckpointStore,
   DeadLetterOut,
   InputMessage,
@@ -288,7 +289,8 @@ class CountingEngine implements ScoringEngine {
       dim: b.dim,
       logProb: m2.map((v) => -v / 2),
       mahalanobis2: m2,
-      pValue: new Float64Array(b.n).fill(0.5),
+      // P(χ²_2 ≥ m²) = exp(−m²/2): d = 2 in these tests.
+      pValue: m2.map((v) => Math.exp(-v / 2)),
       anomaly: new Uint8Array(b.n).map((_, i) => (m2[i] > 1000 ? 1 : 0)),
       contrib,
       seq,
@@ -397,6 +399,12 @@ class MemorySink implements OutputSink {
   }
   publishParams(items: readonly ParamsMessage[]): Promise<void> {
     this.params.push(...items);
+    return Promise.resolve();
+  }
+  readonly alarms: AlarmOut[] = [];
+  publishAlarms(items: readonly AlarmOut[]): Promise<void> {
+    for (const it of items) this.events.push(`alarm ${it.msgId}`);
+    this.alarms.push(...items);
     return Promise.resolve();
   }
 }
@@ -564,6 +572,101 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
     assert.equal(store.saved.get("a")?.last_seq, 5);
     assert.equal(store.saved.get("b")?.last_seq, 4);
   });
+
+  await t.step(
+    "alarms: records carry them, episodes go out once with ids from key and seqs, a restart from a checkpoint neither loses nor doubles one",
+    async () => {
+      // d = 2: p = exp(−m²/2). [4,0]: m² 16, −log10 p = 3.47; [0,0]: p = 1. CUSUM (h 5, k 1):
+      // seqs 4–6 loud → S 2.47, 4.94, 7.4 → opens at 6; quiet 7–11 → S 4…0 → closes at 11
+      // (episode 6–10); loud 15–16 → S 2.47, 4.94, never opens.
+      const loud = new Set([4, 5, 6, 15, 16]);
+      const body = (s: number) => (loud.has(s) ? "[4,0]" : "[0,0]");
+      const feed = (src: ArraySource, from: number, to: number) => {
+        for (let s = from; s <= to; s++) src.add(s, "a", body(s));
+      };
+      const whole = setup([], 1);
+      feed(whole.source, 1, 20);
+      await runUntilDrained(whole.loop, whole.source);
+      const alarmOf = (sink: MemorySink) =>
+        new Map(sink.scores.map((r) => [r.record.stream_seq, r.record.alarm]));
+      const on = [...alarmOf(whole.sink)].filter(([, a]) => a).map(([s]) => s).sort((x, y) =>
+        x - y
+      );
+      assert.deepEqual(on, [6, 7, 8, 9, 10]);
+      assert.deepEqual(whole.sink.alarms.map((a) => a.msgId), ["TELEMETRY:alarm:a:6-10"]);
+      const ep = whole.sink.alarms[0].episode;
+      assert.deepEqual([ep.key, ep.start_seq, ep.end_seq, ep.observations], ["a", 6, 10, 5]);
+      assert.ok(Math.abs(ep.peak_log_p - 16 / 2 / Math.LN10) < 1e-9);
+      assert.deepEqual(ep.top_dims, [{ dim: 0, share: 1 }]);
+      // The episode is published before the checkpoint of the batch that closed it.
+      assert.ok(
+        whole.events.indexOf("alarm TELEMETRY:alarm:a:6-10") <
+          whole.events.indexOf("checkpoint a@11"),
+      );
+
+      for (const cut of [5, 6, 8, 10, 11]) {
+        // Crash after publishing up to seq 12 with the checkpoint at `cut`: restart from it and
+        // redeliver everything after cut - 2 (some already applied, some not).
+        const before = setup([], 1);
+        feed(before.source, 1, 12);
+        await runUntilDrained(before.loop, before.source);
+        const upTo = setup([], 1);
+        feed(upTo.source, 1, cut);
+        await runUntilDrained(upTo.loop, upTo.source);
+        const cp = upTo.store.saved.get("a")!;
+        assert.equal(cp.last_seq, cut);
+        assert.ok(cp.alarm !== undefined);
+        const after = setup([JSON.parse(JSON.stringify(cp))], 1);
+        feed(after.source, Math.max(1, cut - 2), 20);
+        await runUntilDrained(after.loop, after.source);
+        // Same id, same record: whatever was published twice is dropped by the server.
+        const byId = new Map(before.sink.scores.map((r) => [r.msgId, r.record]));
+        for (const r of after.sink.scores) {
+          const first = byId.get(r.msgId);
+          if (first !== undefined && r.record.stream_seq > cut) {
+            assert.deepEqual(r.record, first, `cut ${cut}: ${r.msgId}`);
+          }
+        }
+        for (const [seq, alarm] of alarmOf(after.sink)) {
+          if (seq > cut) assert.equal(alarm, alarmOf(whole.sink).get(seq), `cut ${cut}: ${seq}`);
+        }
+        const ids = new Map<string, unknown>();
+        for (const a of [...before.sink.alarms, ...after.sink.alarms]) {
+          if (ids.has(a.msgId)) assert.deepEqual(a.episode, ids.get(a.msgId));
+          ids.set(a.msgId, a.episode);
+        }
+        assert.deepEqual([...ids.keys()], ["TELEMETRY:alarm:a:6-10"], `cut ${cut}`);
+        assert.deepEqual(ids.get("TELEMETRY:alarm:a:6-10"), ep);
+      }
+    },
+  );
+
+  await t.step(
+    "a checkpoint without an alarm state (older worker) loads, its key starts closed",
+    async () => {
+      const { source, sink, loop } = setup([{
+        last_seq: 3,
+        written_at: "2026-01-01T00:00:00Z",
+        state: {
+          key: "a",
+          dim: 2,
+          diag: "softplus",
+          frame_loc: [0, 0],
+          frame_tril: [1, 0, 1],
+          theta: [0, 0, 0, 0, 0],
+          adam_m: [0, 0, 0, 0, 0],
+          adam_v: [0, 0, 0, 0, 0],
+          steps: 0,
+          observations: 3,
+          rejected_updates: 0,
+          init: null,
+        },
+      }], 1);
+      source.add(4, "a", "[0,0]");
+      await runUntilDrained(loop, source);
+      assert.equal(sink.scores[0].record.alarm, false);
+    },
+  );
 
   await t.step("a redelivered message in the same run is not learned again", async () => {
     const { engine, source, sink, loop } = setup();

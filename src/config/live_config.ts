@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { type HeadConfig, HeadConfigInput, resolveHeadConfig } from "./head_config.ts";
+import { DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
 
 /** A setting had a bad value; the message names it. Start-up exits with code 2. */
 export class ConfigError extends Error {
@@ -79,6 +80,8 @@ export interface LiveConfig {
    * theirs (the worker warns when it is shorter).
    */
   readonly duplicateWindowS: number;
+  /** Alarm CUSUM threshold in decades of −log10 p (`src/model/alarm.ts`); default 5. */
+  readonly alarmThreshold: number;
 }
 
 /** Values of `--engine-thread`. */
@@ -98,13 +101,15 @@ export interface Topology {
   readonly inputStream: string;
   readonly scoresStream: string;
   readonly dlqStream: string;
+  /** Alarm episodes, on `<prefix>.alarms.>`. */
+  readonly alarmsStream: string;
   readonly obsSubject: string;
   readonly paramsBucket: string;
   readonly checkpointBucket: string;
 }
 
 /**
- * `telemetry` → streams TELEMETRY, TELEMETRY_SCORES, TELEMETRY_DLQ and KV buckets
+ * `telemetry` → streams TELEMETRY, TELEMETRY_SCORES, TELEMETRY_DLQ, TELEMETRY_ALARMS and KV buckets
  * telemetry_params, telemetry_checkpoints: every name follows the prefix, so workers with
  * different prefixes share nothing on one server.
  */
@@ -116,6 +121,7 @@ export function topologyFor(prefix: string): Topology {
     inputStream: base,
     scoresStream: `${base}_SCORES`,
     dlqStream: `${base}_DLQ`,
+    alarmsStream: `${base}_ALARMS`,
     obsSubject: `${prefix}.obs.>`,
     paramsBucket: `${bucket}_params`,
     checkpointBucket: `${bucket}_checkpoints`,
@@ -164,6 +170,7 @@ export const LIVE_FLAGS = {
   "engine-thread": { type: "string" },
   "score-messages": { type: "string" },
   "duplicate-window-s": { type: "string" },
+  "alarm-threshold": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -177,6 +184,7 @@ Connection (flag, else environment variable):
   --tls-cert FILE       NATS_CERT      client certificate (PEM), with --tls-key / NATS_KEY
 Model:
   --dim N (3) --diag softplus|elu1p|exp --lr X --alpha P --warmup N --backend auto|webgpu|cpu
+  --alarm-threshold H (${DEFAULT_ALARM_THRESHOLD})  alarm CUSUM threshold, decades of -log10 p (docs/model.md)
 Pipeline:
   --batch N (256)  --max-wait-ms MS (20)  --prefix P (telemetry)  --params-every-ms MS (1000)
   --checkpoint-every-ms MS (100)
@@ -290,6 +298,11 @@ export function resolveLiveConfig(
     "MVN_DUPLICATE_WINDOW_S",
     PositiveInt.max(7 * 24 * 3600),
   ) ?? 1800;
+  const alarmThreshold = pick(
+    "alarm-threshold",
+    "MVN_ALARM_THRESHOLD",
+    z.coerce.number().positive().refine(Number.isFinite, "expected a finite number"),
+  ) ?? DEFAULT_ALARM_THRESHOLD;
   if (duplicateWindowS * 1000 < 2 * ackWaitMs) {
     errors.push(
       `expected --duplicate-window-s at least twice --ack-wait-ms (${ackWaitMs / 1000} s), found ` +
@@ -337,5 +350,6 @@ export function resolveLiveConfig(
     engineThread,
     scoreMessages,
     duplicateWindowS,
+    alarmThreshold,
   };
 }

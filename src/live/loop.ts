@@ -13,6 +13,10 @@
  *    barrier: its `exportState` (of every key learned since the previous barrier) runs right
  *    after its `process`, before the next batch's, so a checkpoint is exactly "state after the
  *    barrier batch" with `last_seq = lastApplied[k]` after it.
+ *  - Alarms (`src/model/alarm.ts`) advance as records are built, in batch order, on first-time
+ *    observations only; a barrier's checkpoints carry each key's alarm state after it. So a
+ *    redelivered batch rebuilds the same alarm flags and episode ids from the restored state, and
+ *    episodes (published with the scores, before the checkpoint) are neither lost nor doubled.
  *  - Batches are finalised strictly in order: scores published and acknowledged by the server
  *    (with `Nats-Msg-Id`, so a re-publication is dropped) as soon as they are scored; at a
  *    barrier, once it and every batch before it are published, the checkpoints are written, then
@@ -31,7 +35,14 @@ import type { Group, Item, Part } from "./batch_builder.ts";
 import { collectBatch, type PipelineState } from "./collect.ts";
 import type { LiveMetrics } from "./metrics.ts";
 import { ParamsPublisher } from "./params.ts";
-import type { CheckpointStore, InputMessage, MessageSource, OutputSink } from "./ports.ts";
+import type {
+  AlarmOut,
+  CheckpointStore,
+  InputMessage,
+  MessageSource,
+  OutputSink,
+} from "./ports.ts";
+import { AlarmBank, type AlarmState, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
 import { deadLetters, scoreOutputs } from "./records.ts";
 import { processIsolating } from "./refusals.ts";
 
@@ -61,6 +72,10 @@ export interface LoopSettings {
   readonly maxUncommitted?: number;
   /** See `LiveConfig.scoreMessages`. Default `row`. */
   readonly scoreMessages?: ScoreMessages;
+  /** Alarm CUSUM threshold (`src/model/alarm.ts`). Default `DEFAULT_ALARM_THRESHOLD`. */
+  readonly alarmThreshold?: number;
+  /** Observations with `seq` below this add no alarm evidence (warm-up + 1). Default 0. */
+  readonly alarmArmedFrom?: number;
   readonly metrics: LiveMetrics;
   readonly log: (line: string) => void;
 }
@@ -84,6 +99,8 @@ interface Published {
    */
   readonly acks: InputMessage[];
   readonly states: HeadState[];
+  /** A barrier: the alarm state of each key learned since the previous one, after this batch. */
+  readonly alarmStates: Map<string, AlarmState> | null;
   readonly deadReasons: DeadLetterReason[];
   readonly scored: number;
   readonly newRows: number;
@@ -138,6 +155,12 @@ export class LiveLoop {
   #stopping = false;
   #fatal: unknown;
   readonly #params: ParamsPublisher;
+  /**
+   * Alarm state per key, advanced as records are built (`#publish` runs in batch order), and
+   * checkpointed with the key: a restart resumes it from the checkpoint and the redelivered
+   * batches rebuild the same records, alarms and episodes (ids), which the server deduplicates.
+   */
+  readonly #alarms: AlarmBank;
   readonly #pipeline: PipelineState = {
     idle: () => this.#unpublished === 0,
     failed: () => this.#fatal !== undefined,
@@ -155,6 +178,7 @@ export class LiveLoop {
     this.#sink = sink;
     this.#store = store;
     this.#s = settings;
+    this.#alarms = new AlarmBank(settings.dim, settings.alarmThreshold ?? DEFAULT_ALARM_THRESHOLD);
     this.#params = new ParamsPublisher({
       engine,
       onEngine: (f) => this.#onEngine(f),
@@ -174,7 +198,10 @@ export class LiveLoop {
   async init(): Promise<number> {
     const cps = await this.#store.loadAll();
     if (cps.length > 0) await this.#engine.importState(cps.map((c) => c.state));
-    for (const c of cps) this.#lastApplied.set(c.state.key, c.last_seq);
+    for (const c of cps) {
+      this.#lastApplied.set(c.state.key, c.last_seq);
+      if (c.alarm !== undefined) this.#alarms.import(c.state.key, c.alarm);
+    }
     return cps.length;
   }
 
@@ -347,14 +374,29 @@ export class LiveLoop {
   async #publish(p: Prepared, r: EngineResult): Promise<Published> {
     const { parts, refused, states } = r;
     const stream = this.#s.inputStream;
+    const alarmOuts: AlarmOut[] = [];
     const { outs, anomalies, scored, newRows } = scoreOutputs(
       parts,
       stream,
       this.#s.scoreMessages,
       (scores) => this.#engine.release(scores),
+      { bank: this.#alarms, armedFrom: this.#s.alarmArmedFrom ?? 0, out: alarmOuts },
     );
+    // A barrier's checkpoints hold the alarm states right after it (as the heads' states).
+    let alarmStates: Map<string, AlarmState> | null = null;
+    if (p.learned !== null) {
+      alarmStates = new Map();
+      for (const key of p.learned.keys()) {
+        const a = this.#alarms.export(key);
+        if (a !== undefined) alarmStates.set(key, a);
+      }
+    }
     const dead = deadLetters(p.items, refused, stream);
-    await Promise.all([this.#sink.publishScores(outs), this.#sink.publishDeadLetters(dead)]);
+    await Promise.all([
+      this.#sink.publishScores(outs),
+      this.#sink.publishDeadLetters(dead),
+      this.#sink.publishAlarms(alarmOuts),
+    ]);
     if (anomalies.length > 0) this.#sink.publishAnomalies(anomalies);
     const msgs = p.items;
     return {
@@ -362,6 +404,7 @@ export class LiveLoop {
         ? msgs.slice(-1).map((it) => it.msg)
         : msgs.map((it) => it.msg),
       states,
+      alarmStates,
       deadReasons: dead.map((d) => d.reason),
       scored,
       newRows,
@@ -388,7 +431,8 @@ export class LiveLoop {
           `expected state for a key learned before the barrier, found '${state.key}'`,
         );
       }
-      latest.push({ last_seq: seq, state, written_at });
+      const alarm = last.result.alarmStates?.get(state.key);
+      latest.push({ last_seq: seq, state, ...(alarm !== undefined ? { alarm } : {}), written_at });
     }
     const m = this.#s.metrics;
     if (latest.length > 0) {

@@ -12,6 +12,7 @@ import type {
   ParamsMessage,
 } from "../../schemas/messages.ts";
 import type { RawMessage } from "../wire/decode.ts";
+import type { AlarmEpisode } from "../../schemas/alarm.ts";
 
 /** One input message as the loop sees it. */
 export interface InputMessage extends RawMessage {
@@ -67,6 +68,16 @@ export interface DeadLetterOut {
   readonly detail: string;
 }
 
+/**
+ * An alarm episode to publish on `<prefix>.alarms.<key>` (`Nats-Msg-Id:
+ * <stream>:alarm:<key>:<start_seq>-<end_seq>`: a re-published episode is dropped).
+ */
+export interface AlarmOut {
+  readonly key: string;
+  readonly msgId: string;
+  readonly episode: AlarmEpisode;
+}
+
 /** Where results go. Publications that must be durable resolve once the server acknowledged them. */
 export interface OutputSink {
   publishScores(items: readonly ScoreOut[]): Promise<void>;
@@ -74,6 +85,8 @@ export interface OutputSink {
   /** Best effort (core NATS). */
   publishAnomalies(items: readonly RecordOut[]): void;
   publishParams(items: readonly ParamsMessage[]): Promise<void>;
+  /** Alarm episodes; resolves once the server acknowledged them. */
+  publishAlarms(items: readonly AlarmOut[]): Promise<void>;
 }
 
 /** Per-key checkpoints. */

@@ -9,7 +9,20 @@ import type { LiveScoreRecord } from "../../schemas/messages.ts";
 import type { ScoreMessages } from "../config/live_config.ts";
 import type { ScoreBatch } from "../engine/types.ts";
 import type { Item, Part } from "./batch_builder.ts";
-import type { DeadLetterOut, RecordOut, ScoreOut } from "./ports.ts";
+import type { AlarmOut, DeadLetterOut, RecordOut, ScoreOut } from "./ports.ts";
+import type { AlarmBank } from "../model/alarm.ts";
+
+/**
+ * The keys' alarms (`src/model/alarm.ts`) as records are built: first-time observations advance
+ * their key's state (a redelivered one only reads it: its record was published before, with the
+ * same id), and closed episodes are appended to `out`.
+ */
+export interface AlarmContext {
+  readonly bank: AlarmBank;
+  /** Observations with `seq` below this (warm-up) add no evidence. */
+  readonly armedFrom: number;
+  readonly out: AlarmOut[];
+}
 
 /** The score messages of one batch. */
 export interface ScoreOutputs {
@@ -31,6 +44,7 @@ export function scoreOutputs(
   stream: string,
   scoreMessages: ScoreMessages | undefined,
   release: (scores: ScoreBatch) => void,
+  alarms?: AlarmContext,
 ): ScoreOutputs {
   const outs: ScoreOut[] = [];
   const anomalies: RecordOut[] = [];
@@ -47,14 +61,38 @@ export function scoreOutputs(
       const row = rows[i];
       const contrib: (number | null)[] = new Array(d);
       for (let j = 0; j < d; j++) contrib[j] = finiteOrNull(scores.contrib[i * d + j]);
+      const seq = scores.seq[i];
+      const pValue = finiteOrNull(scores.pValue[i]);
+      let alarm = false;
+      if (alarms !== undefined) {
+        if (row.isNew) {
+          const r = alarms.bank.step(row.key, {
+            seq,
+            t: row.t ?? null,
+            pValue,
+            contrib,
+            armed: seq >= alarms.armedFrom,
+          });
+          alarm = r.alarm;
+          if (r.closed !== null) {
+            const e = r.closed;
+            alarms.out.push({
+              key: row.key,
+              msgId: `${stream}:alarm:${row.key}:${e.start_seq}-${e.end_seq}`,
+              episode: e,
+            });
+          }
+        } else alarm = alarms.bank.isOpen(row.key);
+      }
       const record: LiveScoreRecord = {
-        seq: scores.seq[i],
+        seq,
         key: row.key,
         ...(row.t !== undefined ? { t: row.t } : {}),
         log_prob: finiteOrNull(scores.logProb[i]),
         mahalanobis2: finiteOrNull(scores.mahalanobis2[i]),
-        p_value: finiteOrNull(scores.pValue[i]),
+        p_value: pValue,
         anomaly: scores.anomaly[i] === 1,
+        alarm,
         ...(row.label !== undefined ? { label: row.label } : {}),
         contrib,
         stream_seq: row.streamSeq,

@@ -127,6 +127,8 @@ export async function startWorker(
         maxMessageBytes: config.maxMessageBytes,
         inputStream: topo.inputStream,
         scoreMessages: config.scoreMessages,
+        alarmThreshold: config.alarmThreshold,
+        alarmArmedFrom: config.head.warmup + 1,
         metrics,
         log,
       },

@@ -1,6 +1,6 @@
 /**
  * The NATS sink: the loop's {@link OutputSink} on NATS ({@link NatsSink}): scores and dead letters
- * published until acknowledged, anomalies on core NATS, parameters on core NATS and in KV.
+ * published until acknowledged, alarm episodes likewise, anomalies on core NATS, parameters on core NATS and in KV.
  *
  * @module
  */
@@ -8,7 +8,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { DLQ_HEADERS, type ParamsMessage } from "../../schemas/messages.ts";
-import type { DeadLetterOut, OutputSink, RecordOut, ScoreOut } from "../live/ports.ts";
+import type { AlarmOut, DeadLetterOut, OutputSink, RecordOut, ScoreOut } from "../live/ports.ts";
 import { AckedPublisher } from "./acked_publisher.ts";
 import { encodeKvKey } from "./kv_key.ts";
 import { publishAllAcked } from "./publish_retry.ts";
@@ -72,6 +72,19 @@ export class NatsSink implements OutputSink {
     for (const it of items) {
       this.nc.publish(`${this.prefix}.anomalies.${it.key}`, JSON.stringify(it.record));
     }
+  }
+
+  async publishAlarms(items: readonly AlarmOut[]): Promise<void> {
+    if (items.length === 0) return;
+    await publishAllAcked(
+      this.#pub,
+      items.map((it) => ({
+        subject: `${this.prefix}.alarms.${it.key}`,
+        data: JSON.stringify(it.episode),
+        msgID: it.msgId,
+      })),
+      this.log,
+    );
   }
 
   async publishParams(items: readonly ParamsMessage[]): Promise<void> {

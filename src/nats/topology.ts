@@ -2,7 +2,8 @@
  * Creates (or verifies) the worker's streams, its durable pull consumer and its KV buckets.
  *
  * Streams (prefix `telemetry`): `TELEMETRY` on `telemetry.obs.>` (input), `TELEMETRY_SCORES` on
- * `telemetry.scores.>`, `TELEMETRY_DLQ` on `telemetry.dlq.>`; the latter two with a duplicate window
+ * `telemetry.scores.>`, `TELEMETRY_DLQ` on `telemetry.dlq.>`, `TELEMETRY_ALARMS` on
+ * `telemetry.alarms.>` (alarm episodes); the output streams with a duplicate window
  * (30 min unless configured) so that re-published scores (same `Nats-Msg-Id`) are dropped by the
  * server.
  *
@@ -79,7 +80,7 @@ export async function ensureStream(
 }
 
 /**
- * Ensures the three streams of a topology. Output streams it creates get `outputWindowNs`; an
+ * Ensures the four streams of a topology. Output streams it creates get `outputWindowNs`; an
  * existing one with a shorter window is left as it is, with a warning.
  */
 export async function ensureStreams(
@@ -93,6 +94,7 @@ export async function ensureStreams(
     const [name, subject] of [
       [topo.scoresStream, `${topo.prefix}.scores.>`],
       [topo.dlqStream, `${topo.prefix}.dlq.>`],
+      [topo.alarmsStream, `${topo.prefix}.alarms.>`],
     ]
   ) {
     const info = await ensureStream(jsm, name, subject, outputWindowNs);
