@@ -125,7 +125,7 @@ Deno.test("after one wild but finite value, a 3σ shift is still learned within 
   }
 });
 
-Deno.test("a row whose Mahalanobis² overflows is refused with the batch, state unchanged", async () => {
+Deno.test("a finite row whose Mahalanobis² overflows is scored saturated; a NaN row is refused with the batch, state unchanged", async () => {
   const g = gaussian(rng(6));
   await using engine = await createEngine(resolveHeadConfig({ dim: 3, backend: "cpu" }), {
     log: () => {},
@@ -138,9 +138,13 @@ Deno.test("a row whose Mahalanobis² overflows is refused with the batch, state 
     keys: ["k"],
   });
   for (let i = 0; i < 5; i++) await engine.process(batch(mvnRows(256, LOC, TRIL, g)));
-  const before = await engine.exportState();
   const X = mvnRows(256, LOC, TRIL, g);
-  X[3 * 9] = 1e200; // finite, but its m² is not
+  X[3 * 9] = 1e200; // finite, but its m² is not: scored saturated
+  const s = await engine.process(batch(X.slice()));
+  assert.equal(s.mahalanobis2[9], Number.MAX_VALUE);
+  assert.equal(s.anomaly[9], 1);
+  const before = await engine.exportState();
+  X[3 * 9] = NaN; // not finite: the batch is refused
   await assert.rejects(() => engine.process(batch(X)), /expected finite values.*row 9/);
   assert.deepEqual(await engine.exportState(), before);
 });

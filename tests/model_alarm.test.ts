@@ -56,10 +56,13 @@ Deno.test("CUSUM of −log10 p at h = 5, k = 1: a hand-worked open/close pattern
   ];
   const contribs = ps.map((_, i) => i === 3 ? [1, 0, 0] : i === 5 ? [0, 3, 1] : [1, 1, 1]);
   const { alarms, episodes } = run(ps, contribs);
-  await t.step("sustained evidence opens at the 4th observation; it closes when S is back at 0", () => {
-    const on = alarms.map((a, i) => (a ? i + 1 : 0)).filter((s) => s > 0);
-    assert.deepEqual(on, [4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]);
-  });
+  await t.step(
+    "sustained evidence opens at the 4th observation; it closes when S is back at 0",
+    () => {
+      const on = alarms.map((a, i) => (a ? i + 1 : 0)).filter((s) => s > 0);
+      assert.deepEqual(on, [4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]);
+    },
+  );
   await t.step(
     "the first episode: seq 4–10, peak 4 decades, dims by evidence-weighted share",
     () => {

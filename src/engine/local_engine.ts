@@ -215,6 +215,16 @@ export class LocalEngine implements ScoringEngine {
         const seed = use.length > 0 ? use : rows;
         _checkFinite(batch.values, seed, d);
         h = this.bank.draft(batch.keys[k], _gatherRows(batch.values, seed, d), seed.length);
+        // Finite readings so large that a new key's first statistics overflow: no head to score
+        // them against yet, so the batch is refused as before (nothing was adopted).
+        if (!_finiteHead(h)) {
+          throw new EngineError(
+            "non_finite_input",
+            `expected finite values whose statistics do not overflow in the first batch of key '${
+              batch.keys[k]
+            }'`,
+          );
+        }
         created[j] = use.length > 0 ? 1 : 2;
       }
       heads[j] = h;
@@ -665,6 +675,13 @@ function _hostM2(
     m2 += z[a] * z[a];
   }
   return m2;
+}
+
+function _finiteHead(h: Head): boolean {
+  for (const a of [h.frameLoc, h.locC, h.tril]) {
+    for (const v of a) if (!Number.isFinite(v)) return false;
+  }
+  return Number.isFinite(h.logDet);
 }
 
 function _nonFinite(values: Float64Array, i: number, d: number): never {

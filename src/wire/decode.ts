@@ -53,12 +53,6 @@ export interface DecodeSettings {
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/**
- * Largest accepted magnitude: squares and sums of squares of such values stay finite in float64,
- * so a key's statistics can never overflow (float32 blocks cannot exceed it anyway).
- */
-export const MAX_ABS_VALUE = 1e100;
-
 /** Model key of an input subject: the remainder after `<prefix>.obs.`. */
 export function keyOfSubject(subject: string, obsPrefix: string): string {
   return subject.startsWith(obsPrefix) ? subject.slice(obsPrefix.length) : "";
@@ -123,15 +117,6 @@ function parseRow(value: unknown, dim: number) {
   const j = nums?.findIndex((v) => typeof v === "number" && !Number.isFinite(v)) ?? -1;
   if (j >= 0) throw new ObservationError("non_finite", `value ${j} is not finite: ${nums![j]}`);
   const obs = parseObservation(value, dim);
-  const k = obs.values.findIndex((v) => Math.abs(v) > MAX_ABS_VALUE);
-  if (k >= 0) {
-    throw new ObservationError(
-      "non_finite",
-      `expected |value| ≤ ${MAX_ABS_VALUE} (larger ones overflow the scores), found value ${k} = ${
-        obs.values[k]
-      }`,
-    );
-  }
   return obs;
 }
 
