@@ -1,14 +1,20 @@
 /**
  * The engine proper, running in the calling thread: groups a batch by key, runs the fused kernel
  * with the parameters from before the batch, turns its outputs into scores (log_prob, p-value,
- * anomaly) and its statistics into one Adam step per key. `compute_client.ts` runs it inside the
- * compute Web Worker.
+ * anomaly) and its statistics into one learning step per key (the natural step by default, Adam as
+ * an option). `compute_client.ts` runs it inside the compute Web Worker.
+ *
+ * Natural step: every learned row carries a forgetting weight λ^(learned rows of its key after it
+ * in the batch), p-values come from each key's predictive (F) tail with its effective n, anomalies
+ * from the matching per-key threshold on m², and a CUSUM per key watches for sustained change.
  *
  * @module
  */
 import type { HeadConfig } from "../schemas/head_config.ts";
 import { chi2Isf } from "./chi2.ts";
 import { Chi2Tail } from "./chi2_tail.ts";
+import { cusumStep } from "./model/change_detector.ts";
+import { predictiveSf } from "./model/f_tail.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { type FusedKernel, statsWidth } from "./fused_kernel.ts";
 import { type Head, HeadBank } from "./head_bank.ts";
@@ -105,13 +111,41 @@ export class LocalEngine implements ScoringEngine {
     const { start, active, local, Ka, runs } = _groupRows(keyIndex, n, K, sc);
     let ordered: Int32Array | null = null;
     const order = () => (ordered ??= _orderRows(keyIndex, start, K, sc));
-    const rowWeight = learn !== undefined || counted !== undefined
-      ? _rowWeights(learn, counted, n, sc.float32("rowWeight", n))
-      : null;
     const bank = this.bank;
+    const natural = bank.natural;
+    // 1 = learn from the row (new and not frozen), 0 = score only; null: every row.
+    const learnMask = learn !== undefined || counted !== undefined
+      ? _learnMask(learn, counted, n, sc.uint8("learnMask", n))
+      : null;
+    // Per row: the weight it enters the statistics with (forgetting weights under the natural step).
+    const learnedK = sc.float64("learnedK", K);
+    let rowWeight: Float32Array | null = null;
+    if (natural) {
+      rowWeight = _forgettingWeights(
+        keyIndex,
+        learnMask,
+        bank.lambda,
+        sc.float32("rowWeight", n),
+        learnedK,
+        sc.float64("powK", K),
+      );
+    } else if (learnMask !== null) {
+      rowWeight = sc.float32("rowWeight", n);
+      for (let i = 0; i < n; i++) rowWeight[i] = learnMask[i];
+    }
     const rowsOf = (k: number) =>
       K === 1 ? _range(start[k], start[k + 1]) : order().subarray(start[k], start[k + 1]);
-    const { heads, created } = this.#resolveHeads(batch, active, Ka, rowsOf, rowWeight);
+    const learnedOf = (rows: Int32Array) =>
+      learnMask === null ? rows : rows.filter((i) => learnMask[i] === 1);
+    const weightsOf = (rows: Int32Array) =>
+      natural && rowWeight !== null ? Float64Array.from(rows, (i) => rowWeight[i]) : undefined;
+    const { heads, created } = this.#resolveHeads(batch, active, Ka, rowsOf, learnedOf, weightsOf);
+    // Natural step: per-key anomaly thresholds on m² from the predictive tail.
+    let thr: Float64Array | null = null;
+    if (natural) {
+      thr = sc.float64("thr", Ka);
+      for (let j = 0; j < Ka; j++) thr[j] = bank.threshold(heads[j]);
+    }
     const out = this.#outputs(n, d);
     const S = statsWidth(d);
     const withP = batch.pValues !== false;
@@ -137,7 +171,7 @@ export class LocalEngine implements ScoringEngine {
           anomaly: out.anomaly,
           seq: out.seq,
           counted: counted ?? null,
-          sf: withP ? this.#tail.sf : null,
+          sf: withP && !natural ? this.#tail.sf : null,
           m2Alpha: this.#m2Alpha,
         },
         bad: -1,
@@ -155,11 +189,15 @@ export class LocalEngine implements ScoringEngine {
           order,
           logConst: constTerm,
           flagFrom: this.config.warmup + 1,
+          thr,
         },
         sc,
         obsAfter,
       );
       bad = pass.bad;
+      if (bad < 0 && natural && withP) {
+        this.#predictivePValues(heads, active, Ka, rowsOf, out);
+      }
     } else {
       stats = await this.#runKernel(batch, heads, active, Ka, rowWeight, out);
       bad = _firstNonFinite(out.mahalanobis2);
@@ -172,11 +210,94 @@ export class LocalEngine implements ScoringEngine {
       this.release(out);
       _nonFinite(values, bad, d);
     }
-    this.#commit(heads, created, Ka, obsAfter, stats, (j) => {
-      const rows = rowsOf(active[j]);
-      return rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
-    }, values);
+    if (natural) {
+      this.#commitNatural(heads, created, Ka, obsAfter, stats, (j) => learnedOf(rowsOf(active[j])), {
+        values,
+        m2: out.mahalanobis2,
+        weightsOf,
+        learned: (j) => learnedK[active[j]],
+      });
+    } else {
+      this.#commit(heads, created, Ka, obsAfter, stats, (j) => learnedOf(rowsOf(active[j])), values);
+    }
     return out;
+  }
+
+  /** Natural step: p-values from each key's predictive F tail (effective n from before the batch). */
+  #predictivePValues(
+    heads: Head[],
+    active: Int32Array,
+    Ka: number,
+    rowsOf: (k: number) => Int32Array,
+    out: ScoreBatch,
+  ): void {
+    const d = this.config.dim;
+    const { pValue, mahalanobis2 } = out;
+    for (let j = 0; j < Ka; j++) {
+      const nEff = this.bank.nEff(heads[j]);
+      const rows = rowsOf(active[j]);
+      for (let r = 0; r < rows.length; r++) {
+        const i = rows[r];
+        pValue[i] = predictiveSf(mahalanobis2[i], nEff, d);
+      }
+    }
+  }
+
+  /**
+   * Natural step's commit: each key's change detector runs over its learned rows in order (m² from
+   * the parameters before the batch); on an alarm the key restarts from the rows after it.
+   * Otherwise a key still initialising absorbs its rows in closed form (weighted), else takes one
+   * natural step from the fused statistics.
+   */
+  #commitNatural(
+    heads: Head[],
+    created: Uint8Array,
+    Ka: number,
+    obsAfter: Float64Array,
+    stats: Float64Array,
+    learnedRows: (j: number) => Int32Array,
+    io: {
+      values: Float64Array;
+      m2: Float64Array;
+      weightsOf: (rows: Int32Array) => Float64Array | undefined;
+      learned: (j: number) => number;
+    },
+  ): void {
+    const bank = this.bank;
+    const d = this.config.dim;
+    const S = statsWidth(d);
+    const h0 = this.config.change_threshold;
+    for (let j = 0; j < Ka; j++) {
+      const h = heads[j];
+      if (created[j] !== 0) bank.adopt(h);
+      h.observations = obsAfter[j];
+      if (created[j] === 1) continue;
+      const use = learnedRows(j);
+      if (use.length === 0) continue;
+      if (h0 > 0 && !h.preset) {
+        const nEff = bank.nEff(h);
+        let s = h.cusum;
+        let alarm = -1;
+        for (let r = 0; r < use.length; r++) {
+          s = cusumStep(s, io.m2[use[r]], nEff, d);
+          if (s > h0) {
+            alarm = r;
+            break;
+          }
+        }
+        h.cusum = s;
+        if (alarm >= 0) {
+          const after = use.subarray(alarm + 1);
+          bank.restart(h, _gatherRows(io.values, after, d), after.length, io.weightsOf(after));
+          continue;
+        }
+      }
+      if (h.init !== null) {
+        bank.absorbInit(h, _gatherRows(io.values, use, d), use.length, io.weightsOf(use));
+      } else {
+        bank.stepNatural(h, stats, j * S, io.learned(j));
+      }
+    }
   }
 
   /**
@@ -189,7 +310,8 @@ export class LocalEngine implements ScoringEngine {
     active: Int32Array,
     Ka: number,
     rowsOf: (k: number) => Int32Array,
-    rowWeight: Float32Array | null,
+    learnedOf: (rows: Int32Array) => Int32Array,
+    weightsOf: (rows: Int32Array) => Float64Array | undefined,
   ): { heads: Head[]; created: Uint8Array } {
     const d = this.config.dim;
     const heads: Head[] = new Array(Ka);
@@ -199,10 +321,15 @@ export class LocalEngine implements ScoringEngine {
       let h = this.bank.head(batch.keys[k]);
       if (h === undefined) {
         const rows = rowsOf(k);
-        const use = rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
+        const use = learnedOf(rows);
         const seed = use.length > 0 ? use : rows;
         _checkFinite(batch.values, seed, d);
-        h = this.bank.draft(batch.keys[k], _gatherRows(batch.values, seed, d), seed.length);
+        h = this.bank.draft(
+          batch.keys[k],
+          _gatherRows(batch.values, seed, d),
+          seed.length,
+          use.length > 0 ? weightsOf(seed) : undefined,
+        );
         created[j] = use.length > 0 ? 1 : 2;
       }
       heads[j] = h;
@@ -322,10 +449,13 @@ export class LocalEngine implements ScoringEngine {
     const sf = batch.pValues !== false ? this.#tail.sf : null;
     const { logProb, mahalanobis2, pValue, anomaly, seq } = out;
     const constTerm = this.config.dim * HALF_LOG_2PI;
-    const m2Alpha = this.#m2Alpha;
+    const natural = this.bank.natural;
+    const d = this.config.dim;
     for (let j = 0; j < Ka; j++) {
       const h = heads[j];
       const k = active[j];
+      const m2Alpha = natural ? this.bank.threshold(h) : this.#m2Alpha;
+      const nEff = this.bank.nEff(h);
       let obs = h.observations;
       const flagFrom = h.preset ? 0 : this.config.warmup + 1;
       const c = -h.logDet - constTerm;
@@ -334,9 +464,9 @@ export class LocalEngine implements ScoringEngine {
         if (counted === undefined || counted[i] === 1) obs++;
         const m2 = mahalanobis2[i];
         logProb[i] = c - 0.5 * m2;
-        pValue[i] = sf === null ? NaN : sf(m2);
+        pValue[i] = sf === null ? NaN : natural ? predictiveSf(m2, nEff, d) : sf(m2);
         seq[i] = obs > 0 ? obs : 1;
-        // p_value < alpha ⟺ m² > χ²_d quantile at 1 − alpha (the tail is monotone).
+        // p_value < alpha ⟺ m² > the tail's quantile at 1 − alpha (the tail is monotone).
         anomaly[i] = m2 > m2Alpha && obs >= flagFrom ? 1 : 0;
       }
       obsAfter[j] = obs;
@@ -423,15 +553,43 @@ function _localKeys(keyIndex: Uint32Array, local: Int32Array, out: Int32Array): 
 }
 
 /** 1 = learn from the row (new and not frozen), 0 = score only. */
-function _rowWeights(
+function _learnMask(
   learn: Uint8Array | undefined,
   counted: Uint8Array | undefined,
   n: number,
-  out: Float32Array,
-): Float32Array {
+  out: Uint8Array,
+): Uint8Array {
   for (let i = 0; i < n; i++) {
     const isNew = counted === undefined || counted[i] === 1;
     out[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
+  }
+  return out;
+}
+
+/**
+ * Forgetting weights: a learned row weighs λ^(learned rows of its key after it in the batch),
+ * a score-only row 0; learnedK[k] counts each key's learned rows. Rows are walked backwards with
+ * one running power per key.
+ */
+function _forgettingWeights(
+  keyIndex: Uint32Array,
+  mask: Uint8Array | null,
+  lambda: number,
+  out: Float32Array,
+  learnedK: Float64Array,
+  powK: Float64Array,
+): Float32Array {
+  learnedK.fill(0);
+  powK.fill(1);
+  for (let i = out.length - 1; i >= 0; i--) {
+    if (mask !== null && mask[i] === 0) {
+      out[i] = 0;
+      continue;
+    }
+    const k = keyIndex[i];
+    out[i] = powK[k];
+    powK[k] *= lambda;
+    learnedK[k]++;
   }
   return out;
 }
@@ -449,6 +607,8 @@ interface _CpuPlan {
   readonly order: () => Int32Array;
   readonly logConst: number;
   readonly flagFrom: number;
+  /** Per local key: anomaly threshold on m² (natural step); null: the pass's χ² threshold. */
+  readonly thr: Float64Array | null;
 }
 
 /**
@@ -477,6 +637,7 @@ function _runCpuPass(pass: FusedPass, plan: _CpuPlan, sc: _Scratch, obsAfter: Fl
     logNorm: -heads[j].logDet - plan.logConst,
     observations: obsAfter[j],
     flagFrom: heads[j].preset ? 0 : plan.flagFrom,
+    m2Alpha: plan.thr === null ? undefined : plan.thr[j],
   });
   if (plan.runs * 8 <= n || Ka === 1) {
     const stats = pass.stats;
@@ -510,6 +671,7 @@ function _runCpuPass(pass: FusedPass, plan: _CpuPlan, sc: _Scratch, obsAfter: Fl
       logNorm,
       flagFrom,
       observations: obsAfter,
+      m2Alpha: plan.thr ?? undefined,
     });
   } else {
     const order = plan.order();
@@ -525,10 +687,13 @@ const _POOL_SIZE = 4;
 
 /** Grow-only per-engine scratch arrays, reused batch after batch (contents are not cleared). */
 class _Scratch {
-  readonly #arrays = new Map<string, Int32Array | Float32Array | Float64Array>();
+  readonly #arrays = new Map<string, Int32Array | Uint8Array | Float32Array | Float64Array>();
 
   int(name: string, n: number): Int32Array {
     return this.#get(name, n, (m) => new Int32Array(m)) as Int32Array;
+  }
+  uint8(name: string, n: number): Uint8Array {
+    return this.#get(name, n, (m) => new Uint8Array(m)) as Uint8Array;
   }
   float32(name: string, n: number): Float32Array {
     return this.#get(name, n, (m) => new Float32Array(m)) as Float32Array;
@@ -540,8 +705,8 @@ class _Scratch {
   #get(
     name: string,
     n: number,
-    make: (m: number) => Int32Array | Float32Array | Float64Array,
-  ): Int32Array | Float32Array | Float64Array {
+    make: (m: number) => Int32Array | Uint8Array | Float32Array | Float64Array,
+  ): Int32Array | Uint8Array | Float32Array | Float64Array {
     let a = this.#arrays.get(name);
     if (a === undefined || a.length < n) {
       a = make(Math.max(n, 2 * (a?.length ?? 0)));
