@@ -79,8 +79,9 @@ export function naturalStep(
     }
   }
   if (!choleskyInPlace(m, d, c)) return -1;
-  // loc' = loc + η·L·δz; L' = L·C (both lower).
-  for (let a = 0; a < d; a++) {
+  // loc' = loc + η·L·δz (computed from the last component down, so δz is overwritten only after
+  // its last use); L' = L·C (both lower).
+  for (let a = d - 1; a >= 0; a--) {
     let s = 0;
     for (let b = 0; b <= a; b++) s += tril[a * d + b] * dz[b];
     const v = loc[a] + eta * s;
