@@ -138,6 +138,9 @@ export interface Head {
   /** Cached anomaly threshold on m² and the effective n it was computed for. */
   thrN: number;
   thr: number;
+  /** Cached robust cut on m² (predictive quantile at 1 − robust_p) and its effective n. */
+  cutN: number;
+  cut: number;
   /** Effective parameters relative to frameLoc: loc − μ₀ = L₀·loc′ and L = L₀·L′, with Σ log L_aa. */
   readonly locC: Float64Array;
   readonly tril: Float64Array;
@@ -251,6 +254,26 @@ export class HeadBank {
     h.init = { count: 0, w2: 0, mean: new Float64Array(d), scatter: new Float64Array(d * d) };
     this.absorbInit(h, rows, count, weights);
     return h;
+  }
+
+  /**
+   * Natural step: the key's robust cut on m², the predictive quantile at 1 − robust_p for its
+   * effective n (cached like {@link threshold}); it tends to the kernel's χ² cut `robustC` as the
+   * key matures. Infinity while n_eff ≤ d (no down-weighting yet).
+   */
+  robustCut(h: Head): number {
+    const n = this.nEff(h);
+    const d = this.#d;
+    if (Math.abs(n - h.cutN) <= 1e-6 * (n - d)) return h.cut;
+    h.cutN = n;
+    h.cut = n === Infinity ? this.robustC : predictiveThreshold(this.#cfg.robust_p, n, d);
+    return h.cut;
+  }
+
+  /** Starts a (drafted) key's initialisation statistics over: the engine re-absorbs its rows. */
+  clearInit(h: Head): void {
+    const d = this.#d;
+    h.init = { count: 0, w2: 0, mean: new Float64Array(d), scatter: new Float64Array(d * d) };
   }
 
   /** Adds a drafted head to the bank. */
@@ -597,6 +620,8 @@ export class HeadBank {
       restarts: 0,
       thrN: NaN,
       thr: Infinity,
+      cutN: NaN,
+      cut: Infinity,
       locC: new Float64Array(d),
       tril: new Float64Array(d * d),
       logDet: 0,

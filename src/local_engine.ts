@@ -15,6 +15,7 @@ import { chi2Isf } from "./chi2.ts";
 import { Chi2Tail } from "./chi2_tail.ts";
 import { cusumStep } from "./model/change_detector.ts";
 import { predictiveSf } from "./model/f_tail.ts";
+import { hostStats, robustWeight } from "./model/natural_step.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { type FusedKernel, statsWidth } from "./fused_kernel.ts";
 import { type Head, HeadBank } from "./head_bank.ts";
@@ -267,11 +268,27 @@ export class LocalEngine implements ScoringEngine {
     const d = this.config.dim;
     const S = statsWidth(d);
     const h0 = this.config.change_threshold;
+    const floor = this.config.robust_floor;
+    // Robust weights of a key's rows with its own cut (m² from the parameters before the batch).
+    const robustWeights = (h: Head, rows: Int32Array) => {
+      const w = io.weightsOf(rows) ?? new Float64Array(rows.length).fill(1);
+      const c = bank.robustCut(h);
+      for (let r = 0; r < rows.length; r++) w[r] *= robustWeight(io.m2[rows[r]], c, floor);
+      return w;
+    };
     for (let j = 0; j < Ka; j++) {
       const h = heads[j];
       if (created[j] !== 0) bank.adopt(h);
       h.observations = obsAfter[j];
-      if (created[j] === 1) continue;
+      if (created[j] === 1) {
+        // Drafted from this batch unweighted: absorb it again with robust weights under the draft
+        // (one reweighting step), so a first batch's outliers do not enter the key at full weight.
+        const use = learnedRows(j);
+        const w = robustWeights(h, use);
+        bank.clearInit(h);
+        bank.absorbInit(h, _gatherRows(io.values, use, d), use.length, w);
+        continue;
+      }
       const use = learnedRows(j);
       if (use.length === 0) continue;
       if (h0 > 0 && !h.preset) {
@@ -293,7 +310,17 @@ export class LocalEngine implements ScoringEngine {
         }
       }
       if (h.init !== null) {
-        bank.absorbInit(h, _gatherRows(io.values, use, d), use.length, io.weightsOf(use));
+        const w = robustWeights(h, use);
+        bank.absorbInit(h, _gatherRows(io.values, use, d), use.length, w);
+      } else if (Math.abs(bank.robustCut(h) / bank.robustC - 1) > 0.005) {
+        // A young key: its robust cut is wider than the kernel's; its statistics on the host.
+        const loc = new Float64Array(d);
+        for (let a = 0; a < d; a++) loc[a] = h.frameLoc[a] + h.locC[a];
+        const own = new Float64Array(S);
+        const rw = io.weightsOf(use) ?? new Float64Array(use.length).fill(1);
+        const c = bank.robustCut(h);
+        hostStats(_gatherRows(io.values, use, d), rw, use.length, loc, h.tril, d, c, floor, own);
+        bank.stepNatural(h, own, 0, io.learned(j));
       } else {
         bank.stepNatural(h, stats, j * S, io.learned(j));
       }

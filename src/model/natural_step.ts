@@ -122,3 +122,47 @@ function choleskyInPlace(a: Float64Array, d: number, out: Float64Array): boolean
 export function kishN(w: number, w2: number): number {
   return w2 > 0 ? (w * w) / w2 : 0;
 }
+
+/** ρ(m²): 1 up to c, then e^{−(m² − c)/2}, floored at floor·c/m² (the kernel's robust weight). */
+export function robustWeight(m2: number, c: number, floor: number): number {
+  return m2 <= c ? 1 : Math.max((floor * c) / m2, Math.exp(-0.5 * (m2 - c)));
+}
+
+/**
+ * The fused kernel's statistics [Σrw, Σw, Σw·z, Σw·z·zᵀ] for one key, on the host, with the key's
+ * own robust cut `c` (a young key's predictive quantile, wider than the χ² one): rows (row-major,
+ * `count` of them) with their row weights, z = L⁻¹(x − loc). Written at out[offset..].
+ */
+export function hostStats(
+  rows: Float64Array,
+  rowWeights: ArrayLike<number>,
+  count: number,
+  loc: Float64Array,
+  tril: Float64Array,
+  d: number,
+  c: number,
+  floor: number,
+  out: Float64Array,
+  offset = 0,
+): void {
+  const z = new Float64Array(d);
+  const S = 2 + d + (d * (d + 1)) / 2;
+  out.fill(0, offset, offset + S);
+  for (let i = 0; i < count; i++) {
+    let m2 = 0;
+    for (let a = 0; a < d; a++) {
+      let s = rows[i * d + a] - loc[a];
+      for (let b = 0; b < a; b++) s -= tril[a * d + b] * z[b];
+      z[a] = s / tril[a * d + a];
+      m2 += z[a] * z[a];
+    }
+    const rw = rowWeights[i];
+    out[offset] += rw;
+    const w = rw * robustWeight(m2, c, floor);
+    if (!(w > 0)) continue;
+    out[offset + 1] += w;
+    let p = offset + 2;
+    for (let a = 0; a < d; a++) out[p++] += w * z[a];
+    for (let a = 0; a < d; a++) for (let b = 0; b <= a; b++) out[p++] += w * z[a] * z[b];
+  }
+}
