@@ -195,10 +195,10 @@ export class HeadBank {
 
   /**
    * Effective number of observations behind a head's parameters (Kish, under forgetting);
-   * Infinity with Adam (plug-in χ² p-values).
+   * Infinity with Adam and for a key started from given parameters (taken as known: χ² p-values).
    */
   nEff(h: Head): number {
-    if (!this.#natural) return Infinity;
+    if (!this.#natural || h.preset) return Infinity;
     return h.init !== null ? kishN(h.init.count, h.init.w2) : kishN(h.wSum, h.w2Sum);
   }
 
@@ -210,7 +210,7 @@ export class HeadBank {
   threshold(h: Head): number {
     const n = this.nEff(h);
     const d = this.#d;
-    if (Math.abs(n - h.thrN) <= 1e-6 * (n - d)) return h.thr;
+    if (n === h.thrN || Math.abs(n - h.thrN) <= 1e-6 * (n - d)) return h.thr;
     h.thrN = n;
     h.thr = predictiveThreshold(this.#cfg.alpha, n, d);
     return h.thr;
@@ -264,7 +264,7 @@ export class HeadBank {
   robustCut(h: Head): number {
     const n = this.nEff(h);
     const d = this.#d;
-    if (Math.abs(n - h.cutN) <= 1e-6 * (n - d)) return h.cut;
+    if (n === h.cutN || Math.abs(n - h.cutN) <= 1e-6 * (n - d)) return h.cut;
     h.cutN = n;
     h.cut = n === Infinity ? this.robustC : predictiveThreshold(this.#cfg.robust_p, n, d);
     return h.cut;

@@ -237,9 +237,11 @@ export class LocalEngine implements ScoringEngine {
     for (let j = 0; j < Ka; j++) {
       const nEff = this.bank.nEff(heads[j]);
       const rows = rowsOf(active[j]);
+      // Known parameters (a preset key): the fast χ² table.
+      const sf = nEff === Infinity ? this.#tail.sf : null;
       for (let r = 0; r < rows.length; r++) {
         const i = rows[r];
-        pValue[i] = predictiveSf(mahalanobis2[i], nEff, d);
+        pValue[i] = sf !== null ? sf(mahalanobis2[i]) : predictiveSf(mahalanobis2[i], nEff, d);
       }
     }
   }
@@ -491,7 +493,11 @@ export class LocalEngine implements ScoringEngine {
         if (counted === undefined || counted[i] === 1) obs++;
         const m2 = mahalanobis2[i];
         logProb[i] = c - 0.5 * m2;
-        pValue[i] = sf === null ? NaN : natural ? predictiveSf(m2, nEff, d) : sf(m2);
+        pValue[i] = sf === null
+          ? NaN
+          : natural && nEff !== Infinity
+          ? predictiveSf(m2, nEff, d)
+          : sf(m2);
         seq[i] = obs > 0 ? obs : 1;
         // p_value < alpha ⟺ m² > the tail's quantile at 1 − alpha (the tail is monotone).
         anomaly[i] = m2 > m2Alpha && obs >= flagFrom ? 1 : 0;

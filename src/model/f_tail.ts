@@ -10,6 +10,8 @@
  * @module
  */
 
+import { chi2Isf, chi2Sf } from "../chi2.ts";
+
 const EPS = 1e-16;
 const TINY = 1e-300;
 const MAX_ITER = 10_000;
@@ -146,8 +148,12 @@ export function predictiveFactor(n: number, d: number): number {
   return n > d ? (n - d) / (d * (n + 1)) : 0;
 }
 
-/** P-value of m² under the predictive distribution with n (effective) observations. */
+/**
+ * P-value of m² under the predictive distribution with n (effective) observations; n = Infinity
+ * (parameters taken as known) gives the χ²_d tail.
+ */
 export function predictiveSf(m2: number, n: number, d: number): number {
+  if (n === Infinity) return chi2Sf(m2, d);
   const c = predictiveFactor(n, d);
   if (c === 0) return Number.isNaN(m2) ? NaN : 1;
   return fSf(c * m2, d, n - d);
@@ -155,6 +161,7 @@ export function predictiveSf(m2: number, n: number, d: number): number {
 
 /** The m² above which the predictive p-value is below alpha (Infinity when n ≤ d). */
 export function predictiveThreshold(alpha: number, n: number, d: number): number {
+  if (n === Infinity) return chi2Isf(alpha, d);
   const c = predictiveFactor(n, d);
   if (c === 0) return Infinity;
   return fIsf(alpha, d, n - d) / c;
