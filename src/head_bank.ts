@@ -165,6 +165,8 @@ export class HeadBank {
   readonly #scratch: GradientScratch;
   readonly #thetaNew: Float64Array;
   readonly #natural: boolean;
+  /** χ²_d quantile at 1 − alpha: where a key's threshold search starts. */
+  readonly #chi2Alpha: number;
   /** Forgetting factor λ = 1 − 1/horizon. */
   readonly lambda: number;
   readonly #nat: NaturalScratch;
@@ -182,6 +184,7 @@ export class HeadBank {
     this.#scratch = newGradientScratch(config.dim);
     this.#thetaNew = new Float64Array(this.#P);
     this.#natural = config.optimizer === "natural";
+    this.#chi2Alpha = chi2Isf(config.alpha, config.dim);
     this.lambda = this.#natural ? forgetting(config.horizon) : 1;
     this.#nat = newNaturalScratch(config.dim);
     this.#locS = new Float64Array(config.dim);
@@ -212,7 +215,12 @@ export class HeadBank {
     const d = this.#d;
     if (n === h.thrN || Math.abs(n - h.thrN) <= 1e-6 * (n - d)) return h.thr;
     h.thrN = n;
-    h.thr = predictiveThreshold(this.#cfg.alpha, n, d);
+    h.thr = predictiveThreshold(
+      this.#cfg.alpha,
+      n,
+      d,
+      Number.isFinite(h.thr) ? h.thr : this.#chi2Alpha,
+    );
     return h.thr;
   }
 
@@ -264,9 +272,15 @@ export class HeadBank {
   robustCut(h: Head): number {
     const n = this.nEff(h);
     const d = this.#d;
-    if (n === h.cutN || Math.abs(n - h.cutN) <= 1e-6 * (n - d)) return h.cut;
+    // A robust weight's cut need not be exact: recomputed when n moved by 0.1 %.
+    if (n === h.cutN || Math.abs(n - h.cutN) <= 1e-3 * (n - d)) return h.cut;
     h.cutN = n;
-    h.cut = n === Infinity ? this.robustC : predictiveThreshold(this.#cfg.robust_p, n, d);
+    h.cut = n === Infinity ? this.robustC : predictiveThreshold(
+      this.#cfg.robust_p,
+      n,
+      d,
+      Number.isFinite(h.cut) ? h.cut : this.robustC,
+    );
     return h.cut;
   }
 
@@ -360,7 +374,9 @@ export class HeadBank {
     const eta = naturalStep(loc, tril, d, stats, offset, h.wSum, this.#nat);
     if (eta < 0) {
       h.rejected++;
-      this.#log(`rejected a non-finite update for key '${h.key}' (${h.rejected} so far); state kept`);
+      this.#log(
+        `rejected a non-finite update for key '${h.key}' (${h.rejected} so far); state kept`,
+      );
       return false;
     }
     h.wSum += W;
@@ -576,9 +592,8 @@ export class HeadBank {
     const full = lam < 1 ? 1 / (1 - lam) : Infinity;
     const mem = s.memory;
     h.wSum = mem?.w ?? Math.min(s.observations, full);
-    h.w2Sum = mem?.w2 ?? (lam < 1 && s.observations > full
-      ? 1 / (1 - lam * lam)
-      : Math.min(s.observations, full));
+    h.w2Sum = mem?.w2 ??
+      (lam < 1 && s.observations > full ? 1 / (1 - lam * lam) : Math.min(s.observations, full));
     h.cusum = mem?.cusum ?? 0;
     h.restarts = mem?.restarts ?? 0;
     h.init = s.init === null ? null : {

@@ -212,14 +212,30 @@ export class LocalEngine implements ScoringEngine {
       _nonFinite(values, bad, d);
     }
     if (natural) {
-      this.#commitNatural(heads, created, Ka, obsAfter, stats, (j) => learnedOf(rowsOf(active[j])), {
-        values,
-        m2: out.mahalanobis2,
-        weightsOf,
-        learned: (j) => learnedK[active[j]],
-      });
+      this.#commitNatural(
+        heads,
+        created,
+        Ka,
+        obsAfter,
+        stats,
+        (j) => learnedOf(rowsOf(active[j])),
+        {
+          values,
+          m2: out.mahalanobis2,
+          weightsOf,
+          learned: (j) => learnedK[active[j]],
+        },
+      );
     } else {
-      this.#commit(heads, created, Ka, obsAfter, stats, (j) => learnedOf(rowsOf(active[j])), values);
+      this.#commit(
+        heads,
+        created,
+        Ka,
+        obsAfter,
+        stats,
+        (j) => learnedOf(rowsOf(active[j])),
+        values,
+      );
     }
     return out;
   }
@@ -314,8 +330,10 @@ export class LocalEngine implements ScoringEngine {
       if (h.init !== null) {
         const w = robustWeights(h, use);
         bank.absorbInit(h, _gatherRows(io.values, use, d), use.length, w);
-      } else if (Math.abs(bank.robustCut(h) / bank.robustC - 1) > 0.005) {
-        // A young key: its robust cut is wider than the kernel's; its statistics on the host.
+      } else if (_anyAbove(io.m2, use, bank.robustC) && bank.robustCut(h) > bank.robustC * 1.005) {
+        // A young key with rows beyond the kernel's robust cut: its own (predictive, wider) cut
+        // applies, so its statistics are computed on the host. (Rows within both cuts weigh the
+        // same either way.)
         const loc = new Float64Array(d);
         for (let a = 0; a < d; a++) loc[a] = h.frameLoc[a] + h.locC[a];
         const own = new Float64Array(S);
@@ -747,6 +765,11 @@ class _Scratch {
     }
     return a.subarray(0, n);
   }
+}
+
+function _anyAbove(m2: Float64Array, rows: Int32Array, c: number): boolean {
+  for (let r = 0; r < rows.length; r++) if (m2[rows[r]] > c) return true;
+  return false;
 }
 
 function _firstNonFinite(m2: Float64Array): number {

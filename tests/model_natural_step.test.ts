@@ -53,7 +53,10 @@ Deno.test("natural step: exact MLE, forgetting, batch invariance", async (t) => 
         assert(Math.abs(h.loc[a] - fx.mean[a]) < 1e-7 * (1 + Math.abs(fx.mean[a])));
         for (let b = 0; b < 3; b++) {
           const e = Math.abs(h.covariance[a][b] - fx.cov[a][b]);
-          assert(e < 1e-7 * fx.cov[a][a], `batch ${batch} cov ${a},${b}: ${h.covariance[a][b]} vs ${fx.cov[a][b]}`);
+          assert(
+            e < 1e-7 * fx.cov[a][a],
+            `batch ${batch} cov ${a},${b}: ${h.covariance[a][b]} vs ${fx.cov[a][b]}`,
+          );
         }
       }
       const n = engine.bank.nEff(engine.bank.head("k")!);
@@ -82,7 +85,7 @@ Deno.test("natural step: exact MLE, forgetting, batch invariance", async (t) => 
     // depending on the batch (parameters from before the batch).
     const u = rng(302);
     for (let i = 0; i < 30_000; i++) {
-      if (u() < 0.01) for (let a = 0; a < 3; a++) rows[i * 3 + a] += 10 * tril[a][a];
+      if (u() < 0.01) { for (let a = 0; a < 3; a++) rows[i * 3 + a] += 10 * tril[a][a]; }
     }
     const heads = [];
     for (const batch of [1, 64, 4096]) {
@@ -94,7 +97,11 @@ Deno.test("natural step: exact MLE, forgetting, batch invariance", async (t) => 
       for (let j = 0; j < 3; j++) {
         if (i === j) continue;
         const kl = klHeads(heads[i], heads[j]);
-        console.log(`batch invariance: KL(${[1, 64, 4096][i]} ‖ ${[1, 64, 4096][j]}) = ${kl.toExponential(2)}`);
+        console.log(
+          `batch invariance: KL(${[1, 64, 4096][i]} ‖ ${[1, 64, 4096][j]}) = ${
+            kl.toExponential(2)
+          }`,
+        );
         assert(kl <= 1e-3, `KL ${kl}`);
       }
     }
