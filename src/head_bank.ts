@@ -30,6 +30,7 @@ import {
 import { chi2Isf } from "./chi2.ts";
 import { restartWeight } from "./model/change_detector.ts";
 import { predictiveThreshold } from "./model/f_tail.ts";
+import { PredictiveQuantile } from "./model/quantile_table.ts";
 import {
   batchWeights,
   forgetting,
@@ -167,6 +168,7 @@ export class HeadBank {
   readonly #natural: boolean;
   /** χ²_d quantile at 1 − alpha: where a key's threshold search starts. */
   readonly #chi2Alpha: number;
+  readonly #alphaQ: PredictiveQuantile;
   /** Forgetting factor λ = 1 − 1/horizon. */
   readonly lambda: number;
   readonly #nat: NaturalScratch;
@@ -185,6 +187,7 @@ export class HeadBank {
     this.#thetaNew = new Float64Array(this.#P);
     this.#natural = config.optimizer === "natural";
     this.#chi2Alpha = chi2Isf(config.alpha, config.dim);
+    this.#alphaQ = new PredictiveQuantile(config.alpha, config.dim);
     this.lambda = this.#natural ? forgetting(config.horizon) : 1;
     this.#nat = newNaturalScratch(config.dim);
     this.#locS = new Float64Array(config.dim);
@@ -206,23 +209,18 @@ export class HeadBank {
   }
 
   /**
-   * Natural step: the m² above which the head's predictive p-value is below `alpha` (cached; it is
-   * recomputed when n_eff − d moved by more than 1e−6 relative, so flags and p-values agree to
-   * ~1e−8 in m²). Infinity while n_eff ≤ d.
+   * Natural step: the m² above which the head's predictive p-value is below `alpha` (from a lazily
+   * built table in n, `model/quantile_table.ts`: flags agree with p < alpha to ~1e−9 in m²).
+   * Infinity while n_eff ≤ d.
    */
   threshold(h: Head): number {
     const n = this.nEff(h);
-    const d = this.#d;
-    if (n === h.thrN || Math.abs(n - h.thrN) <= 1e-6 * (n - d)) return h.thr;
+    if (n === h.thrN) return h.thr;
     h.thrN = n;
-    h.thr = predictiveThreshold(
-      this.#cfg.alpha,
-      n,
-      d,
-      Number.isFinite(h.thr) ? h.thr : this.#chi2Alpha,
-    );
+    h.thr = this.#alphaQ.value(n);
     return h.thr;
   }
+
 
   get size(): number {
     return this.#heads.size;

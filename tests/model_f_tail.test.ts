@@ -57,3 +57,20 @@ Deno.test("F tail against scipy.stats.f", async (t) => {
     }
   });
 });
+
+Deno.test("predictive threshold table matches the exact quantile", async (t) => {
+  const { PredictiveQuantile } = await import("../src/model/quantile_table.ts");
+  for (const [alpha, d] of [[1e-3, 3], [1e-2, 8], [1e-3, 32]]) {
+    await t.step(`alpha=${alpha} d=${d}`, () => {
+      const q = new PredictiveQuantile(alpha, d);
+      let worst = 0;
+      for (let k = 0; k < 300; k++) {
+        const n = d + 1.01 + Math.exp(k * 0.045) * 0.5;
+        const exact = predictiveThreshold(alpha, n, d);
+        worst = Math.max(worst, Math.abs(q.value(n) - exact) / exact);
+      }
+      assert(worst < 1e-9, `worst relative error ${worst}`);
+      assert.equal(q.value(d), Infinity);
+    });
+  }
+});
