@@ -29,7 +29,6 @@ import {
 } from "./_linalg.ts";
 import { chi2Isf } from "./chi2.ts";
 import { restartWeight } from "./model/change_detector.ts";
-import { predictiveThreshold } from "./model/f_tail.ts";
 import { PredictiveQuantile } from "./model/quantile_table.ts";
 import {
   batchWeights,
@@ -166,9 +165,8 @@ export class HeadBank {
   readonly #scratch: GradientScratch;
   readonly #thetaNew: Float64Array;
   readonly #natural: boolean;
-  /** χ²_d quantile at 1 − alpha: where a key's threshold search starts. */
-  readonly #chi2Alpha: number;
   readonly #alphaQ: PredictiveQuantile;
+  readonly #robustQ: PredictiveQuantile;
   /** Forgetting factor λ = 1 − 1/horizon. */
   readonly lambda: number;
   readonly #nat: NaturalScratch;
@@ -186,8 +184,8 @@ export class HeadBank {
     this.#scratch = newGradientScratch(config.dim);
     this.#thetaNew = new Float64Array(this.#P);
     this.#natural = config.optimizer === "natural";
-    this.#chi2Alpha = chi2Isf(config.alpha, config.dim);
     this.#alphaQ = new PredictiveQuantile(config.alpha, config.dim);
+    this.#robustQ = new PredictiveQuantile(config.robust_p, config.dim);
     this.lambda = this.#natural ? forgetting(config.horizon) : 1;
     this.#nat = newNaturalScratch(config.dim);
     this.#locS = new Float64Array(config.dim);
@@ -220,7 +218,6 @@ export class HeadBank {
     h.thr = this.#alphaQ.value(n);
     return h.thr;
   }
-
 
   get size(): number {
     return this.#heads.size;
@@ -264,21 +261,15 @@ export class HeadBank {
 
   /**
    * Natural step: the key's robust cut on m², the predictive quantile at 1 − robust_p for its
-   * effective n (cached like {@link threshold}); it tends to the kernel's χ² cut `robustC` as the
+   * effective n (a function of n alone, from a table like {@link threshold}, so a restored
+   * checkpoint continues exactly); it tends to the kernel's χ² cut `robustC` as the
    * key matures. Infinity while n_eff ≤ d (no down-weighting yet).
    */
   robustCut(h: Head): number {
     const n = this.nEff(h);
-    const d = this.#d;
-    // A robust weight's cut need not be exact: recomputed when n moved by 0.1 %.
-    if (n === h.cutN || Math.abs(n - h.cutN) <= 1e-3 * (n - d)) return h.cut;
+    if (n === h.cutN) return h.cut;
     h.cutN = n;
-    h.cut = n === Infinity ? this.robustC : predictiveThreshold(
-      this.#cfg.robust_p,
-      n,
-      d,
-      Number.isFinite(h.cut) ? h.cut : this.robustC,
-    );
+    h.cut = n === Infinity ? this.robustC : this.#robustQ.value(n);
     return h.cut;
   }
 

@@ -6,7 +6,9 @@ const g = gaussian(rng(301));
 const tril = [[2, 0, 0], [1.5, 0.5, 0], [-30, 10, 40]];
 const rows = mvnRows(N, [10, -3, 1000], tril, g);
 const u = rng(302);
-for (let i = 0; i < N; i++) if (u() < out) for (let a = 0; a < 3; a++) rows[i * 3 + a] += 10 * tril[a][a];
+for (let i = 0; i < N; i++) {
+  if (u() < out) { for (let a = 0; a < 3; a++) rows[i * 3 + a] += 10 * tril[a][a]; }
+}
 const heads = [];
 for (const batch of [1, 64, 4096]) {
   const engine = await cpuEngine({ dim: 3 }, (l) => console.log(l));

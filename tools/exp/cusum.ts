@@ -9,10 +9,16 @@ for (const d of [3, 8, 32]) {
     let mx = 0;
     for (let i = 0; i < N; i++) {
       let m2 = 0;
-      for (let a = 0; a < d; a++) { const z = g(); m2 += z * z; }
+      for (let a = 0; a < d; a++) {
+        const z = g();
+        m2 += z * z;
+      }
       s = cusumStep(s, m2, 1e9, d);
       mx = Math.max(mx, s);
-      if (s > h) { alarms++; s = 0; }
+      if (s > h) {
+        alarms++;
+        s = 0;
+      }
     }
     console.log({ d, h, alarms, mx });
   }
