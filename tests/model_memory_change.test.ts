@@ -10,7 +10,7 @@ import { gaussian, mvnRows, rng } from "./_synthetic.ts";
 
 const LOC = [5, -20, 300];
 const TRIL = [[2, 0, 0], [-1.2, 0.6, 0], [30, 15, 50]];
-const COV = TRIL.map((r, a) => TRIL.map((s, b) => r.reduce((x, v, k) => x + v * s[k], 0)));
+const COV = TRIL.map((r) => TRIL.map((s) => r.reduce((x, v, k) => x + v * s[k], 0)));
 
 Deno.test("memory and change handling (defaults)", async (t) => {
   await t.step("60,000 stationary observations, d = 3: KL(true ‖ learned) ≤ 1e-3", async () => {
