@@ -208,7 +208,7 @@ export class HeadBank {
 
   /**
    * Natural step: the m² above which the head's predictive p-value is below `alpha` (from a lazily
-   * built table in n, `model/quantile_table.ts`: flags agree with p < alpha to ~1e−9 in m²).
+   * built table in n, `model/quantile_table.ts`: flags agree with p < alpha to ~3e−9 in m²).
    * Infinity while n_eff ≤ d.
    */
   threshold(h: Head): number {
