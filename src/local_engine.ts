@@ -13,7 +13,7 @@
 import type { HeadConfig } from "../schemas/head_config.ts";
 import { chi2Isf } from "./chi2.ts";
 import { Chi2Tail } from "./chi2_tail.ts";
-import { cusumStep } from "./model/change_detector.ts";
+import { cusumRun } from "./model/change_detector.ts";
 import { predictiveSf } from "./model/f_tail.ts";
 import { hostStats, robustWeight } from "./model/natural_step.ts";
 import type { ScoringEngine } from "./engine.ts";
@@ -51,6 +51,7 @@ export class LocalEngine implements ScoringEngine {
   readonly #tail: Chi2Tail;
   readonly #m2Alpha: number;
   readonly #scratch = new _Scratch();
+  readonly #cusumOut = new Float64Array(1);
   readonly #pool: ArrayBuffer[] = [];
   #chain: Promise<unknown> = Promise.resolve();
 
@@ -134,8 +135,11 @@ export class LocalEngine implements ScoringEngine {
       rowWeight = sc.float32("rowWeight", n);
       for (let i = 0; i < n; i++) rowWeight[i] = learnMask[i];
     }
+    let range: Int32Array | null = null;
     const rowsOf = (k: number) =>
-      K === 1 ? _range(start[k], start[k + 1]) : order().subarray(start[k], start[k + 1]);
+      K === 1
+        ? (range ??= _rangeInto(sc.int("range", n), start[k]))
+        : order().subarray(start[k], start[k + 1]);
     const learnedOf = (rows: Int32Array) =>
       learnMask === null ? rows : rows.filter((i) => learnMask[i] === 1);
     const weightsOf = (rows: Int32Array) =>
@@ -311,16 +315,8 @@ export class LocalEngine implements ScoringEngine {
       if (use.length === 0) continue;
       if (h0 > 0 && !h.preset) {
         const nEff = bank.nEff(h);
-        let s = h.cusum;
-        let alarm = -1;
-        for (let r = 0; r < use.length; r++) {
-          s = cusumStep(s, io.m2[use[r]], nEff, d);
-          if (s > h0) {
-            alarm = r;
-            break;
-          }
-        }
-        h.cusum = s;
+        const alarm = cusumRun(io.m2, use, h.cusum, nEff, d, h0, this.#cusumOut);
+        h.cusum = this.#cusumOut[0];
         if (alarm >= 0) {
           const after = use.subarray(alarm + 1);
           bank.restart(h, _gatherRows(io.values, after, d), after.length, io.weightsOf(after));
@@ -777,10 +773,10 @@ function _firstNonFinite(m2: Float64Array): number {
   return -1;
 }
 
-function _range(from: number, to: number): Int32Array {
-  const r = new Int32Array(to - from);
-  for (let i = 0; i < r.length; i++) r[i] = from + i;
-  return r;
+/** from, from + 1, … into `out` (its whole length). */
+function _rangeInto(out: Int32Array, from: number): Int32Array {
+  for (let i = 0; i < out.length; i++) out[i] = from + i;
+  return out;
 }
 
 function _gatherRows(values: Float64Array, rows: Int32Array, d: number): Float64Array {

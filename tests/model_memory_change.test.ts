@@ -5,12 +5,31 @@
  * at 10σ move loc by < 0.1σ.
  */
 import assert from "node:assert/strict";
+import { cusumRun, cusumStep } from "../src/model/change_detector.ts";
 import { cpuEngine, feed, klToHead } from "./_learning.ts";
 import { gaussian, mvnRows, rng } from "./_synthetic.ts";
 
 const LOC = [5, -20, 300];
 const TRIL = [[2, 0, 0], [-1.2, 0.6, 0], [30, 15, 50]];
 const COV = TRIL.map((r) => TRIL.map((s) => r.reduce((x, v, k) => x + v * s[k], 0)));
+
+Deno.test("the CUSUM's batch loop equals its per-row step", () => {
+  const g = gaussian(rng(405));
+  const m2 = Float64Array.from({ length: 2000 }, (_, i) => {
+    const s = i < 1000 ? 0 : 1.5;
+    return (g() + s) ** 2 + g() ** 2 + g() ** 2;
+  });
+  const rows = Int32Array.from(m2, (_, i) => i);
+  let s = 0, alarm = -1;
+  for (let r = 0; r < rows.length && alarm < 0; r++) {
+    s = cusumStep(s, m2[r], 5_000, 3);
+    if (s > 24) alarm = r;
+  }
+  const out = new Float64Array(1);
+  const got = cusumRun(m2, rows, 0, 5_000, 3, 24, out);
+  assert.equal(got, alarm);
+  assert.ok(alarm > 1000 && Math.abs(out[0] - s) < 1e-9);
+});
 
 Deno.test("memory and change handling (defaults)", async (t) => {
   await t.step("60,000 stationary observations, d = 3: KL(true ‖ learned) ≤ 1e-3", async () => {

@@ -37,6 +37,40 @@ export function cusumStep(s: number, m2: number, n: number, d: number): number {
   return next > 0 ? next : 0;
 }
 
+/**
+ * Runs the CUSUM over rows `rows` of `m2` (in order) from S = `s`; returns the index (into `rows`)
+ * of the first row at which S exceeds `h`, or −1, and the final S in `out[0]` (S after the alarm row
+ * when there is one). Same arithmetic as {@link cusumStep}, hoisted out of the row loop.
+ */
+export function cusumRun(
+  m2: ArrayLike<number>,
+  rows: ArrayLike<number>,
+  s: number,
+  n: number,
+  d: number,
+  h: number,
+  out: Float64Array,
+): number {
+  out[0] = s;
+  if (!(n >= cusumMinN(d))) return -1;
+  const kappa = (n + 1) / (n - d - 2);
+  const a = 1 / (kappa * Math.sqrt(2 * d));
+  const b = d / Math.sqrt(2 * d) + CUSUM_DRIFT;
+  const cap = CUSUM_CAP - CUSUM_DRIFT;
+  for (let r = 0; r < rows.length; r++) {
+    let u = m2[rows[r]] * a - b;
+    if (!(u < cap)) u = cap;
+    s += u;
+    if (s < 0) s = 0;
+    else if (s > h) {
+      out[0] = s;
+      return r;
+    }
+  }
+  out[0] = s;
+  return -1;
+}
+
 /** Prior weight the old parameters keep after a restart (pseudo-observations). */
 export function restartWeight(d: number): number {
   return d + 2;
