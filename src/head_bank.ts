@@ -29,7 +29,7 @@ import {
 } from "./_linalg.ts";
 import { chi2Isf } from "./chi2.ts";
 import { restartWeight } from "./model/change_detector.ts";
-import { PredictiveQuantile } from "./model/quantile_table.ts";
+import { type PredictiveQuantile, sharedQuantile } from "./model/quantile_table.ts";
 import {
   batchWeights,
   forgetting,
@@ -184,8 +184,8 @@ export class HeadBank {
     this.#scratch = newGradientScratch(config.dim);
     this.#thetaNew = new Float64Array(this.#P);
     this.#natural = config.optimizer === "natural";
-    this.#alphaQ = new PredictiveQuantile(config.alpha, config.dim);
-    this.#robustQ = new PredictiveQuantile(config.robust_p, config.dim);
+    this.#alphaQ = sharedQuantile(config.alpha, config.dim);
+    this.#robustQ = sharedQuantile(config.robust_p, config.dim);
     this.lambda = this.#natural ? forgetting(config.horizon) : 1;
     this.#nat = newNaturalScratch(config.dim);
     this.#locS = new Float64Array(config.dim);

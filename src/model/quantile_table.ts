@@ -81,6 +81,22 @@ export class PredictiveQuantile {
   }
 }
 
+const _shared = new Map<string, PredictiveQuantile>();
+
+/**
+ * The table for (alpha, d), shared by every engine of this thread: it only ever grows by exact
+ * values, so sharing changes no result, and new engines (tests, benchmarks, restarts) start warm.
+ */
+export function sharedQuantile(alpha: number, d: number): PredictiveQuantile {
+  const id = `${alpha}/${d}`;
+  let q = _shared.get(id);
+  if (q === undefined) {
+    q = new PredictiveQuantile(alpha, d);
+    _shared.set(id, q);
+  }
+  return q;
+}
+
 /** 4-point Lagrange interpolation at s through nodes i−1+shift .. i+2+shift (i = ⌊s⌋). */
 function _lagrange(s: number, at: (i: number) => number, shift = 0): number {
   const i = Math.floor(s) + shift;
