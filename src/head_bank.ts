@@ -31,7 +31,6 @@ import { chi2Isf } from "./chi2.ts";
 import { restartWeight } from "./model/change_detector.ts";
 import { type PredictiveQuantile, sharedQuantile } from "./model/quantile_table.ts";
 import {
-  batchWeights,
   forgetting,
   kishN,
   type NaturalScratch,
@@ -171,6 +170,9 @@ export class HeadBank {
   readonly lambda: number;
   readonly #nat: NaturalScratch;
   readonly #locS: Float64Array;
+  /** θ of the identity in the frame, and f(r) of its diagonal (1 up to rounding). */
+  readonly #thetaIdentity: Float64Array;
+  readonly #oneDiag: number;
   readonly #trilS: Float64Array;
 
   constructor(config: HeadConfig, log: (line: string) => void = () => {}) {
@@ -189,6 +191,10 @@ export class HeadBank {
     this.lambda = this.#natural ? forgetting(config.horizon) : 1;
     this.#nat = newNaturalScratch(config.dim);
     this.#locS = new Float64Array(config.dim);
+    this.#thetaIdentity = new Float64Array(this.#P);
+    const r1 = diagInverse(config.diag, 1);
+    for (let a = 0; a < config.dim; a++) this.#thetaIdentity[this.#P - config.dim + a] = r1;
+    this.#oneDiag = diagForward(config.diag, r1);
     this.#trilS = new Float64Array(config.dim * config.dim);
   }
 
@@ -355,7 +361,7 @@ export class HeadBank {
     h.wSum *= dec;
     h.w2Sum *= dec * dec;
     const W = stats[offset + 1];
-    h.w2Sum += batchWeights(lam, learned).w2;
+    h.w2Sum += lam === 1 ? learned : (1 - dec * dec) / (1 - lam * lam);
     if (!(W > 0)) return false;
     const loc = this.#locS, tril = this.#trilS;
     for (let a = 0; a < d; a++) loc[a] = h.frameLoc[a] + h.locC[a];
@@ -371,10 +377,27 @@ export class HeadBank {
     h.wSum += W;
     h.frameLoc.set(loc);
     h.frameTril.set(tril);
-    const steps = h.steps;
-    this.#resetTheta(h);
-    h.steps = steps + 1;
+    this.#identityInFrame(h);
+    h.steps++;
     return true;
+  }
+
+  /**
+   * θ = identity in the (new) frame, and the effective parameters that #refresh would derive from
+   * it — loc − μ₀ = 0, L = L₀·diag(f(r₁)) — without the general products (same numbers: the
+   * products' other terms are exact zeros).
+   */
+  #identityInFrame(h: Head): void {
+    const d = this.#d;
+    h.theta.set(this.#thetaIdentity);
+    h.locC.fill(0);
+    const one = this.#oneDiag;
+    let logDet = 0;
+    for (let a = 0; a < d; a++) {
+      for (let b = 0; b < d; b++) h.tril[a * d + b] = h.frameTril[a * d + b] * one;
+      logDet += Math.log(h.frameTril[a * d + a]) + Math.log(one);
+    }
+    h.logDet = logDet;
   }
 
   /**
