@@ -132,6 +132,9 @@ export async function replay(
   const fields = fieldSpec(opts);
   const dim = await resolveDim(opts, files, fields, params);
   const headInput: HeadConfigInput = { dim, backend: opts.backend };
+  if (opts.optimizer !== undefined) headInput.optimizer = opts.optimizer;
+  if (opts.horizon !== undefined) headInput.horizon = opts.horizon;
+  if (opts.change_threshold !== undefined) headInput.change_threshold = opts.change_threshold;
   if (opts.lr !== undefined) headInput.lr = opts.lr;
   if (opts.alpha !== undefined) headInput.alpha = opts.alpha;
   if (opts.warmup !== undefined) headInput.warmup = opts.warmup;
