@@ -15,7 +15,7 @@ import { REPLAY_OPTION_INFO, ReplayOptions, ReplaySummary } from "../../schemas/
 import type { DegenerateEntry, ReplayOptionsInput, SkipReason } from "../../schemas/replay.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import { StandInEngine } from "../engine/stand_in.ts";
-import type { HeadParams, HeadSnapshot, ObservationBatch, ScoreBatch } from "../engine/types.ts";
+import type { ObservationBatch, ScoreBatch } from "../engine/types.ts";
 import { BufferedTextWriter } from "../io/buffered_writer.ts";
 import type { ByteSink } from "../io/buffered_writer.ts";
 import { BadInputError, ReplayUsageError } from "../io/errors.ts";
