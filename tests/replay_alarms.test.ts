@@ -8,6 +8,7 @@ import { AlarmEpisode } from "../schemas/alarm.ts";
 import { ReplaySummary } from "../schemas/replay.ts";
 import { ScoreRecord } from "../schemas/score_record.ts";
 import { AlarmBank } from "../src/model/alarm.ts";
+import { resolveHeadConfig } from "../src/config/head_config.ts";
 import { replay } from "../src/replay/replay.ts";
 import { MemorySink, tempDir } from "./helpers/replay.ts";
 import { gaussian, rng } from "./helpers/synthetic.ts";
@@ -54,7 +55,7 @@ Deno.test("replay: records carry the alarm, --alarms writes each episode, the su
         t: r.t ?? null,
         pValue: r.p_value,
         contrib: r.contrib,
-        armed: r.seq > 256,
+        armed: r.seq > resolveHeadConfig({ dim: 3 }).warmup,
       });
       assert.equal(r.alarm, alarm, `seq ${r.seq}`);
     }
@@ -64,7 +65,7 @@ Deno.test("replay: records carry the alarm, --alarms writes each episode, the su
     assert.equal(inSegment.length, 1, JSON.stringify(episodes));
     const e = inSegment[0];
     assert.ok(e.start_seq <= 1005, `opened at ${e.start_seq}`);
-    assert.ok(e.end_seq >= 1040);
+    // It may close before the segment ends: the head learns a lasting shift (change handling).
     assert.equal(e.start_t, 1000 + e.start_seq - 1);
     assert.equal(e.observations, e.end_seq - e.start_seq + 1);
     assert.equal(e.top_dims.length, 3);

@@ -10,7 +10,7 @@
  * @module
  */
 import { cholesky } from "../model/linalg.ts";
-import { fIsf } from "../model/f_dist.ts";
+import { fIsf } from "../model/f_tail.ts";
 
 /** A fitted chart. */
 export class HotellingT2 {

@@ -20,7 +20,8 @@ import { ensureStreams, openBuckets, resetConsumer } from "../nats/topology.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
-import { NullCheckpointStore, RelayEngine } from "./relay.ts";
+import { NullCheckpointStore } from "./null_checkpoint_store.ts";
+import { StandInEngine } from "../engine/stand_in.ts";
 
 /** Options of {@link startWorker}. */
 export interface WorkerOptions {
@@ -96,7 +97,7 @@ export async function startWorker(
     const relay = options.mode === "relay";
     const engine = options.engine ??
       (relay
-        ? new RelayEngine(config.head)
+        ? new StandInEngine(config.head, "zero")
         : await createEngine(config.head, { thread: _engineThread(config.engineThread), log }));
     cleanups.push(() => engine.close());
     metrics.backend = engine.backend;
