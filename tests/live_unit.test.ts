@@ -454,6 +454,8 @@ function setup(
     maxMessageBytes: 10_000,
     inputStream: "TELEMETRY",
     scoreMessages,
+    // The alarm tests below are hand-worked with k = 1 (p < 0.1 adds evidence).
+    alarmReference: 1,
     metrics: new LiveMetrics(),
     log: () => {},
   });

@@ -1,10 +1,17 @@
 import assert from "node:assert/strict";
-import { AlarmBank, evidence, EVIDENCE_CAP, newAlarmState, stepAlarm } from "../src/model/alarm.ts";
+import {
+  AlarmBank,
+  alarmReference,
+  evidence,
+  EVIDENCE_CAP,
+  newAlarmState,
+  stepAlarm,
+} from "../src/model/alarm.ts";
 import { AlarmEpisode, AlarmStateSchema } from "../schemas/alarm.ts";
 
-/** Feeds p-values (and contribs) through a fresh key at threshold 5; alarm flags and episodes. */
+/** Feeds p-values (and contribs) through a fresh key at h = 5, k = 1; alarm flags and episodes. */
 function run(ps: (number | null)[], contribs?: number[][], armed?: boolean[]) {
-  const bank = new AlarmBank(3, 5);
+  const bank = new AlarmBank(3, 5, 1);
   const alarms: boolean[] = [];
   const episodes = [];
   for (let i = 0; i < ps.length; i++) {
@@ -90,7 +97,7 @@ Deno.test("CUSUM of −log10 p at h = 5, k = 1: a hand-worked open/close pattern
   });
 });
 
-Deno.test("p-values near 0.1 never open; warm-up observations add no evidence", () => {
+Deno.test("p-values at the reference (0.1 for k = 1) never open; warm-up observations add no evidence", () => {
   assert.ok(!run(new Array(1000).fill(0.1)).alarms.some((a) => a));
   const ps = [1e-9, 1e-9, 1, 1];
   assert.deepEqual(run(ps, undefined, [false, true, true, true]).alarms, [false, true, true, true]);
@@ -117,7 +124,7 @@ Deno.test("a state exported mid-episode and imported elsewhere continues identic
   for (let cut = 1; cut < ps.length; cut++) {
     const a = run(ps.slice(0, cut));
     const saved = AlarmStateSchema.parse(JSON.parse(JSON.stringify(a.bank.export("k"))));
-    const b = new AlarmBank(3, 5);
+    const b = new AlarmBank(3, 5, 1);
     b.import("k", saved);
     const alarms = [...a.alarms];
     const episodes = [...a.episodes];
@@ -131,10 +138,19 @@ Deno.test("a state exported mid-episode and imported elsewhere continues identic
   }
 });
 
-Deno.test("stepAlarm on a plain state matches the bank", () => {
+Deno.test("stepAlarm on a plain state: the default reference is −log10 of the default alpha", () => {
   const s = newAlarmState<null>(2, null);
+  // Default reference k = 3 (alpha 1e-3): p = 1e-8 gives S = 5 = h, p = 1e-7 only 4.
   const r = stepAlarm(s, "x", { seq: 1, t: null, pValue: 1e-8, contrib: [1, 0] }, 5);
   assert.equal(r.alarm, true);
   assert.equal(s.cusum, 5);
+  const s2 = newAlarmState<null>(2, null);
+  assert.equal(
+    stepAlarm(s2, "x", { seq: 1, t: null, pValue: 1e-7, contrib: [1, 0] }, 5).alarm,
+    false,
+  );
+  assert.ok(Math.abs(s2.cusum - 4) < 1e-12);
+  assert.equal(alarmReference(1e-3), 3);
   assert.throws(() => new AlarmBank(2, 0), RangeError);
+  assert.throws(() => new AlarmBank(2, 5, 0), RangeError);
 });

@@ -48,7 +48,7 @@ Deno.test("replay: records carry the alarm, --alarms writes each episode, the su
     .map((l) => AlarmEpisode.parse(JSON.parse(l)));
 
   await t.step("the alarm follows the detector over the records' own p-values", () => {
-    const bank = new AlarmBank(3, summary.alarm_threshold);
+    const bank = new AlarmBank(3, summary.alarm_threshold, 3);
     for (const r of records) {
       const { alarm } = bank.step(r.key, {
         seq: r.seq,

@@ -42,7 +42,12 @@ import type {
   MessageSource,
   OutputSink,
 } from "./ports.ts";
-import { AlarmBank, type AlarmState, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
+import {
+  AlarmBank,
+  type AlarmState,
+  DEFAULT_ALARM_REFERENCE,
+  DEFAULT_ALARM_THRESHOLD,
+} from "../model/alarm.ts";
 import { deadLetters, scoreOutputs } from "./records.ts";
 import { processIsolating } from "./refusals.ts";
 
@@ -74,6 +79,8 @@ export interface LoopSettings {
   readonly scoreMessages?: ScoreMessages;
   /** Alarm CUSUM threshold (`src/model/alarm.ts`). Default `DEFAULT_ALARM_THRESHOLD`. */
   readonly alarmThreshold?: number;
+  /** Alarm CUSUM reference, −log10 alpha. Default `DEFAULT_ALARM_REFERENCE` (alpha 1e-3). */
+  readonly alarmReference?: number;
   /** Observations with `seq` below this add no alarm evidence (warm-up + 1). Default 0. */
   readonly alarmArmedFrom?: number;
   readonly metrics: LiveMetrics;
@@ -178,7 +185,11 @@ export class LiveLoop {
     this.#sink = sink;
     this.#store = store;
     this.#s = settings;
-    this.#alarms = new AlarmBank(settings.dim, settings.alarmThreshold ?? DEFAULT_ALARM_THRESHOLD);
+    this.#alarms = new AlarmBank(
+      settings.dim,
+      settings.alarmThreshold ?? DEFAULT_ALARM_THRESHOLD,
+      settings.alarmReference ?? DEFAULT_ALARM_REFERENCE,
+    );
     this.#params = new ParamsPublisher({
       engine,
       onEngine: (f) => this.#onEngine(f),

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { alarmReference } from "../model/alarm.ts";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -129,6 +130,7 @@ export async function startWorker(
         inputStream: topo.inputStream,
         scoreMessages: config.scoreMessages,
         alarmThreshold: config.alarmThreshold,
+        alarmReference: alarmReference(config.head.alpha),
         alarmArmedFrom: config.head.warmup + 1,
         metrics,
         log,

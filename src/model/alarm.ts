@@ -5,15 +5,15 @@
  *
  * Detector (docs/model.md, "Alarms"): a one-sided CUSUM of the evidence e = −log10 p_value,
  *
- *   S_n = max(0, S_{n−1} + e_n − k),   k = {@link ALARM_REFERENCE} = 1 decade,
+ *   S_n = max(0, S_{n−1} + e_n − k),   k = −log10 alpha (3 decades at the default alpha 1e-3),
  *
- * so an observation adds evidence when its p-value is below 0.1 and takes 1 − e_n away otherwise.
- * The alarm opens when S_n ≥ h (the one setting, `--alarm-threshold`, default
- * {@link DEFAULT_ALARM_THRESHOLD} decades): sustained moderate evidence (e.g. p ≈ 0.01 for h
- * observations) or one overwhelming observation (p ≤ 10^−(h+k)). While open S is capped at h, and
- * the alarm closes at the first observation where S is back at 0: after at least h/k observations
- * with no evidence (a quiet period), whatever the peak was. Under calibrated p-values (uniform) the
- * default opens a false episode about once per 200,000 observations.
+ * so only observations beyond the anomaly threshold add evidence (e − k > 0 ⟺ p < alpha), and
+ * every other one takes k − e_n away. The alarm opens when S_n ≥ h (the one setting,
+ * `--alarm-threshold`, default {@link DEFAULT_ALARM_THRESHOLD} decades): sustained evidence (a few
+ * observations well beyond alpha in a short run) or one overwhelming observation (p ≤ 10^−(h+k):
+ * 1e-8 by default). While open S is capped at h, and the alarm closes at the first observation
+ * where S is back at 0: after at least h/k observations with no evidence (a quiet period), however
+ * high the peak was.
  *
  * Evidence of p = 0 (a saturated score) is −log10 of the smallest double, {@link EVIDENCE_CAP}.
  * Observations a key makes before it may flag anomalies (warm-up) add no evidence.
@@ -23,8 +23,12 @@
 
 /** Default CUSUM threshold h, in decades of evidence (−log10 p). */
 export const DEFAULT_ALARM_THRESHOLD = 5;
-/** Reference value k of the CUSUM, in decades: p-values below 10^−k add evidence. */
-export const ALARM_REFERENCE = 1;
+/** Reference value k of the CUSUM for a given anomaly alpha: −log10 alpha (p < alpha adds evidence). */
+export function alarmReference(alpha: number): number {
+  return -Math.log10(alpha);
+}
+/** The reference at the default alpha (1e-3). */
+export const DEFAULT_ALARM_REFERENCE = 3;
 /** Evidence of one observation at most: −log10 of the smallest positive double (≈ 323.3). */
 export const EVIDENCE_CAP = -Math.log10(Number.MIN_VALUE);
 /** Dimensions named in an episode's `top_dims`, at most. */
@@ -112,9 +116,10 @@ export function stepAlarm<T>(
   key: string,
   obs: AlarmInput<T>,
   threshold: number,
+  reference: number = DEFAULT_ALARM_REFERENCE,
 ): { alarm: boolean; closed: AlarmEpisode<T> | null } {
   const e = obs.armed === false ? 0 : evidence(obs.pValue);
-  let s = Math.max(0, state.cusum + e - ALARM_REFERENCE);
+  let s = Math.max(0, state.cusum + e - reference);
   let closed: AlarmEpisode<T> | null = null;
   if (state.open) {
     s = Math.min(s, threshold);
@@ -181,25 +186,34 @@ function _addShares(shares: number[], contrib: ArrayLike<number | null>, weight:
   }
 }
 
-/** Alarm states of many keys (a `Map` key → state), with the threshold they share. */
+/** Alarm states of many keys (a `Map` key → state), with the threshold and reference they share. */
 export class AlarmBank<T = number | string | null> {
   readonly threshold: number;
+  readonly reference: number;
   readonly #dim: number;
   readonly #states = new Map<string, AlarmState<T>>();
 
-  constructor(dim: number, threshold = DEFAULT_ALARM_THRESHOLD) {
+  constructor(
+    dim: number,
+    threshold = DEFAULT_ALARM_THRESHOLD,
+    reference = DEFAULT_ALARM_REFERENCE,
+  ) {
     if (!(threshold > 0) || !Number.isFinite(threshold)) {
       throw new RangeError(`expected a finite alarm threshold > 0, found ${threshold}`);
     }
+    if (!(reference > 0) || !Number.isFinite(reference)) {
+      throw new RangeError(`expected a finite alarm reference > 0, found ${reference}`);
+    }
     this.#dim = dim;
     this.threshold = threshold;
+    this.reference = reference;
   }
 
   /** Advances key's state by one observation (see {@link stepAlarm}). */
   step(key: string, obs: AlarmInput<T>): { alarm: boolean; closed: AlarmEpisode<T> | null } {
     let s = this.#states.get(key);
     if (s === undefined) this.#states.set(key, s = newAlarmState(this.#dim, obs.t));
-    return stepAlarm(s, key, obs, this.threshold);
+    return stepAlarm(s, key, obs, this.threshold, this.reference);
   }
 
   /** Whether key's alarm is on now (without an observation). */

@@ -24,7 +24,7 @@ import { LineSource } from "../io/line_source.ts";
 import { ColumnMoments, degenerateColumns, describeDegenerate } from "./degenerate_columns.ts";
 import { Confusion } from "./metrics.ts";
 import { EpisodeCounter } from "./episode_metrics.ts";
-import { AlarmBank, type AlarmEpisode } from "../model/alarm.ts";
+import { AlarmBank, type AlarmEpisode, alarmReference } from "../model/alarm.ts";
 import { paramsDim, paramsOut, readParamsFile } from "./params_io.ts";
 import type { StartParams } from "./params_io.ts";
 import { ProgressBar } from "./progress.ts";
@@ -401,7 +401,11 @@ async function _run(
     const anomalyEpisodes = new EpisodeCounter();
     const alarmEpisodes = new EpisodeCounter();
     // Keyed by the key's JSON text (what the rows carry); time values kept as their JSON text.
-    const alarmBank = new AlarmBank<string>(dim, opts.alarm_threshold);
+    const alarmBank = new AlarmBank<string>(
+      dim,
+      opts.alarm_threshold,
+      alarmReference(config.alpha),
+    );
     let episodes = 0;
     const writeEpisode = (e: AlarmEpisode<string>, open: boolean): void => {
       episodes++;
