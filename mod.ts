@@ -71,3 +71,12 @@ export { type RunningWorker, startWorker, type WorkerOptions } from "./src/live/
 export { Checkpoint, LiveScoreRecord, ParamsMessage } from "./schemas/messages.ts";
 export { ScoreRecord } from "./schemas/score_record.ts";
 export { parseObservation } from "./src/wire/observation.ts";
+export { AlarmEpisode, AlarmStateSchema, TopDim } from "./schemas/alarm.ts";
+export {
+  AlarmBank,
+  alarmReference,
+  type AlarmState,
+  DEFAULT_ALARM_THRESHOLD,
+  stepAlarm,
+} from "./src/model/alarm.ts";
+export { EpisodeCounter } from "./src/replay/episode_metrics.ts";

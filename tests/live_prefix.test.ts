@@ -88,6 +88,7 @@ Deno.test({
             topo.inputStream,
             topo.scoresStream,
             topo.dlqStream,
+            topo.alarmsStream,
             `KV_${topo.paramsBucket}`,
             `KV_${topo.checkpointBucket}`,
           ];

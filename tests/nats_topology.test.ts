@@ -75,10 +75,10 @@ Deno.test("output streams get the configured duplicate window; a shorter existin
   try {
     const jsm = await jetstreamManager(nc);
     const topo = topologyFor("win");
-    await t.step("created with 120 s: both output streams hold 120 s", async () => {
+    await t.step("created with 120 s: the three output streams hold 120 s", async () => {
       const lines: string[] = [];
       await ensureStreams(jsm, topo, (l) => lines.push(l), 120e9);
-      for (const name of [topo.scoresStream, topo.dlqStream]) {
+      for (const name of [topo.scoresStream, topo.dlqStream, topo.alarmsStream]) {
         assert.equal((await jsm.streams.info(name)).config.duplicate_window, 120e9);
       }
       assert.deepEqual(lines, []);
@@ -87,7 +87,7 @@ Deno.test("output streams get the configured duplicate window; a shorter existin
       const lines: string[] = [];
       await ensureStreams(jsm, topo, (l) => lines.push(l), 1800e9);
       assert.equal((await jsm.streams.info(topo.scoresStream)).config.duplicate_window, 120e9);
-      assert.equal(lines.length, 2);
+      assert.equal(lines.length, 3);
       assert.match(lines[0], /duplicate window of 120 s.*expected ≥ 1800 s/);
     });
   } finally {
