@@ -95,3 +95,24 @@ Deno.test("NaN and ±Infinity readings are still refused as non_finite_input", a
     }
   }
 });
+
+Deno.test("a reading beyond float32 but not float64 gets its float64 m² on every backend", async (t) => {
+  const results = new Map<string, number>();
+  for (const backend of BACKENDS) {
+    await t.step(backend, async () => {
+      await using e = await open(backend, 3);
+      const warm = rows(64 * 10, 3, 8);
+      for (let i = 0; i < warm.length; i += 64 * 3) await feed(e, warm.slice(i, i + 64 * 3), 3, 1);
+      const batch = rows(64, 3, 9);
+      batch[5 * 3] = 1e25; // m² ≈ 1e50: overflows float32 (webgpu's kernel), not float64
+      const s = await feed(e, batch, 3, 1);
+      const m2 = s.mahalanobis2[5];
+      assert.ok(Number.isFinite(m2) && m2 > 1e48 && m2 < Number.MAX_VALUE, `m² ${m2}`);
+      assert.equal(s.anomaly[5], 1);
+      assert.ok(s.mahalanobis2.every((m, i) => i === 5 || m < 100));
+      results.set(backend, m2);
+    });
+  }
+  const [a, b] = [...results.values()];
+  if (b !== undefined) assert.ok(Math.abs(a - b) < 1e-2 * a, `cpu ${a}, webgpu ${b}`);
+});
