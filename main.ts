@@ -1,5 +1,5 @@
 /**
- * Command-line entry: `deno run -A main.ts <start|replay|watch|publish|bench> [options]`.
+ * Command-line entry: `deno run -A main.ts <start|replay|watch|publish|bench|dashboard> [options]`.
  *
  * @module
  */
@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<{ run(args: string[]): Promise<numb
   watch: () => import("./src/cli/watch.ts"),
   publish: () => import("./src/cli/publish.ts"),
   bench: () => import("./bench/cli.ts"),
+  dashboard: () => import("./src/cli/dashboard.ts"),
 };
 
 const USAGE = `usage: main.ts <command> [options]
@@ -19,6 +20,7 @@ commands:
   watch     print parameter updates as they arrive
   publish   play a recorded file into NATS
   bench     measure throughput and latency
+  dashboard serve the live dashboard page alone (the worker serves it on --http too)
 Run 'main.ts <command> --help' for the options of a command.`;
 
 if (import.meta.main) {

@@ -11,7 +11,8 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { type LiveConfig, topologyFor } from "../config/live_config.ts";
 import { createEngine } from "../engine/thread/compute_thread.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
-import { connectNats } from "../nats/connect.ts";
+import { connectNats, isWebSocketUrl } from "../nats/connect.ts";
+import { dashboardHandler } from "../dashboard/server.ts";
 import { isPortFree, NatsServerProcess } from "../nats/server_process.ts";
 import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
 import { NatsSink } from "../nats/nats_sink.ts";
@@ -39,6 +40,10 @@ export interface WorkerOptions {
 export interface RunningWorker extends AsyncDisposable {
   /** URL the worker is connected to (the local server's when it started one). */
   readonly url: string;
+  /** NATS WebSocket URL the dashboard page uses (the local server's listener when it started one). */
+  readonly wsUrl?: string;
+  /** Port of the http endpoint (dashboard, health, metrics) when `--http` was given. */
+  readonly httpPort?: number;
   readonly metrics: LiveMetrics;
   /** Resolves when the loop ended (after `stop()`), rejects on a fatal error. */
   readonly done: Promise<void>;
@@ -63,18 +68,24 @@ export async function startWorker(
   };
   try {
     let url = config.nats.url;
+    let wsUrl = config.wsUrl ?? (url !== undefined && isWebSocketUrl(url) ? url : undefined);
     if (url === undefined) {
       const port = isPortFree(4222) ? 4222 : -1;
+      // WebSocket on loopback too, for the dashboard page in the browser.
       const server = await NatsServerProcess.start({
         storeDir: join(config.stateDir, "nats"),
         workDir: join(config.stateDir, "nats-run"),
         port,
+        websocket: true,
+        wsPort: isPortFree(4223) ? 4223 : -1,
       });
       cleanups.push(() => server.stop());
       url = server.url;
+      wsUrl ??= server.wsUrl;
       log(
         `no NATS URL configured (--nats-url / NATS_URL): started a local nats-server at ${url} ` +
-          `(JetStream store ${join(config.stateDir, "nats")}/, stopped on exit)\n` +
+          `(JetStream store ${join(config.stateDir, "nats")}/, WebSocket ${server.wsUrl}, ` +
+          `stopped on exit)\n` +
           `  publish to it with: deno task publish data/sample.ndjson --server ${url}`,
       );
     }
@@ -146,9 +157,25 @@ export async function startWorker(
       }
     }, 2000);
     cleanups.push(() => Promise.resolve(clearInterval(poll)));
+    let httpPort: number | undefined;
     if (config.httpPort !== undefined) {
-      const http = serveHttp(config.httpPort, metrics, log);
+      const dashboard = dashboardHandler({
+        wsUrl,
+        prefix: config.prefix,
+        alpha: config.head.alpha,
+        user: config.nats.user,
+        password: config.nats.password,
+        token: config.nats.token,
+      });
+      const http = serveHttp(config.httpPort, metrics, log, dashboard);
+      httpPort = http.port;
       cleanups.push(() => http.shutdown());
+      if (wsUrl === undefined) {
+        log(
+          "dashboard: no NATS WebSocket URL known (--ws-url / MVN_WS_URL); open the page with " +
+            "?nats=ws://host:port",
+        );
+      }
     }
     metrics.ready = true;
     const done = loop.run();
@@ -167,7 +194,7 @@ export async function startWorker(
     };
     // A fatal loop error shuts everything down too.
     done.catch(() => stop().catch(() => {}));
-    return { url, metrics, done, stop, [Symbol.asyncDispose]: stop };
+    return { url, wsUrl, httpPort, metrics, done, stop, [Symbol.asyncDispose]: stop };
   } catch (e) {
     await cleanup();
     throw e;
