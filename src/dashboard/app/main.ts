@@ -75,10 +75,11 @@ async function loadConfig(): Promise<PageConfig> {
   };
 }
 
-function setStatus(state: string, text: string): void {
+function setStatus(state: string, text: string, reconnected = false): void {
   const s = document.getElementById("status")!;
   s.dataset.state = state;
   s.textContent = text;
+  if (reconnected) s.dataset.reconnects = String(Number(s.dataset.reconnects ?? 0) + 1);
 }
 
 /** Reads a stream (filtered) from `since` on, in order, until caught up; calls `each` per message. */
@@ -97,7 +98,8 @@ async function readHistory(
   const c = await jetstream(nc).consumers.get(stream, {
     deliver_policy: DeliverPolicy.StartTime,
     opt_start_time: since.toISOString(),
-    ...(filter ? { filter_subjects: [filter] } : {}),
+    // A string is sent as `filter_subject` (an array needs nats-server 2.10).
+    ...(filter ? { filter_subjects: filter } : {}),
   });
   let n = 0;
   while (n < max) {
@@ -108,7 +110,11 @@ async function readHistory(
       got++;
       n++;
       each(m);
-      if (m.info.pending === 0) caughtUp = true;
+      if (m.info.pending === 0 || n >= max) {
+        // Leaving the loop stops the fetch (it would otherwise wait out `expires`).
+        caughtUp = true;
+        break;
+      }
     }
     if (got === 0 || caughtUp) break;
   }
@@ -152,7 +158,7 @@ async function main(): Promise<void> {
       if (s.type === "disconnect") setStatus("disconnected", `disconnected; reconnecting…`);
       else if (s.type === "reconnecting") setStatus("reconnecting", "reconnecting…");
       else if (s.type === "reconnect") {
-        setStatus("connected", `connected to ${cfg.nats} (reconnected)`);
+        setStatus("connected", `connected to ${cfg.nats} (reconnected)`, true);
         void watchParams(nc, cfg, model, view);
       }
     }
@@ -245,6 +251,19 @@ async function main(): Promise<void> {
       },
     });
     const since = new Date(Date.now() - cfg.history_s * 1000);
+    // The key's recent scores beyond what the table kept for it.
+    const older: ScoreLike[] = [];
+    readHistory(nc, cfg.scores_stream, since, (m) => {
+      try {
+        older.push(...scoresOf(m.json()));
+      } catch {
+        // not JSON
+      }
+    }, `${p}.scores.${key}`, model.selectedCapacity * 2)
+      .then(() => {
+        if (mine === selection && model.mergeHistory(key, older)) view.schedule();
+      })
+      .catch((e) => console.warn("score history", e));
     readHistory(nc, cfg.input_stream, since, (m) => {
       if (mine === selection) take(m.data, m.headers?.get("Content-Type") === F32);
     }, `${p}.obs.${key}`, 5 * MAX_POINTS).catch((e) => console.warn("observation history", e))

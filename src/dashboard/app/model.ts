@@ -275,6 +275,27 @@ export class DashboardModel {
     this.dirty = true;
   }
 
+  /**
+   * Puts older score records of a key (read from the stream on selection) before the points its
+   * ring holds; counts are not changed (they were counted when they arrived).
+   */
+  mergeHistory(name: string, records: readonly ScoreLike[]): boolean {
+    const s = this.keys.get(name);
+    if (s === undefined || records.length === 0) return false;
+    let first = Infinity;
+    s.ring.forEach((seq) => (first = Math.min(first, seq)));
+    const ring = new ScoreRing(Math.max(s.ring.capacity, this.selectedCapacity));
+    const older = records.filter((r) => r.key === name && r.seq < first)
+      .sort((a, b) => a.seq - b.seq);
+    for (const r of older) {
+      ring.push(r.seq, negLog10(r.p_value), (r.anomaly ? 1 : 0) | (r.alarm ? 2 : 0));
+    }
+    s.ring.forEach((q, n, f) => ring.push(q, n, f));
+    s.ring = ring;
+    this.dirty = true;
+    return older.length > 0;
+  }
+
   /** Anomalies / alarm openings of a key within the last minute. */
   lastMinute(s: KeyState, now = Date.now()): { anomalies: number; alarms: number } {
     return { anomalies: prune(s.anomalyTimes, now), alarms: prune(s.alarmTimes, now) };
