@@ -48,7 +48,8 @@ function observations(k: number): { v: number[]; t: number }[] {
 
 /** What the page shows, for failure messages. */
 const DIAGNOSE = () => {
-  const ds = (sel: string) => JSON.stringify({ ...document.querySelector<HTMLElement>(sel)?.dataset });
+  const ds = (sel: string) =>
+    JSON.stringify({ ...document.querySelector<HTMLElement>(sel)?.dataset });
   return [
     `status ${ds("#status")} ${document.querySelector("#status")?.textContent}`,
     `rows ${
@@ -183,36 +184,49 @@ Deno.test({
       assert.deepEqual(Object.keys(expected).sort(), [...KEYS].sort());
       for (const key of KEYS) assert.ok(expected[key].anomalies > 0, `${key} has anomalies`);
 
-      await t.step("the page lists the three keys with the scores stream's anomaly counts", async () => {
-        await until("the three keys with the stream's counts", (exp) => {
-          const rows = [...document.querySelectorAll<HTMLElement>("#tbody .row[data-key]")];
-          return Object.entries(exp as Record<string, { anomalies: number; scores: number }>)
-            .every(([key, e]) =>
-              rows.some((r) =>
-                r.dataset.key === key && r.dataset.scores === String(e.scores) &&
-                r.dataset.anomalies === String(e.anomalies)
-              )
-            ) && rows.length === 3;
-        }, expected);
-        const shown = await page.$$eval(
-          "#tbody .row[data-key]",
-          (rows) => rows.map((r) => [(r as HTMLElement).dataset.key, (r as HTMLElement).dataset.anomalies]),
-        );
-        assert.deepEqual(
-          Object.fromEntries(shown),
-          Object.fromEntries(KEYS.map((k) => [k, String(expected[k].anomalies)])),
-        );
-        await page.waitForSelector('#alarm-list .episode.open[data-key="pump-b"]', {
-          timeout: LONG,
-        });
-        await page.screenshot({ path: join(ARTIFACTS, "dashboard-overview.png"), fullPage: true });
-      });
+      await t.step(
+        "the page lists the three keys with the scores stream's anomaly counts",
+        async () => {
+          await until("the three keys with the stream's counts", (exp) => {
+            const rows = [...document.querySelectorAll<HTMLElement>("#tbody .row[data-key]")];
+            return Object.entries(exp as Record<string, { anomalies: number; scores: number }>)
+              .every(([key, e]) =>
+                rows.some((r) =>
+                  r.dataset.key === key && r.dataset.scores === String(e.scores) &&
+                  r.dataset.anomalies === String(e.anomalies)
+                )
+              ) && rows.length === 3;
+          }, expected);
+          const shown = await page.$$eval(
+            "#tbody .row[data-key]",
+            (rows) =>
+              rows.map((
+                r,
+              ) => [(r as HTMLElement).dataset.key, (r as HTMLElement).dataset.anomalies]),
+          );
+          assert.deepEqual(
+            Object.fromEntries(shown),
+            Object.fromEntries(KEYS.map((k) => [k, String(expected[k].anomalies)])),
+          );
+          await page.waitForSelector('#alarm-list .episode.open[data-key="pump-b"]', {
+            timeout: LONG,
+          });
+          await page.screenshot({
+            path: join(ARTIFACTS, "dashboard-overview.png"),
+            fullPage: true,
+          });
+        },
+      );
 
       await t.step("filtering by name and sorting by a column", async () => {
         await page.fill("#filter", "fan");
-        await until("only site.fan-c", () =>
-          document.querySelectorAll("#tbody .row[data-key]").length === 1 &&
-          document.querySelector<HTMLElement>("#tbody .row[data-key]")!.dataset.key === "site.fan-c");
+        await until(
+          "only site.fan-c",
+          () =>
+            document.querySelectorAll("#tbody .row[data-key]").length === 1 &&
+            document.querySelector<HTMLElement>("#tbody .row[data-key]")!.dataset.key ===
+              "site.fan-c",
+        );
         await page.fill("#filter", "");
         await page.click('#thead [data-sort="anomalies"]');
         await until("rows sorted by anomalies", () => {
@@ -228,9 +242,11 @@ Deno.test({
       await t.step("selecting a key draws its series, ellipses and parameter history", async () => {
         await page.click('#tbody .row[data-key="pump-a"]');
         await until("series, ellipses and parameter history drawn", (scores) => {
-          const n = (sel: string) => Number(document.querySelector<HTMLElement>(sel)?.dataset.points ?? 0);
+          const n = (sel: string) =>
+            Number(document.querySelector<HTMLElement>(sel)?.dataset.points ?? 0);
           const canvases = [...document.querySelectorAll<HTMLCanvasElement>("#ellipses canvas")];
-          return n("#series") === scores && Number(document.querySelector<HTMLElement>("#series")!.dataset.anomalies) > 0 &&
+          return n("#series") === scores &&
+            Number(document.querySelector<HTMLElement>("#series")!.dataset.anomalies) > 0 &&
             n("#loc-chart") > 0 && n("#sd-chart") > 0 && canvases.length === 3 &&
             canvases.every((c) => Number(c.dataset.points) > 0 && c.dataset.ellipses === "3");
         }, expected["pump-a"].scores);
@@ -241,32 +257,36 @@ Deno.test({
         await page.screenshot({ path: join(ARTIFACTS, "dashboard-key.png"), fullPage: true });
       });
 
-      await t.step("after the nats-server restarts, the page reconnects and shows new scores", async () => {
-        await srv.restart();
-        await page.waitForSelector('#status[data-state="connected"][data-reconnects]', {
-          timeout: LONG,
-        });
-        await waitFor("the worker reconnected", () => worker.metrics.connected, LONG);
-        const before = expected["pump-a"].scores;
-        const o = observations(0)[5];
-        await waitFor("a publish after the restart", async () => {
-          try {
-            await js.publish("telemetry.obs.pump-a", JSON.stringify({ ...o, t: o.t + 1e6 }));
-            return true;
-          } catch {
-            return false;
-          }
-        }, LONG);
-        await until("a new score after the restart", (n) => {
-          const r = document.querySelector<HTMLElement>('#tbody .row[data-key="pump-a"]');
-          return r !== null && Number(r.dataset.scores) > (n as number) &&
-            Number(document.querySelector<HTMLElement>("#series")!.dataset.points) > (n as number);
-        }, before);
-        await page.screenshot({
-          path: join(ARTIFACTS, "dashboard-reconnected.png"),
-          fullPage: true,
-        });
-      });
+      await t.step(
+        "after the nats-server restarts, the page reconnects and shows new scores",
+        async () => {
+          await srv.restart();
+          await page.waitForSelector('#status[data-state="connected"][data-reconnects]', {
+            timeout: LONG,
+          });
+          await waitFor("the worker reconnected", () => worker.metrics.connected, LONG);
+          const before = expected["pump-a"].scores;
+          const o = observations(0)[5];
+          await waitFor("a publish after the restart", async () => {
+            try {
+              await js.publish("telemetry.obs.pump-a", JSON.stringify({ ...o, t: o.t + 1e6 }));
+              return true;
+            } catch {
+              return false;
+            }
+          }, LONG);
+          await until("a new score after the restart", (n) => {
+            const r = document.querySelector<HTMLElement>('#tbody .row[data-key="pump-a"]');
+            return r !== null && Number(r.dataset.scores) > (n as number) &&
+              Number(document.querySelector<HTMLElement>("#series")!.dataset.points) >
+                (n as number);
+          }, before);
+          await page.screenshot({
+            path: join(ARTIFACTS, "dashboard-reconnected.png"),
+            fullPage: true,
+          });
+        },
+      );
       assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
     } finally {
       await browser.close();

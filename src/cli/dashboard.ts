@@ -50,7 +50,9 @@ export async function run(args: string[]): Promise<number> {
   const errors: string[] = [];
   if (natsUrl !== undefined && !/^wss?:\/\/[^\s/]+(:\d+)?\/?$/.test(natsUrl)) {
     errors.push(
-      `invalid --nats-url=${JSON.stringify(natsUrl)}: expected a ws:// or wss:// URL (the browser ` +
+      `invalid --nats-url=${
+        JSON.stringify(natsUrl)
+      }: expected a ws:// or wss:// URL (the browser ` +
         `speaks WebSocket only; enable a websocket listener on the nats-server)`,
     );
   }

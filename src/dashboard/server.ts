@@ -87,7 +87,10 @@ export function dashboardHandler(
       // The Host check keeps a DNS-rebound foreign page from reading the credentials.
       const hostHeader = (req.headers.get("host") ?? "127.0.0.1").replace(/:\d+$/, "");
       if (!isLoopback(host) || !isLoopback(hostHeader)) {
-        return new Response("config.json is served to loopback clients only\n", { status: 403 });
+        return new Response(
+          "config.json is served only to loopback clients asking for a loopback host name\n",
+          { status: 403 },
+        );
       }
       return Response.json(pageConfig(settings), { headers: { "cache-control": "no-store" } });
     }

@@ -94,7 +94,9 @@ async function readHistory(
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(stream).catch(() => undefined);
   if (info === undefined || info.state.messages === 0) return 0;
-  if (info.state.last_ts !== undefined && Date.parse(info.state.last_ts) < since.getTime()) return 0;
+  if (info.state.last_ts !== undefined && Date.parse(info.state.last_ts) < since.getTime()) {
+    return 0;
+  }
   const c = await jetstream(nc).consumers.get(stream, {
     deliver_policy: DeliverPolicy.StartTime,
     opt_start_time: since.toISOString(),
@@ -253,20 +255,34 @@ async function main(): Promise<void> {
     const since = new Date(Date.now() - cfg.history_s * 1000);
     // The key's recent scores beyond what the table kept for it.
     const older: ScoreLike[] = [];
-    readHistory(nc, cfg.scores_stream, since, (m) => {
-      try {
-        older.push(...scoresOf(m.json()));
-      } catch {
-        // not JSON
-      }
-    }, `${p}.scores.${key}`, model.selectedCapacity * 2)
+    readHistory(
+      nc,
+      cfg.scores_stream,
+      since,
+      (m) => {
+        try {
+          older.push(...scoresOf(m.json()));
+        } catch {
+          // not JSON
+        }
+      },
+      `${p}.scores.${key}`,
+      model.selectedCapacity * 2,
+    )
       .then(() => {
         if (mine === selection && model.mergeHistory(key, older)) view.schedule();
       })
       .catch((e) => console.warn("score history", e));
-    readHistory(nc, cfg.input_stream, since, (m) => {
-      if (mine === selection) take(m.data, m.headers?.get("Content-Type") === F32);
-    }, `${p}.obs.${key}`, 5 * MAX_POINTS).catch((e) => console.warn("observation history", e))
+    readHistory(
+      nc,
+      cfg.input_stream,
+      since,
+      (m) => {
+        if (mine === selection) take(m.data, m.headers?.get("Content-Type") === F32);
+      },
+      `${p}.obs.${key}`,
+      5 * MAX_POINTS,
+    ).catch((e) => console.warn("observation history", e))
       .finally(() => {
         replaying = false;
         // Observations both replayed and received live are few (the overlap of a second).

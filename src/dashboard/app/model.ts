@@ -223,7 +223,9 @@ export class DashboardModel {
   addParams(p: ParamsLike, now = Date.now()): boolean {
     if (typeof p?.key !== "string" || !Array.isArray(p.loc)) return false;
     const s = this.key(p.key);
-    if (s.params !== undefined && p.steps <= s.params.steps && p.updated_at <= s.params.updated_at) {
+    if (
+      s.params !== undefined && p.steps <= s.params.steps && p.updated_at <= s.params.updated_at
+    ) {
       return false;
     }
     s.params = p;
@@ -248,7 +250,10 @@ export class DashboardModel {
     const sameAsOpen = s.openAlarm !== undefined && s.openAlarm.start_seq === e.start_seq;
     if (closed) {
       if (sameAsOpen) s.openAlarm = undefined;
-      if (!sameAsOpen && !this.episodes.items.some((x) => x.key === e.key && x.start_seq === e.start_seq)) {
+      if (
+        !sameAsOpen &&
+        !this.episodes.items.some((x) => x.key === e.key && x.start_seq === e.start_seq)
+      ) {
         s.alarmTimes.push(now);
       }
     } else {

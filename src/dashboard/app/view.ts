@@ -96,7 +96,11 @@ export class DashboardView {
     this.#threshold = threshold;
     const head = document.getElementById("thead")!;
     for (const c of COLUMNS) {
-      const h = el("div", { class: `cell c-${c.id}`, "data-sort": c.id, role: "columnheader" }, c.label);
+      const h = el(
+        "div",
+        { class: `cell c-${c.id}`, "data-sort": c.id, role: "columnheader" },
+        c.label,
+      );
       h.addEventListener("click", () => {
         if (this.#sortBy === c.id) this.#desc = !this.#desc;
         else {
@@ -180,8 +184,11 @@ export class DashboardView {
     const rows = this.#rows;
     this.#countEl.textContent = `${rows.length} of ${this.#model.keys.size} keys`;
     this.#spacer.style.height = `${rows.length * ROW_H}px`;
+    // Up to 16 rows tall; shorter when there are fewer keys.
+    const h = `${Math.min(16, Math.max(4, rows.length)) * ROW_H + 2}px`;
+    if (this.#body.style.height !== h) this.#body.style.height = h;
     const first = Math.max(0, Math.floor(this.#body.scrollTop / ROW_H) - 2);
-    const visible = Math.ceil((this.#body.clientHeight || 600) / ROW_H) + 4;
+    const visible = Math.ceil((this.#body.clientHeight || 16 * ROW_H) / ROW_H) + 4;
     const last = Math.min(rows.length, first + visible);
     const needed = last - first;
     while (this.#pool.length < needed) {
@@ -285,34 +292,46 @@ export class DashboardView {
       paths: () => null,
       points: { show: true, size, fill, stroke: fill },
     });
-    this.#series = new uPlot({
-      width,
-      height: 240,
-      title: "−log₁₀ p per observation",
-      scales: { x: { time: false } },
-      axes: [{ label: "observation #" }, { label: "−log₁₀ p" }],
-      series: [
-        { label: "seq" },
-        { label: "−log₁₀ p", stroke: "#1f77b4", width: 1, points: { show: false } },
-        { label: `threshold (α=${(10 ** -thr).toExponential(0)})`, stroke: "#d62728", dash: [6, 4] },
-        { label: "anomaly", ...dot("#d62728", 7) },
-        { label: "alarm", ...dot("#ff7f0e", 11) },
-      ],
-    }, [[], [], [], [], []], seriesBox);
-    const mk = (id: string, title: string, prefix: string) =>
-      new uPlot({
-        width: Math.max(300, Math.floor(width / 2) - 10),
-        height: 200,
-        title,
+    this.#series = new uPlot(
+      {
+        width,
+        height: 240,
+        title: "−log₁₀ p per observation",
+        scales: { x: { time: false } },
+        axes: [{ label: "observation #" }, { label: "−log₁₀ p" }],
         series: [
-          { label: "time" },
-          ...Array.from({ length: dim }, (_, i) => ({
-            label: `${prefix}${i}`,
-            stroke: SERIES_COLORS[i % SERIES_COLORS.length],
-            width: 1.5,
-          })),
+          { label: "seq" },
+          { label: "−log₁₀ p", stroke: "#1f77b4", width: 1, points: { show: false } },
+          {
+            label: `threshold (α=${(10 ** -thr).toExponential(0)})`,
+            stroke: "#d62728",
+            dash: [6, 4],
+          },
+          { label: "anomaly", ...dot("#d62728", 7) },
+          { label: "alarm", ...dot("#ff7f0e", 11) },
         ],
-      }, [[], ...Array.from({ length: dim }, () => [])], document.getElementById(id)!);
+      },
+      [[], [], [], [], []],
+      seriesBox,
+    );
+    const mk = (id: string, title: string, prefix: string) =>
+      new uPlot(
+        {
+          width: Math.max(300, Math.floor(width / 2) - 10),
+          height: 200,
+          title,
+          series: [
+            { label: "time" },
+            ...Array.from({ length: dim }, (_, i) => ({
+              label: `${prefix}${i}`,
+              stroke: SERIES_COLORS[i % SERIES_COLORS.length],
+              width: 1.5,
+            })),
+          ],
+        },
+        [[], ...Array.from({ length: dim }, () => [])],
+        document.getElementById(id)!,
+      );
     document.getElementById("loc-chart")!.replaceChildren();
     document.getElementById("sd-chart")!.replaceChildren();
     this.#locChart = mk("loc-chart", "loc (mean) per dimension", "loc ");
@@ -334,6 +353,7 @@ export class DashboardView {
     }
     this.pointsDirty = true;
     this.#lastSeriesLen = -1;
+    this.#lastParamsLen = -1;
   }
 
   #lastSeriesLen = -1;
@@ -411,11 +431,19 @@ export class DashboardView {
       const sx = Math.sqrt(Math.max(p.covariance[i][i], 1e-300));
       const sy = Math.sqrt(Math.max(p.covariance[j][j], 1e-300));
       // Bounds: ±3.5σ, widened for points up to ±8σ.
-      let [x0, x1, y0, y1] = [p.loc[i] - 3.5 * sx, p.loc[i] + 3.5 * sx, p.loc[j] - 3.5 * sy,
-        p.loc[j] + 3.5 * sy];
+      let [x0, x1, y0, y1] = [
+        p.loc[i] - 3.5 * sx,
+        p.loc[i] + 3.5 * sx,
+        p.loc[j] - 3.5 * sy,
+        p.loc[j] + 3.5 * sy,
+      ];
       for (const { x } of scored) {
-        if (Math.abs(x[i] - p.loc[i]) <= 8 * sx) [x0, x1] = [Math.min(x0, x[i]), Math.max(x1, x[i])];
-        if (Math.abs(x[j] - p.loc[j]) <= 8 * sy) [y0, y1] = [Math.min(y0, x[j]), Math.max(y1, x[j])];
+        if (Math.abs(x[i] - p.loc[i]) <= 8 * sx) {
+          [x0, x1] = [Math.min(x0, x[i]), Math.max(x1, x[i])];
+        }
+        if (Math.abs(x[j] - p.loc[j]) <= 8 * sy) {
+          [y0, y1] = [Math.min(y0, x[j]), Math.max(y1, x[j])];
+        }
       }
       const pad = 8;
       const px = (v: number) => pad + ((v - x0) / (x1 - x0)) * (W - 2 * pad);
@@ -429,7 +457,13 @@ export class DashboardView {
         if (!Number.isFinite(X) || !Number.isFinite(Y)) continue;
         ctx.fillStyle = scoreColor(nlp, this.#threshold);
         ctx.beginPath();
-        ctx.arc(Math.min(W - 2, Math.max(2, X)), Math.min(H - 2, Math.max(2, Y)), 2.5, 0, 2 * Math.PI);
+        ctx.arc(
+          Math.min(W - 2, Math.max(2, X)),
+          Math.min(H - 2, Math.max(2, Y)),
+          2.5,
+          0,
+          2 * Math.PI,
+        );
         ctx.fill();
         drawn++;
       }
