@@ -35,4 +35,6 @@ const info = JSON.parse(await run(Deno.execPath(), ["info", "--json"]));
 const css = join(info.npmCache, "registry.npmjs.org", "uplot", version, "dist", "uPlot.min.css");
 await Deno.copyFile(css, join(staticDir, "uplot.css"));
 const size = (await Deno.stat(join(staticDir, "app.js"))).size;
-console.log(`built src/dashboard/static/app.js (${(size / 1024).toFixed(0)} KiB), uplot.css ${version}`);
+console.log(
+  `built src/dashboard/static/app.js (${(size / 1024).toFixed(0)} KiB), uplot.css ${version}`,
+);

@@ -143,13 +143,13 @@ export interface KeyState {
 /** Columns of the key table, in order; `sortable` by all of them. */
 export const COLUMNS = [
   { id: "key", label: "key" },
-  { id: "lastNlp", label: "−log₁₀ p" },
-  { id: "anomalies", label: "anomalies" },
-  { id: "anomalies1m", label: "anom. 1 min" },
-  { id: "alarms1m", label: "alarms 1 min" },
-  { id: "open", label: "open alarm" },
-  { id: "observations", label: "observations" },
-  { id: "updatedAt", label: "last update" },
+  { id: "lastNlp", label: "−log₁₀ p", title: "−log₁₀ p-value of the last score" },
+  { id: "anomalies", label: "anomalies", title: "anomalies since the page loaded" },
+  { id: "anomalies1m", label: "anom/min", title: "anomalies in the last minute" },
+  { id: "alarms1m", label: "alarms/min", title: "alarm episodes opened in the last minute" },
+  { id: "open", label: "alarm", title: "open alarm episode" },
+  { id: "observations", label: "obs.", title: "observations learned from" },
+  { id: "updatedAt", label: "updated", title: "last update received" },
 ] as const;
 export type ColumnId = (typeof COLUMNS)[number]["id"];
 

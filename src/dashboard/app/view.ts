@@ -98,7 +98,12 @@ export class DashboardView {
     for (const c of COLUMNS) {
       const h = el(
         "div",
-        { class: `cell c-${c.id}`, "data-sort": c.id, role: "columnheader" },
+        {
+          class: `cell c-${c.id}`,
+          "data-sort": c.id,
+          role: "columnheader",
+          title: "title" in c ? c.title : "model key",
+        },
         c.label,
       );
       h.addEventListener("click", () => {
@@ -221,7 +226,7 @@ export class DashboardView {
         String(s.anomalies),
         String(mm.anomalies),
         String(mm.alarms),
-        s.openAlarm ? `since #${s.openAlarm.start_seq}` : "",
+        s.openAlarm ? `open #${s.openAlarm.start_seq}` : "",
         String(s.observations),
         fmtAgo(s.updatedAt, now),
       ];
