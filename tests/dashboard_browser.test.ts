@@ -281,6 +281,27 @@ Deno.test({
               Number(document.querySelector<HTMLElement>("#series")!.dataset.points) >
                 (n as number);
           }, before);
+          // Again, publishing at once: the score may reach NATS before the page is back, and
+          // then comes from the page's catch-up read of the scores stream.
+          const reconnects = Number(
+            await page.$eval("#status", (e) => (e as HTMLElement).dataset.reconnects),
+          );
+          const beforeB = expected["pump-b"].scores;
+          await srv.restart();
+          await waitFor("a publish right after the restart", async () => {
+            try {
+              await js.publish("telemetry.obs.pump-b", JSON.stringify(observations(1)[5]));
+              return true;
+            } catch {
+              return false;
+            }
+          }, LONG);
+          await until("the page reconnected again and shows pump-b's new score", (a) => {
+            const [n, rc] = a as number[];
+            const r = document.querySelector<HTMLElement>('#tbody .row[data-key="pump-b"]');
+            return r !== null && Number(r.dataset.scores) > n &&
+              Number(document.querySelector<HTMLElement>("#status")!.dataset.reconnects) > rc;
+          }, [beforeB, reconnects]);
           await page.screenshot({
             path: join(ARTIFACTS, "dashboard-reconnected.png"),
             fullPage: true,

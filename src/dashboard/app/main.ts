@@ -155,21 +155,49 @@ async function main(): Promise<void> {
     token: cfg.auth?.token,
   });
   setStatus("connected", `connected to ${cfg.nats}`);
+  let lostAt = 0;
   (async () => {
     for await (const s of nc.status()) {
-      if (s.type === "disconnect") setStatus("disconnected", `disconnected; reconnecting…`);
-      else if (s.type === "reconnecting") setStatus("reconnecting", "reconnecting…");
+      if (s.type === "disconnect") {
+        lostAt = Date.now();
+        setStatus("disconnected", `disconnected; reconnecting…`);
+      } else if (s.type === "reconnecting") setStatus("reconnecting", "reconnecting…");
       else if (s.type === "reconnect") {
         setStatus("connected", `connected to ${cfg.nats} (reconnected)`, true);
         void watchParams(nc, cfg, model, view);
+        // Scores published while the page was away, from the stream.
+        void catchUp(new Date((lostAt || Date.now()) - 2000));
       }
     }
   })().catch(() => {});
   const p = cfg.prefix;
 
-  // Scores: subscribe first, buffer while the last minute of the stream is read, then apply
-  // (the model drops what it has already seen by each key's seq).
-  let buffered: ScoreLike[] | undefined = [];
+  // Scores: subscribe first, buffer while the stream is read from `since`, then apply (the
+  // model drops what it has already seen by each key's seq). On load: the last minute; after a
+  // reconnect: from the disconnect on.
+  let buffered: ScoreLike[] | undefined;
+  async function catchUp(since: Date): Promise<void> {
+    if (buffered !== undefined) return;
+    buffered = [];
+    try {
+      await readHistory(nc, cfg.scores_stream, since, (m) => {
+        try {
+          const at = m.info.timestampNanos / 1e6;
+          for (const r of scoresOf(m.json())) model.addScore(r, at);
+        } catch {
+          // not JSON
+        }
+      });
+    } catch (e) {
+      console.warn("reading the scores stream failed", e);
+    } finally {
+      const b = buffered;
+      buffered = undefined;
+      for (const r of b) model.addScore(r);
+      view.schedule();
+    }
+  }
+  buffered = [];
   nc.subscribe(`${p}.scores.>`, {
     callback: (err, m) => {
       if (err) return;
@@ -209,24 +237,8 @@ async function main(): Promise<void> {
     },
   });
   void watchParams(nc, cfg, model, view);
-  try {
-    const since = new Date(Date.now() - cfg.history_s * 1000);
-    await readHistory(nc, cfg.scores_stream, since, (m) => {
-      try {
-        const at = m.info.timestampNanos / 1e6;
-        for (const r of scoresOf(m.json())) model.addScore(r, at);
-      } catch {
-        // not JSON
-      }
-    });
-  } catch (e) {
-    console.warn("reading the scores history failed", e);
-  } finally {
-    const b = buffered;
-    buffered = undefined;
-    for (const r of b) model.addScore(r);
-    view.schedule();
-  }
+  buffered = undefined;
+  await catchUp(new Date(Date.now() - cfg.history_s * 1000));
 
   // The selected key's raw observations, for the ellipse plots.
   let obsSub: Subscription | undefined;
