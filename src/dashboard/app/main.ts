@@ -236,10 +236,6 @@ async function main(): Promise<void> {
       }
     },
   });
-  void watchParams(nc, cfg, model, view);
-  buffered = undefined;
-  await catchUp(new Date(Date.now() - cfg.history_s * 1000));
-
   // The selected key's raw observations, for the ellipse plots.
   let obsSub: Subscription | undefined;
   let selection = 0;
@@ -301,6 +297,10 @@ async function main(): Promise<void> {
         for (const m of live) take(m.data, m.headers?.get("Content-Type") === F32);
       });
   };
+  void watchParams(nc, cfg, model, view);
+  buffered = undefined;
+  await catchUp(new Date(Date.now() - cfg.history_s * 1000));
+
   const want = new URLSearchParams(location.search).get("key");
   if (want !== null) view.select(want);
 }
