@@ -34,7 +34,9 @@ ensure_nats_server() {
 
 ensure_deps() {
   # Fetches the npm packages pinned in deno.json / deno.lock into Deno's cache (no-op when cached).
-  deno install --quiet --entrypoint main.ts workers/compute_thread.ts >&2 ||
+  # (The dashboard's page and browser test pull uplot and playwright-core too.)
+  deno install --quiet --entrypoint main.ts workers/compute_thread.ts src/dashboard/app/main.ts \
+    tests/dashboard_browser.test.ts >&2 ||
     { _say "could not fetch the npm dependencies (is the npm registry reachable?)"; return 1; }
 }
 

@@ -199,3 +199,34 @@ Deno.test({
     assert.match(bad.stderr(), /expected a ws:\/\/ or wss:\/\/ URL/);
   },
 });
+
+Deno.test("the checked-in bundle src/dashboard/static/app.js is current", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const out = await Deno.makeTempFile({ suffix: ".js" });
+  try {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "bundle",
+        "--platform",
+        "browser",
+        "--minify",
+        "--quiet",
+        "-o",
+        out,
+        "src/dashboard/app/main.ts",
+      ],
+      cwd: root,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.ok(r.success, new TextDecoder().decode(r.stderr));
+    const fresh = await Deno.readTextFile(out);
+    const checkedIn = await Deno.readTextFile(`${root}src/dashboard/static/app.js`);
+    assert.ok(
+      fresh === checkedIn,
+      "expected src/dashboard/static/app.js to match its sources, found it stale: run `deno task build:dashboard`",
+    );
+  } finally {
+    await Deno.remove(out).catch(() => {});
+  }
+});
