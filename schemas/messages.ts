@@ -30,7 +30,7 @@ export const DLQ_HEADERS = {
  * header values are strings). The body is the original payload (cut to fit when
  * `Mvn-Truncated-From` is present).
  */
-export const DeadLetterHeaders = z.object({
+export const DeadLetterHeaders: z.ZodType<DeadLetterHeaders> = z.object({
   [DLQ_HEADERS.reason]: z.enum([
     "malformed",
     "shape",
@@ -51,6 +51,16 @@ export const DeadLetterHeaders = z.object({
   "Nats-Msg-Id": z.string().describe("<input stream>:<sequence>, for deduplication"),
   "Content-Type": z.string().optional().describe("The original message's, when it had one"),
 });
+/** The headers of a dead letter. */
+export interface DeadLetterHeaders {
+  readonly "Mvn-Reason": DeadLetterReason;
+  readonly "Mvn-Detail": string;
+  readonly "Mvn-Subject": string;
+  readonly "Mvn-Stream-Seq": string;
+  readonly "Mvn-Truncated-From"?: string;
+  readonly "Nats-Msg-Id": string;
+  readonly "Content-Type"?: string;
+}
 
 /** Reason codes of dead letters. */
 export type DeadLetterReason =

@@ -22,8 +22,33 @@ const Label = z.union([z.literal(0), z.literal(1), z.boolean()]).describe(
   "Ground truth (1/true = anomaly), echoed in its score",
 );
 
+/** Fields every object form may carry besides its values. */
+export interface ObservationExtras {
+  /** Time of the observation, echoed in its score. */
+  readonly t?: number | string;
+  /** Model key (replay files only; on NATS the subject names it). */
+  readonly key?: string;
+  /** Ground truth (1/true = anomaly), echoed in its score. */
+  readonly label?: 0 | 1 | boolean;
+}
+
 /** `{"v": [d numbers]}`. */
-export const VectorObservation = z.object({
+export interface VectorObservation extends ObservationExtras {
+  readonly v: number[];
+}
+/** `{"x": n, "y": n, "z": n}`. */
+export interface XyzObservation extends ObservationExtras {
+  readonly x: number;
+  readonly y?: number;
+  readonly z?: number;
+}
+/** One observation in any JSON form. */
+export type Observation = VectorObservation | XyzObservation | number[];
+/** One message: an observation or a non-empty array of them. */
+export type ObservationMessage = Observation | Observation[];
+
+/** `{"v": [d numbers]}`. */
+export const VectorObservation: z.ZodType<VectorObservation> = z.object({
   v: z.array(z.number()).min(1).describe("The d values"),
   t: Time.optional(),
   key: Key.optional(),
@@ -31,7 +56,7 @@ export const VectorObservation = z.object({
 });
 
 /** `{"x": n, "y": n, "z": n}` (d ≤ 3; y and z present up to d). */
-export const XyzObservation = z.object({
+export const XyzObservation: z.ZodType<XyzObservation> = z.object({
   x: z.number(),
   y: z.number().optional(),
   z: z.number().optional(),
@@ -41,12 +66,17 @@ export const XyzObservation = z.object({
 });
 
 /** A bare array of d numbers. */
-export const ArrayObservation = z.array(z.number()).min(1);
+export const ArrayObservation: z.ZodType<number[]> = z.array(z.number()).min(1);
 
 /** One observation, in any of its JSON forms. */
-export const Observation = z.union([VectorObservation, XyzObservation, ArrayObservation]);
-export type Observation = z.output<typeof Observation>;
+export const Observation: z.ZodType<Observation> = z.union([
+  VectorObservation,
+  XyzObservation,
+  ArrayObservation,
+]);
 
 /** One message: an observation, or a non-empty array of observations. */
-export const ObservationMessage = z.union([Observation, z.array(Observation).min(1)]);
-export type ObservationMessage = z.output<typeof ObservationMessage>;
+export const ObservationMessage: z.ZodType<ObservationMessage> = z.union([
+  Observation,
+  z.array(Observation).min(1),
+]);

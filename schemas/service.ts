@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { ScoreRecord } from "./score_record.ts";
+import type { ScoreRecord as ScoreRecordType } from "./score_record.ts";
 
 /** Name of the NATS service (micro protocol) the worker registers. */
 export const SERVICE_NAME = "mvn";
@@ -49,20 +50,26 @@ export type ServiceErrorReason = keyof typeof SERVICE_ERROR_CODES;
  * unchanged by the request) plus, for a request holding an array or an f32 block, `index` (the
  * observation's position in the request).
  */
-export const ServiceScoreRecord = ScoreRecord.extend({
+export const ServiceScoreRecord: z.ZodType<ServiceScoreRecord> = ScoreRecord.extend({
   index: z.number().int().min(0).optional(),
 });
-export type ServiceScoreRecord = z.output<typeof ServiceScoreRecord>;
+/** One score record of a service reply. */
+export interface ServiceScoreRecord extends ScoreRecordType {
+  readonly index?: number;
+}
 
 /** A successful reply: one record per observation of the request, in request order. */
-export const ServiceScoreReply = z.array(ServiceScoreRecord).min(1);
-export type ServiceScoreReply = z.output<typeof ServiceScoreReply>;
+export const ServiceScoreReply: z.ZodType<ServiceScoreRecord[]> = z.array(ServiceScoreRecord).min(
+  1,
+);
+/** A successful reply. */
+export type ServiceScoreReply = ServiceScoreRecord[];
 
 /**
  * The body of an error reply (its headers say the same: `Nats-Service-Error-Code` = `code`,
  * `Nats-Service-Error` = `message`).
  */
-export const ServiceErrorReply = z.object({
+export const ServiceErrorReply: z.ZodType<ServiceErrorReply> = z.object({
   error: z.object({
     /** HTTP-like status: see {@link SERVICE_ERROR_CODES}. */
     code: z.number().int(),
@@ -73,4 +80,11 @@ export const ServiceErrorReply = z.object({
     message: z.string(),
   }),
 });
-export type ServiceErrorReply = z.output<typeof ServiceErrorReply>;
+/** The body of an error reply. */
+export interface ServiceErrorReply {
+  readonly error: {
+    readonly code: number;
+    readonly reason: ServiceErrorReason;
+    readonly message: string;
+  };
+}
