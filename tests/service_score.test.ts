@@ -231,6 +231,54 @@ Deno.test({
           (e) => e instanceof ScoreServiceError && e.code === 404 && e.reason === "unknown_key",
         );
       });
+
+      await t.step("requests served while batches are learned see whole batches only", async () => {
+        const before = (await new MvnClient(nc, PREFIX).score(KEY, [[10, -3, 1]]))[0].seq;
+        const M = 400;
+        const publishing = (async () => {
+          for (let i = 0; i < M; i++) {
+            await js.publish(`${PREFIX}.obs.${KEY}`, JSON.stringify({ v: obs(2 * N + i) }), {
+              msgID: `race-${i}`,
+            });
+          }
+        })();
+        const client = new MvnClient(nc, PREFIX);
+        let last = before;
+        for (let r = 0; r < 40; r++) {
+          const recs = await client.score(KEY, [[10, -3, 1], [11, -2, 1.5]]);
+          // Both rows scored by one set of parameters: the same seq; never going backwards.
+          assert.equal(recs[0].seq, recs[1].seq);
+          assert.ok(recs[0].seq >= last, `seq ${recs[0].seq} after ${last}`);
+          last = recs[0].seq;
+        }
+        await publishing;
+        await waitFor(`all ${M} more observations counted`, async () => {
+          const recs = await client.score(KEY, [[10, -3, 1]]);
+          return recs[0].seq === before + M;
+        }, 60_000);
+      });
+
+      await t.step("client: scores() and anomalies() yield parsed records", async () => {
+        const client = new MvnClient(nc, PREFIX);
+        const scores = client.scores(KEY);
+        const anomalies = client.anomalies(">");
+        await nc.flush();
+        await js.publish(`${PREFIX}.obs.${KEY}`, JSON.stringify({ v: [99, 99, 99] }), {
+          msgID: "outlier",
+        });
+        const s = await scores[Symbol.asyncIterator]().next();
+        const a = await anomalies[Symbol.asyncIterator]().next();
+        assert.equal(s.value!.key, KEY);
+        assert.equal(s.value!.anomaly, true);
+        assert.equal(a.value!.stream_seq, s.value!.stream_seq);
+        await scores.close();
+        await anomalies.close();
+      });
+
+      await t.step("the service stops with the worker", async () => {
+        await worker.stop();
+        await assert.rejects(nc.request("$SRV.PING.mvn", "", { timeout: 2_000 }));
+      });
     } finally {
       await worker.stop();
       await nc.close();
