@@ -126,7 +126,8 @@ export class MvnClient implements AsyncDisposable {
   /**
    * Parameters of the keys matching `keyPattern`: the current ones from the KV bucket first (one
    * per key), then every update published on `<prefix>.params.<key>`. An update older than what
-   * was already yielded for its key (`updated_at`) is skipped.
+   * was already yielded for its key (`updated_at`) is skipped. The iteration fails when the
+   * bucket does not exist (no worker of this prefix ran on the server).
    */
   params(keyPattern: KeyPattern = ">"): Feed<ParamsMessage> {
     const sub = this.nc.subscribe(`${this.prefix}.params.${keyPattern}`);
@@ -143,6 +144,13 @@ export class MvnClient implements AsyncDisposable {
       try {
         // Subscribed first, so no update falls between the KV read and the live feed.
         const kv = await new Kvm(nc).open(bucket);
+        // open() binds without asking the server: status() fails when the bucket is missing.
+        await kv.status().catch((cause) => {
+          throw new Error(
+            `expected KV bucket ${bucket} (does a worker of this prefix run on the server?)`,
+            { cause },
+          );
+        });
         const keys: string[] = [];
         for await (const k of await kv.keys()) keys.push(k);
         keys.sort();
