@@ -43,7 +43,12 @@ Deno.test({
           log: () => {},
         });
         const during = workerThreads();
-        assert.equal(during.size, before.size + 1, "expected one more worker thread while open");
+        // At least the compute thread; a GPU driver may start threads of its own from it, which
+        // inherit its name (Mesa's lavapipe does).
+        assert.ok(
+          during.size >= before.size + 1,
+          `expected at least one more worker thread while open, found ${during.size - before.size}`,
+        );
         await engine.process({
           dim: 3,
           n: 2,

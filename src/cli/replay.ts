@@ -29,6 +29,9 @@ model:
   --freeze              score only, never learn (needs --params-in for every key)
   --train-rows N        learn from the first N observations of each key, then freeze
   --batch N             rows per engine call (default ${DEFAULT_BATCH})
+  --optimizer natural|adam  learning rule (default natural: exact recursive MLE; adam: the original)
+  --horizon H           natural: memory in observations (default 10000)
+  --change-threshold h  natural: CUSUM limit of the change detector (default 24; 0 = off)
   --lr X  --alpha X  --warmup N  --diag softplus|elu1p|exp  --backend auto|webgpu|cpu
   --seed N              recorded in the summary (the engine is deterministic)
 output:
@@ -51,6 +54,9 @@ const FLAGS = {
   freeze: { type: "boolean" },
   "train-rows": { type: "string" },
   batch: { type: "string" },
+  optimizer: { type: "string" },
+  horizon: { type: "string" },
+  "change-threshold": { type: "string" },
   lr: { type: "string" },
   alpha: { type: "string" },
   warmup: { type: "string" },
@@ -95,6 +101,9 @@ export function parseReplayArgs(args: string[]): ReplayOptionsInput | "help" {
     freeze: v.freeze ?? false,
     train_rows: v["train-rows"],
     batch: v.batch,
+    optimizer: v.optimizer as ReplayOptionsInput["optimizer"],
+    horizon: v.horizon,
+    change_threshold: v["change-threshold"],
     lr: v.lr,
     alpha: v.alpha,
     warmup: v.warmup,

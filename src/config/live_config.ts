@@ -152,6 +152,9 @@ export const LIVE_FLAGS = {
   "tls-key": { type: "string" },
   dim: { type: "string" },
   diag: { type: "string" },
+  optimizer: { type: "string" },
+  horizon: { type: "string" },
+  "change-threshold": { type: "string" },
   lr: { type: "string" },
   alpha: { type: "string" },
   warmup: { type: "string" },
@@ -182,7 +185,9 @@ Connection (flag, else environment variable):
   --tls-ca FILE         NATS_CA        CA certificate (PEM)
   --tls-cert FILE       NATS_CERT      client certificate (PEM), with --tls-key / NATS_KEY
 Model:
-  --dim N (3) --diag softplus|elu1p|exp --lr X --alpha P --warmup N --backend auto|webgpu|cpu
+  --dim N (3) --diag softplus|elu1p|exp --alpha P --warmup N (10·dim) --backend auto|webgpu|cpu
+  --optimizer natural|adam (natural)  --horizon H (10000)  --change-threshold h (24; 0 = off)
+  --lr X (adam only)
 Pipeline:
   --batch N (256)  --max-wait-ms MS (20)  --prefix P (telemetry)  --params-every-ms MS (1000)
   --checkpoint-every-ms MS (100)
@@ -252,6 +257,13 @@ export function resolveLiveConfig(
   const head = {
     dim: pick("dim", undefined, z.coerce.number().pipe(HeadShape.dim.unwrap())),
     diag: pick("diag", undefined, HeadShape.diag.unwrap()),
+    optimizer: pick("optimizer", undefined, HeadShape.optimizer.unwrap()),
+    horizon: pick("horizon", undefined, z.coerce.number().pipe(HeadShape.horizon.unwrap())),
+    change_threshold: pick(
+      "change-threshold",
+      undefined,
+      z.coerce.number().pipe(HeadShape.change_threshold.unwrap()),
+    ),
     lr: pick("lr", undefined, z.coerce.number().pipe(HeadShape.lr.unwrap())),
     alpha: pick("alpha", undefined, z.coerce.number().pipe(HeadShape.alpha.unwrap())),
     warmup: pick("warmup", undefined, z.coerce.number().pipe(HeadShape.warmup.unwrap())),

@@ -42,6 +42,13 @@ export interface ObservationBatch {
    * everywhere; `anomaly` is unaffected (it compares mahalanobis2 with the χ² quantile of alpha).
    */
   readonly pValues?: boolean;
+  /**
+   * Score only, against the keys' current parameters (the scoring service): no key is created (a
+   * row of a key the engine does not hold refuses the batch with an `EngineError` of code
+   * `unknown_key`), nothing is learned or counted and no state changes, whatever `learn` and
+   * `counted` say. `seq` is the key's current observation count. Default false.
+   */
+  readonly scoreOnly?: boolean;
 }
 
 /** Per-observation scores of one batch, in the batch's row order. */
@@ -106,5 +113,11 @@ export interface HeadState {
    * While the key is still initialising (fewer than `init_rows` observations learned), the running
    * sample mean and scatter (packed lower, data units) of what it has seen; null afterwards.
    */
-  readonly init: { count: number; mean: number[]; scatter: number[] } | null;
+  readonly init: { count: number; w2?: number; mean: number[]; scatter: number[] } | null;
+  /**
+   * Natural step only (absent with Adam and in older checkpoints): the decayed weight sum `w` and
+   * Σw² `w2` behind the parameters (Kish n_eff = w²/w2), the change detector's CUSUM and the
+   * number of restarts. During initialisation `init.count` is the weight sum and `init.w2` its Σw².
+   */
+  readonly memory?: { w: number; w2: number; cusum: number; restarts: number };
 }

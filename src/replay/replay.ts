@@ -14,7 +14,8 @@ import type { HeadConfig, HeadConfigInput } from "../config/head_config.ts";
 import { REPLAY_OPTION_INFO, ReplayOptions, ReplaySummary } from "../../schemas/replay.ts";
 import type { DegenerateEntry, ReplayOptionsInput, SkipReason } from "../../schemas/replay.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
-import type { HeadParams, HeadSnapshot, ObservationBatch, ScoreBatch } from "../engine/types.ts";
+import { StandInEngine } from "../engine/stand_in.ts";
+import type { ObservationBatch, ScoreBatch } from "../engine/types.ts";
 import { BufferedTextWriter } from "../io/buffered_writer.ts";
 import type { ByteSink } from "../io/buffered_writer.ts";
 import { BadInputError, ReplayUsageError } from "../io/errors.ts";
@@ -131,6 +132,9 @@ export async function replay(
   const fields = fieldSpec(opts);
   const dim = await resolveDim(opts, files, fields, params);
   const headInput: HeadConfigInput = { dim, backend: opts.backend };
+  if (opts.optimizer !== undefined) headInput.optimizer = opts.optimizer;
+  if (opts.horizon !== undefined) headInput.horizon = opts.horizon;
+  if (opts.change_threshold !== undefined) headInput.change_threshold = opts.change_threshold;
   if (opts.lr !== undefined) headInput.lr = opts.lr;
   if (opts.alpha !== undefined) headInput.alpha = opts.alpha;
   if (opts.warmup !== undefined) headInput.warmup = opts.warmup;
@@ -157,67 +161,8 @@ export async function replayFloor(
 ): Promise<ReplaySummary> {
   return await replay({ ...options, params_in: undefined, params_out: undefined, freeze: false }, {
     ...io,
-    createEngine: (config) => Promise.resolve(createStandardNormalScorer(config.alpha)),
+    createEngine: (config) => Promise.resolve(new StandInEngine(config, "standard_normal")),
   });
-}
-
-/**
- * A model-free scorer: every row against the standard normal N(0, I), no learning; `seq` counts
- * per key. The floor of the benchmark, and a fast stand-in engine for tests of the I/O side.
- */
-export function createStandardNormalScorer(alpha: number): ReplayEngine {
-  const counts = new Map<string, number>();
-  const halfLog2Pi = 0.5 * Math.log(2 * Math.PI);
-  return {
-    backend: "none",
-    backendReason: "none (standard normal, no model)",
-    process(batch: ObservationBatch): Promise<ScoreBatch> {
-      const { n, values } = batch;
-      const d = batch.dim;
-      const logProb = new Float64Array(n);
-      const m2 = new Float64Array(n);
-      const pValue = new Float64Array(n);
-      const anomaly = new Uint8Array(n);
-      const contrib = new Float64Array(n * d);
-      const seq = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        let s = 0;
-        for (let j = 0; j < d; j++) {
-          const c = values[i * d + j] * values[i * d + j];
-          contrib[i * d + j] = c;
-          s += c;
-        }
-        m2[i] = s;
-        logProb[i] = -0.5 * s - d * halfLog2Pi;
-        // Exact χ² tail only for even d; the floor needs the cost shape, not the value.
-        pValue[i] = Math.exp(-0.5 * s);
-        anomaly[i] = pValue[i] < alpha ? 1 : 0;
-        const key = batch.keys[batch.keyIndex[i]];
-        const c = (counts.get(key) ?? 0) + 1;
-        counts.set(key, c);
-        seq[i] = c;
-      }
-      return Promise.resolve({
-        n,
-        dim: d,
-        logProb,
-        mahalanobis2: m2,
-        pValue,
-        anomaly,
-        contrib,
-        seq,
-      });
-    },
-    setParams(_key: string, _params: HeadParams): Promise<void> {
-      return Promise.resolve();
-    },
-    snapshot(): Promise<HeadSnapshot[]> {
-      return Promise.resolve([]);
-    },
-    close(): Promise<void> {
-      return Promise.resolve();
-    },
-  };
 }
 
 async function _defaultEngine(

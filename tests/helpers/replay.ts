@@ -3,7 +3,9 @@
  * recording stand-in engine that keeps every row replay sends it.
  */
 import type { ReplayOptionsInput, ReplaySummary } from "../../schemas/replay.ts";
-import { createStandardNormalScorer, replay, type ReplayEngine } from "../../src/replay/replay.ts";
+import { replay, type ReplayEngine } from "../../src/replay/replay.ts";
+import { resolveHeadConfig } from "../../src/config/head_config.ts";
+import { StandInEngine } from "../../src/engine/stand_in.ts";
 import type { HeadParams, ObservationBatch, ScoreBatch } from "../../src/engine/types.ts";
 
 export interface TempDir extends AsyncDisposable {
@@ -70,7 +72,7 @@ export class RecordingEngine implements ReplayEngine {
   readonly batchSizes: number[] = [];
   readonly params = new Map<string, HeadParams>();
   closed = false;
-  readonly #inner = createStandardNormalScorer(1e-3);
+  readonly #inner = new StandInEngine(resolveHeadConfig({ alpha: 1e-3 }), "standard_normal");
 
   process(batch: ObservationBatch): Promise<ScoreBatch> {
     this.batchSizes.push(batch.n);

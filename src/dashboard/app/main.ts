@@ -145,7 +145,7 @@ async function main(): Promise<void> {
   }
   setStatus("connecting", `connecting to ${cfg.nats}…`);
   const nc = await wsconnect({
-    servers: cfg.nats,
+    servers: cfg.nats.split(",").map((s) => s.trim()),
     name: "mvn-dashboard",
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1000,
