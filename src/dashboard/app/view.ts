@@ -263,7 +263,7 @@ export class DashboardView {
         el("span", {}, `#${e.start_seq}–${open ? "" : `#${e.end_seq ?? "?"}`}`),
         el("span", {}, `${fmtT(e.start_t)} → ${open ? "…" : fmtT(e.end_t)}`),
         el("span", {}, `${e.observations ?? "?"} obs`),
-        el("span", {}, `peak −log p ${fmtNum(e.peak_log_p ?? NaN)}`),
+        el("span", {}, `peak log p ${fmtNum(e.peak_log_p ?? NaN)}`),
         el("span", {}, `top dims ${(e.top_dims ?? []).join(", ")}`),
       );
       row.addEventListener("click", () => this.select(e.key));
