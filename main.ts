@@ -1,5 +1,5 @@
 /**
- * Command-line entry: `deno run -A main.ts <start|replay|watch|publish|bench|eval> [options]`.
+ * Command-line entry: `deno run -A main.ts <start|replay|watch|publish|bench|eval|dashboard> [options]`.
  *
  * @module
  */
@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<{ run(args: string[]): Promise<numb
   publish: () => import("./src/cli/publish.ts"),
   bench: () => import("./bench/cli.ts"),
   eval: () => import("./src/cli/eval.ts"),
+  dashboard: () => import("./src/cli/dashboard.ts"),
 };
 
 const USAGE = `usage: main.ts <command> [options]
@@ -21,6 +22,7 @@ commands:
   publish   play a recorded file into NATS
   bench     measure throughput and latency
   eval      rate anomaly and alarm against a Hotelling T² chart on a seeded labelled suite
+  dashboard serve the live dashboard page alone (the worker serves it on --http too)
 Run 'main.ts <command> --help' for the options of a command.`;
 
 if (import.meta.main) {

@@ -1,5 +1,6 @@
 # Sourced by bin/start and bin/test: installs what is missing, saying what it does.
-#   Deno 2.9.6 from npm (npm install -g deno@2.9.6), nats-server from Debian (apt-get).
+#   Deno 2.9.6 from npm (npm install -g deno@2.9.6), nats-server and (bin/test) chromium from
+#   Debian (apt-get).
 DENO_VERSION="2.9.6"
 
 _say() { printf 'bootstrap: %s\n' "$*" >&2; }
@@ -33,6 +34,17 @@ ensure_nats_server() {
 
 ensure_deps() {
   # Fetches the npm packages pinned in deno.json / deno.lock into Deno's cache (no-op when cached).
-  deno install --quiet --entrypoint main.ts workers/compute_thread.ts >&2 ||
+  # (The dashboard's page and browser test pull uplot and playwright-core too.)
+  deno install --quiet --entrypoint main.ts workers/compute_thread.ts src/dashboard/app/main.ts \
+    tests/dashboard_browser.test.ts >&2 ||
     { _say "could not fetch the npm dependencies (is the npm registry reachable?)"; return 1; }
+}
+
+ensure_chromium() {
+  # Headless Chromium for the dashboard's browser test (driven by playwright-core).
+  if [ -x /usr/bin/chromium ]; then return 0; fi
+  _say "installing Chromium from Debian (for the dashboard browser test): apt-get install -y chromium"
+  _as_root apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive _as_root apt-get install -y -qq chromium >&2
+  [ -x /usr/bin/chromium ] || { _say "expected /usr/bin/chromium after installing it, found none"; return 1; }
 }

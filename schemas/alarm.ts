@@ -10,14 +10,6 @@ import { z } from "zod";
 const Time = z.union([z.number(), z.string()]).nullable();
 const Finite = z.number().refine(Number.isFinite, "expected a finite number");
 
-/** One dimension that carried an episode. */
-export const TopDim = z.object({
-  /** 0-based position among the value columns (as in `contrib`). */
-  dim: z.number().int().min(0),
-  /** Its evidence-weighted share of the episode's Mahalanobis², in [0, 1]. */
-  share: z.number().min(0).max(1),
-});
-
 /** One alarm episode: the observations of one key with the alarm on, start to end. */
 export const AlarmEpisode = z.object({
   key: z.string().min(1),
@@ -32,8 +24,13 @@ export const AlarmEpisode = z.object({
   observations: z.number().int().min(1),
   /** Highest −log10 p_value in the episode (p_value 0 counts as −log10 5e-324 ≈ 323.3). */
   peak_log_p: Finite.min(0),
-  /** Up to 3 dimensions, largest share first. */
-  top_dims: z.array(TopDim).max(3),
+  /** Up to 3 dimensions (0-based, as in `contrib`) that carried the episode, largest share first. */
+  top_dims: z.array(z.number().int().min(0)).max(3),
+  /**
+   * Their shares of the episode's Mahalanobis² (each observation's contrib shares weighted by its
+   * −log10 p; a saturated component takes the whole share), same order.
+   */
+  top_shares: z.array(z.number().min(0).max(1)).max(3),
   /** Replay only: true when the input ended with the alarm still on (end = last observation). */
   open: z.boolean().optional(),
 });

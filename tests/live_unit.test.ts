@@ -600,7 +600,8 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
       const ep = whole.sink.alarms[0].episode;
       assert.deepEqual([ep.key, ep.start_seq, ep.end_seq, ep.observations], ["a", 6, 10, 5]);
       assert.ok(Math.abs(ep.peak_log_p - 16 / 2 / Math.LN10) < 1e-9);
-      assert.deepEqual(ep.top_dims, [{ dim: 0, share: 1 }]);
+      assert.deepEqual(ep.top_dims, [0]);
+      assert.deepEqual(ep.top_shares, [1]);
       // The episode is published before the checkpoint of the batch that closed it.
       assert.ok(
         whole.events.indexOf("alarm TELEMETRY:alarm:a:6-10") <

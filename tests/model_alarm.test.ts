@@ -82,9 +82,9 @@ Deno.test("CUSUM of −log10 p at h = 5, k = 1: a hand-worked open/close pattern
       assert.equal(e.observations, 7);
       assert.ok(Math.abs(e.peak_log_p - 4) < 1e-12);
       // seq 4: e = 2.5 on dim 0; seq 6: e = 4 split 3:1 over dims 1, 2 → 2.5 : 3 : 1 of 6.5.
-      assert.deepEqual(e.top_dims.map((d) => d.dim), [1, 0, 2]);
+      assert.deepEqual(e.top_dims, [1, 0, 2]);
       const want = [3 / 6.5, 2.5 / 6.5, 1 / 6.5];
-      e.top_dims.forEach((d, i) => assert.ok(Math.abs(d.share - want[i]) < 1e-12));
+      e.top_shares.forEach((s, i) => assert.ok(Math.abs(s - want[i]) < 1e-12));
     },
   );
   await t.step("one overwhelming observation (p = 1e-7) opens at once", () => {
@@ -115,7 +115,8 @@ Deno.test("a saturated observation (p = 0) opens; its episode stays JSON-safe", 
   assert.deepEqual(alarms, [true, true, true, true, true, false]);
   const e = AlarmEpisode.parse(JSON.parse(JSON.stringify(episodes[0])));
   assert.equal(e.peak_log_p, EVIDENCE_CAP);
-  assert.deepEqual(e.top_dims, [{ dim: 0, share: 1 }]);
+  assert.deepEqual(e.top_dims, [0]);
+  assert.deepEqual(e.top_shares, [1]);
 });
 
 Deno.test("a state exported mid-episode and imported elsewhere continues identically", () => {

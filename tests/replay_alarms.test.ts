@@ -69,6 +69,7 @@ Deno.test("replay: records carry the alarm, --alarms writes each episode, the su
     assert.equal(e.start_t, 1000 + e.start_seq - 1);
     assert.equal(e.observations, e.end_seq - e.start_seq + 1);
     assert.equal(e.top_dims.length, 3);
+    assert.ok(Math.abs(e.top_shares.reduce((a, b) => a + b, 0) - 1) < 1e-9);
     for (let s = e.start_seq; s <= e.end_seq; s++) assert.equal(records[s - 1].alarm, true);
     assert.equal(records[e.end_seq].alarm, false);
   });

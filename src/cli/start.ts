@@ -43,6 +43,7 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
   const w = worker;
+  if (w.httpPort !== undefined) console.log(`dashboard: http://127.0.0.1:${w.httpPort}/`);
   let signals = 0;
   const onSignal = () => {
     signals++;

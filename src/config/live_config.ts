@@ -48,8 +48,13 @@ export interface LiveConfig {
    * Scores are published as soon as scored either way; a crash redelivers about this much input.
    */
   readonly checkpointEveryMs: number;
-  /** Port of the health/metrics endpoint on 127.0.0.1; undefined = none. */
+  /** Port of the health/metrics endpoint and the dashboard on 127.0.0.1; undefined = none. */
   readonly httpPort?: number;
+  /**
+   * WebSocket URL of NATS that the dashboard page connects to (`--ws-url` / `MVN_WS_URL`); by
+   * default the local nats-server's WebSocket listener, or the NATS URL itself when it is ws(s)://.
+   */
+  readonly wsUrl?: string;
   /** Project-local state directory (the local nats-server stores under `<stateDir>/nats`). */
   readonly stateDir: string;
   /** Durable name of the pull consumer. */
@@ -166,6 +171,7 @@ export const LIVE_FLAGS = {
   "params-every-ms": { type: "string" },
   "checkpoint-every-ms": { type: "string" },
   http: { type: "string" },
+  "ws-url": { type: "string" },
   "state-dir": { type: "string" },
   durable: { type: "string" },
   "ack-wait-ms": { type: "string" },
@@ -200,7 +206,9 @@ Pipeline:
   --duplicate-window-s S (1800)  of the scores and dead-letter streams the worker creates:
                         re-published records are deduplicated within it (≥ 2 × ack wait)
 Service:
-  --http PORT           /healthz, /readyz, /metrics on 127.0.0.1:PORT
+  --http PORT           MVN_HTTP       dashboard at /, /healthz, /readyz, /metrics on 127.0.0.1:PORT
+  --ws-url URL          MVN_WS_URL     ws:// URL of NATS the dashboard page connects to (default: the
+                        local nats-server's WebSocket listener, or --nats-url when it is ws://)
   --state-dir DIR (.state)`;
 
 type Values = {
@@ -290,6 +298,11 @@ export function resolveLiveConfig(
     z.coerce.number().min(0).max(60_000),
   ) ?? 100;
   const httpPort = pick("http", "MVN_HTTP", Port);
+  const wsUrl = pick(
+    "ws-url",
+    "MVN_WS_URL",
+    z.string().regex(/^wss?:\/\/[^\s/]+(:\d+)?\/?$/, "expected a ws:// or wss:// URL"),
+  );
   const stateDir = pick("state-dir", "MVN_STATE_DIR", NonEmpty) ?? ".state";
   const durable = pick("durable", "MVN_DURABLE", Durable) ?? "mvn-worker";
   const ackWaitMs = pick("ack-wait-ms", "MVN_ACK_WAIT_MS", z.coerce.number().int().min(1000)) ??
@@ -355,6 +368,7 @@ export function resolveLiveConfig(
     paramsEveryMs,
     checkpointEveryMs,
     httpPort,
+    wsUrl,
     stateDir,
     durable,
     ackWaitMs,

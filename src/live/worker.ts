@@ -1,7 +1,7 @@
 /**
  * The live worker, in-process: `startWorker(config)` connects (or starts a local nats-server),
- * sets up streams, consumer and buckets, restores checkpoints and runs the {@link LiveLoop} until
- * `stop()`. `src/cli/start.ts` wraps it; the benchmark uses it directly.
+ * sets up streams, consumer and buckets, restores checkpoints, registers the scoring service
+ * (`src/nats/score_service.ts`) and runs the {@link LiveLoop} until `stop()`. `src/cli/start.ts` wraps it; the benchmark uses it directly.
  *
  * @module
  */
@@ -12,11 +12,13 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { type LiveConfig, topologyFor } from "../config/live_config.ts";
 import { createEngine } from "../engine/thread/compute_thread.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
-import { connectNats } from "../nats/connect.ts";
+import { connectNats, isWebSocketUrl } from "../nats/connect.ts";
+import { dashboardHandler } from "../dashboard/server.ts";
 import { isPortFree, NatsServerProcess } from "../nats/server_process.ts";
 import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
 import { NatsSink } from "../nats/nats_sink.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
+import { startScoreService } from "../nats/score_service.ts";
 import { ensureStreams, openBuckets, resetConsumer } from "../nats/topology.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
@@ -41,6 +43,10 @@ export interface WorkerOptions {
 export interface RunningWorker extends AsyncDisposable {
   /** URL the worker is connected to (the local server's when it started one). */
   readonly url: string;
+  /** NATS WebSocket URL the dashboard page uses (the local server's listener when it started one). */
+  readonly wsUrl?: string;
+  /** Port of the http endpoint (dashboard, health, metrics) when `--http` was given. */
+  readonly httpPort?: number;
   readonly metrics: LiveMetrics;
   /** Resolves when the loop ended (after `stop()`), rejects on a fatal error. */
   readonly done: Promise<void>;
@@ -65,18 +71,24 @@ export async function startWorker(
   };
   try {
     let url = config.nats.url;
+    let wsUrl = config.wsUrl ?? (url !== undefined && isWebSocketUrl(url) ? url : undefined);
     if (url === undefined) {
       const port = isPortFree(4222) ? 4222 : -1;
+      // WebSocket on loopback too, for the dashboard page in the browser.
       const server = await NatsServerProcess.start({
         storeDir: join(config.stateDir, "nats"),
         workDir: join(config.stateDir, "nats-run"),
         port,
+        websocket: true,
+        wsPort: isPortFree(4223) ? 4223 : -1,
       });
       cleanups.push(() => server.stop());
       url = server.url;
+      wsUrl ??= server.wsUrl;
       log(
         `no NATS URL configured (--nats-url / NATS_URL): started a local nats-server at ${url} ` +
-          `(JetStream store ${join(config.stateDir, "nats")}/, stopped on exit)\n` +
+          `(JetStream store ${join(config.stateDir, "nats")}/, WebSocket ${server.wsUrl}, ` +
+          `stopped on exit)\n` +
           `  publish to it with: deno task publish data/sample.ndjson --server ${url}`,
       );
     }
@@ -141,6 +153,19 @@ export async function startWorker(
       `consuming ${topo.obsSubject} (stream ${topo.inputStream}, durable ${config.durable}) from ` +
         `sequence ${startSeq}; ${restored} key checkpoint(s) restored`,
     );
+    if (!relay) {
+      // The scoring service ($SRV discoverable): answers until the worker stops, before the
+      // engine and the connection close (cleanups run in reverse).
+      const service = await startScoreService(nc, {
+        prefix: config.prefix,
+        dim: config.head.dim,
+        maxMessageBytes: config.maxMessageBytes,
+        withEngine: (f) => loop.withEngine(f),
+        log,
+      });
+      cleanups.push(() => service.stop());
+      log(`scoring service 'mvn' answering on ${config.prefix}.svc.score.<key>`);
+    }
     const poll = setInterval(async () => {
       try {
         const info = await current.info();
@@ -151,9 +176,25 @@ export async function startWorker(
       }
     }, 2000);
     cleanups.push(() => Promise.resolve(clearInterval(poll)));
+    let httpPort: number | undefined;
     if (config.httpPort !== undefined) {
-      const http = serveHttp(config.httpPort, metrics, log);
+      const dashboard = dashboardHandler({
+        wsUrl,
+        prefix: config.prefix,
+        alpha: config.head.alpha,
+        user: config.nats.user,
+        password: config.nats.password,
+        token: config.nats.token,
+      });
+      const http = serveHttp(config.httpPort, metrics, log, dashboard);
+      httpPort = http.port;
       cleanups.push(() => http.shutdown());
+      if (wsUrl === undefined) {
+        log(
+          "dashboard: no NATS WebSocket URL known (--ws-url / MVN_WS_URL); open the page with " +
+            "?nats=ws://host:port",
+        );
+      }
     }
     metrics.ready = true;
     const done = loop.run();
@@ -172,7 +213,7 @@ export async function startWorker(
     };
     // A fatal loop error shuts everything down too.
     done.catch(() => stop().catch(() => {}));
-    return { url, metrics, done, stop, [Symbol.asyncDispose]: stop };
+    return { url, wsUrl, httpPort, metrics, done, stop, [Symbol.asyncDispose]: stop };
   } catch (e) {
     await cleanup();
     throw e;

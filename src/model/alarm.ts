@@ -58,14 +58,6 @@ export interface AlarmState<T = number | string | null> {
   shares: number[];
 }
 
-/** One dimension of an episode's `top_dims`. */
-export interface TopDim {
-  /** 0-based position among the value columns (as in `contrib`). */
-  readonly dim: number;
-  /** Its evidence-weighted share of the episode's Mahalanobis², in [0, 1]. */
-  readonly share: number;
-}
-
 /** A closed (or, at the end of a replay, still open) alarm episode. */
 export interface AlarmEpisode<T = number | string | null> {
   readonly key: string;
@@ -77,8 +69,13 @@ export interface AlarmEpisode<T = number | string | null> {
   readonly observations: number;
   /** Highest −log10 p_value in the episode (p = 0 counts as EVIDENCE_CAP). */
   readonly peak_log_p: number;
-  /** Up to {@link TOP_DIMS} dimensions that carried the episode, largest share first. */
-  readonly top_dims: TopDim[];
+  /**
+   * Up to {@link TOP_DIMS} dimensions (0-based, as in `contrib`) that carried the episode, largest
+   * share first.
+   */
+  readonly top_dims: number[];
+  /** Their evidence-weighted shares of the episode's Mahalanobis², in [0, 1], same order. */
+  readonly top_shares: number[];
 }
 
 /** One scored observation, as the detector sees it. */
@@ -163,7 +160,8 @@ export function episodeOf<T>(state: AlarmState<T>, key: string): AlarmEpisode<T>
     end_t: state.end_t,
     observations: state.observations,
     peak_log_p: state.peak,
-    top_dims: top,
+    top_dims: top.map((x) => x.dim),
+    top_shares: top.map((x) => x.share),
   };
 }
 
