@@ -143,7 +143,7 @@ export function list<S extends z.ZodType>(
 ): z.ZodPreprocess<S, string | readonly string[]> {
   return z.preprocess(
     (v: string | readonly string[]): unknown =>
-      typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : v,
+      typeof v === "string" ? v.split(",").map((s) => s.trim()) : v,
     inner,
   );
 }
@@ -205,6 +205,17 @@ export function flagValuesOf<T extends SettingsTable>(
   const out: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(table)) out[s.flag] = input[key];
   return out as FlagValues<T>;
+}
+
+/** Flag values (keyed by flag name) → the same values keyed by setting name. */
+export function settingsInputOf<T extends SettingsTable>(
+  table: T,
+  flags: FlagValues<T>,
+): SettingsInput<T> {
+  const byFlag: Readonly<Record<string, unknown>> = flags;
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(table)) out[key] = byFlag[s.flag];
+  return out as SettingsInput<T>;
 }
 
 /** The outcome of {@link resolveSettings}: values, and one line per bad setting. */
