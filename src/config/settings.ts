@@ -93,30 +93,34 @@ export type SettingsInput<T extends SettingsTable> = {
 };
 
 /** Fields of {@link option}: a setting whose flag takes a value. */
-interface OptionSpec<S extends z.ZodType, D, F extends string> {
+interface OptionSpec<S extends z.ZodType, F extends string> {
   readonly flag: F;
   readonly short?: string;
   readonly env?: string;
   readonly arg: string;
   readonly schema: S;
-  readonly default?: D;
   readonly help: string;
   readonly group: string;
   readonly expects?: string;
 }
 
-/** A setting whose flag takes a value (`--batch N`). */
-export function option<
-  S extends z.ZodType,
-  const F extends string,
-  D extends z.output<S> | undefined = undefined,
->(spec: OptionSpec<S, D, F>): Setting<S, D, F> {
-  return { ...spec, default: spec.default as D };
+/** A setting whose flag takes a value (`--batch N`), with a default: it resolves to a value. */
+export function option<S extends z.ZodType, const F extends string>(
+  spec: OptionSpec<S, F> & { readonly default: z.output<S> },
+): Setting<S, z.output<S>, F>;
+/** A setting whose flag takes a value (`--http PORT`), without a default: it may resolve to none. */
+export function option<S extends z.ZodType, const F extends string>(
+  spec: OptionSpec<S, F> & { readonly default?: undefined },
+): Setting<S, undefined, F>;
+export function option<S extends z.ZodType, const F extends string>(
+  spec: OptionSpec<S, F> & { readonly default?: z.output<S> },
+): Setting<S, z.output<S> | undefined, F> {
+  return { ...spec, default: spec.default };
 }
 
 /** A boolean switch (`--quiet`): false unless given; its variable takes true/false, 1/0, yes/no, on/off. */
 export function toggle<const F extends string>(
-  spec: Omit<OptionSpec<z.ZodBoolean, false, F>, "arg" | "schema" | "default">,
+  spec: Omit<OptionSpec<z.ZodBoolean, F>, "arg" | "schema">,
 ): Setting<z.ZodBoolean, false, F> {
   return { ...spec, schema: z.boolean(), default: false };
 }
