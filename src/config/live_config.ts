@@ -157,6 +157,17 @@ export const NATS_SETTINGS = {
 /** How to reach NATS and authenticate; `url` undefined = start a local nats-server. */
 export type NatsSettings = Resolved<typeof NATS_SETTINGS>;
 
+/** Where a client command (publish, watch) connects: {@link NATS_SETTINGS} with `--server URL`. */
+export const NATS_CLIENT_SETTINGS = {
+  ...NATS_SETTINGS,
+  url: {
+    ...NATS_SETTINGS.url,
+    flag: "server",
+    default: "nats://127.0.0.1:4222",
+    help: "NATS server: nats://, tls://, ws:// or wss://",
+  },
+} as const;
+
 /** Checks across the connection settings: one line per problem. */
 export function natsErrors(nats: NatsSettings): string[] {
   const errors: string[] = [];

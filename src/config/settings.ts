@@ -391,7 +391,7 @@ const _KEEP = "\u0000";
 function _wrap(head: string, body: string, indent: number): string[] {
   const out: string[] = [];
   let line = head.padEnd(indent);
-  if (head.length + 1 > indent) {
+  if (head.length + 2 > indent) {
     out.push(head);
     line = " ".repeat(indent);
   }
