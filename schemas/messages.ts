@@ -52,6 +52,7 @@ export type ParamsMessage = z.infer<typeof ParamsMessage>;
 
 const InitState = z.object({
   count: z.number(),
+  w2: z.number().optional(),
   mean: z.array(z.number()),
   scatter: z.array(z.number()),
 });
@@ -74,6 +75,8 @@ export const HeadStateSchema = z.looseObject({
   rejected_updates: z.number(),
   preset: z.boolean().optional(),
   init: InitState.nullable(),
+  memory: z.object({ w: z.number(), w2: z.number(), cusum: z.number(), restarts: z.number() })
+    .optional(),
 });
 
 /** Per-key checkpoint in KV bucket `mvn_checkpoints`. */

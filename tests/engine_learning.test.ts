@@ -107,7 +107,9 @@ Deno.test("after a 3σ mean shift the anomaly rate falls below 1% within 5,000 o
       const anomaly = await stream(engine, X, 3);
       const rate = (from: number, to: number) =>
         anomaly.slice(from, to).reduce((s, v) => s + v, 0) / (to - from);
-      assert.ok(rate(20_000, 20_500) > 0.05, "the shift is flagged at first");
+      // The first batch after the shift is scored with the old parameters; the change detector
+      // then restarts the key, so later batches are mostly not flagged.
+      assert.ok(rate(20_000, 20_000 + BATCH) > 0.05, "the shift is flagged at first");
       const tail = rate(24_000, 25_000);
       assert.ok(tail < 0.01, `anomaly rate 4,000–5,000 after the shift: ${tail}`);
     });

@@ -15,6 +15,24 @@ export const HeadConfigInput = z.object({
   dim: z.number().int().min(1).max(MAX_DIM).default(3),
   /** Positive transform of the raw diagonal. Default `softplus` (softplus(r) + 1e-5). */
   diag: z.enum(["softplus", "elu1p", "exp"]).default("softplus"),
+  /**
+   * Learning rule. `natural` (default): the exact natural-gradient step, i.e. the recursive
+   * weighted maximum-likelihood estimate of mean and covariance with exponential forgetting
+   * (`horizon`), change detection (`change_threshold`) and predictive (F-tail) p-values.
+   * `adam`: the original recipe — Adam on the NLL (`lr`, `beta1`, `beta2`, `epsilon`), χ² p-values.
+   */
+  optimizer: z.enum(["natural", "adam"]).default("natural"),
+  /**
+   * Memory of the natural step, in observations: observation i of a key weighs λ^(observations
+   * since), λ = 1 − 1/horizon (effective sample size ≈ 2·horizon). Default 10,000.
+   */
+  horizon: z.number().gt(1).default(10_000),
+  /**
+   * Natural step: CUSUM limit h of the change detector (in standard deviations of m², drift 0.25
+   * per row); a key that crosses it restarts its moments from the rows after the alarm, keeping its
+   * old parameters as a prior worth d + 2 observations. 0 switches detection off. Default 24.
+   */
+  change_threshold: z.number().min(0).default(24),
   /** Adam learning rate, in whitened units (see README). Default 0.01. */
   lr: z.number().positive().max(10).default(0.01),
   /** Adam β1. Default 0.9. */
@@ -25,8 +43,11 @@ export const HeadConfigInput = z.object({
   epsilon: z.number().positive().default(1e-8),
   /** Anomaly threshold on the χ² p-value. Default 1e-3. */
   alpha: z.number().gt(0).lt(1).default(1e-3),
-  /** Observations a key must have seen before it may flag anomalies. Default 256. */
-  warmup: z.number().int().min(0).default(256),
+  /**
+   * Observations a key must have seen before it may flag anomalies. Default 10·dim with the
+   * natural step (its predictive p-values are calibrated from there on), 256 with Adam.
+   */
+  warmup: z.number().int().min(0).optional(),
   /**
    * Observations a new key is initialised from in closed form (sample mean, Cholesky of a shrunk
    * sample covariance) before Adam takes over. Default max(64, 4·dim).
@@ -54,6 +75,9 @@ export type HeadConfigInput = z.input<typeof HeadConfigInput>;
 /** Fully resolved head configuration. */
 export interface HeadConfig {
   readonly dim: number;
+  readonly optimizer: "natural" | "adam";
+  readonly horizon: number;
+  readonly change_threshold: number;
   readonly diag: "softplus" | "elu1p" | "exp";
   readonly lr: number;
   readonly beta1: number;
@@ -73,5 +97,6 @@ export function resolveHeadConfig(input: HeadConfigInput = {}): HeadConfig {
   return {
     ...parsed,
     init_rows: parsed.init_rows ?? Math.max(64, 4 * parsed.dim),
+    warmup: parsed.warmup ?? (parsed.optimizer === "natural" ? 10 * parsed.dim : 256),
   };
 }

@@ -1,6 +1,6 @@
 /**
- * The model flags shared by `start` and `replay` (`--dim --diag --lr --alpha --warmup
- * --backend`): one entry per flag, whose schema and default are the field of
+ * The model flags shared by `start` and `replay` (`--dim --diag --optimizer --horizon
+ * --change-threshold --lr --alpha --warmup --backend`): one entry per flag, whose schema and default are the field of
  * {@link HeadConfigInput} of the same name. A new head field becomes a flag with one entry here.
  *
  * @module
@@ -52,11 +52,22 @@ export function headSetting<const K extends HeadKey, const F extends string = K>
 export const MODEL_SETTINGS = {
   dim: headSetting("dim", { arg: "N", help: "dimension d of the observations" }),
   diag: headSetting("diag", { help: "positive transform of the raw diagonal" }),
-  lr: headSetting("lr", { arg: "X", help: "Adam learning rate, in whitened units" }),
-  alpha: headSetting("alpha", { arg: "P", help: "anomaly threshold on the χ² p-value" }),
+  optimizer: headSetting("optimizer", {
+    help: "learning rule; natural: exact recursive MLE with forgetting and change detection; " +
+      "adam: the original Adam recipe",
+  }),
+  horizon: headSetting("horizon", { arg: "H", help: "natural: memory in observations" }),
+  change_threshold: headSetting("change_threshold", {
+    flag: "change-threshold",
+    arg: "h",
+    help: "natural: CUSUM limit of the change detector (0 = off)",
+  }),
+  lr: headSetting("lr", { arg: "X", help: "Adam learning rate, in whitened units (adam only)" }),
+  alpha: headSetting("alpha", { arg: "P", help: "anomaly threshold on the p-value" }),
   warmup: headSetting("warmup", {
     arg: "N",
-    help: "observations a key must have seen before it may flag anomalies",
+    help: "observations a key must have seen before it may flag anomalies " +
+      "(default 10·dim with natural, 256 with adam)",
   }),
   backend: headSetting("backend", { help: "auto: webgpu on a hardware adapter, else cpu" }),
 } as const;

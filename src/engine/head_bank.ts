@@ -9,6 +9,11 @@
  * diagonal, so the covariance is valid by construction). Learning in the frame makes `lr` unit-free:
  * data in 1e−3 or 1e3 units learn alike.
  *
+ * Learning (`optimizer`): `natural` (default) — while a key initialises, the exact weighted mean
+ * and scatter of its rows; afterwards one natural-gradient step per batch (`model/natural_step.ts`):
+ * the recursive weighted MLE under exponential forgetting, after which the frame is moved onto the
+ * new parameters (θ back to identity). `adam` — the original recipe: Adam on θ from the gradient.
+ *
  * @module
  */
 import type { HeadConfig } from "../config/head_config.ts";
@@ -23,6 +28,15 @@ import {
   unpackLower,
 } from "../model/linalg.ts";
 import { chi2Isf } from "../model/chi2.ts";
+import { restartWeight } from "../model/change_detector.ts";
+import { type PredictiveQuantile, sharedQuantile } from "../model/quantile_table.ts";
+import {
+  forgetting,
+  kishN,
+  type NaturalScratch,
+  naturalStep,
+  newNaturalScratch,
+} from "../model/natural_step.ts";
 import { diagDerivative, diagForward, diagInverse } from "../model/diag_transform.ts";
 import type { DiagTransform, HeadParams, HeadSnapshot, HeadState } from "./types.ts";
 
@@ -112,7 +126,20 @@ export interface Head {
   observations: number;
   rejected: number;
   preset: boolean;
-  init: { count: number; mean: Float64Array; scatter: Float64Array } | null;
+  /** Initialisation statistics: weight sum (`count`), Σw² (`w2`), weighted mean and scatter. */
+  init: { count: number; w2: number; mean: Float64Array; scatter: Float64Array } | null;
+  /** Natural step: (decayed) weight sum and Σw² of what the parameters summarise. */
+  wSum: number;
+  w2Sum: number;
+  /** Natural step: the change detector's CUSUM, and how many times the key restarted. */
+  cusum: number;
+  restarts: number;
+  /** Cached anomaly threshold on m² and the effective n it was computed for. */
+  thrN: number;
+  thr: number;
+  /** Cached robust cut on m² (predictive quantile at 1 − robust_p) and its effective n. */
+  cutN: number;
+  cut: number;
   /** Effective parameters relative to frameLoc: loc − μ₀ = L₀·loc′ and L = L₀·L′, with Σ log L_aa. */
   readonly locC: Float64Array;
   readonly tril: Float64Array;
@@ -136,6 +163,17 @@ export class HeadBank {
   readonly #grad: Float64Array;
   readonly #scratch: GradientScratch;
   readonly #thetaNew: Float64Array;
+  readonly #natural: boolean;
+  readonly #alphaQ: PredictiveQuantile;
+  readonly #robustQ: PredictiveQuantile;
+  /** Forgetting factor λ = 1 − 1/horizon. */
+  readonly lambda: number;
+  readonly #nat: NaturalScratch;
+  readonly #locS: Float64Array;
+  /** θ of the identity in the frame, and f(r) of its diagonal (1 up to rounding). */
+  readonly #thetaIdentity: Float64Array;
+  readonly #oneDiag: number;
+  readonly #trilS: Float64Array;
 
   constructor(config: HeadConfig, log: (line: string) => void = () => {}) {
     this.#cfg = config;
@@ -147,6 +185,44 @@ export class HeadBank {
     this.#grad = new Float64Array(this.#P);
     this.#scratch = newGradientScratch(config.dim);
     this.#thetaNew = new Float64Array(this.#P);
+    this.#natural = config.optimizer === "natural";
+    this.#alphaQ = sharedQuantile(config.alpha, config.dim);
+    this.#robustQ = sharedQuantile(config.robust_p, config.dim);
+    this.lambda = this.#natural ? forgetting(config.horizon) : 1;
+    this.#nat = newNaturalScratch(config.dim);
+    this.#locS = new Float64Array(config.dim);
+    this.#thetaIdentity = new Float64Array(this.#P);
+    const r1 = diagInverse(config.diag, 1);
+    for (let a = 0; a < config.dim; a++) this.#thetaIdentity[this.#P - config.dim + a] = r1;
+    this.#oneDiag = diagForward(config.diag, r1);
+    this.#trilS = new Float64Array(config.dim * config.dim);
+  }
+
+  /** Whether heads learn by the natural step (predictive p-values) rather than Adam (χ²). */
+  get natural(): boolean {
+    return this.#natural;
+  }
+
+  /**
+   * Effective number of observations behind a head's parameters (Kish, under forgetting);
+   * Infinity with Adam and for a key started from given parameters (taken as known: χ² p-values).
+   */
+  nEff(h: Head): number {
+    if (!this.#natural || h.preset) return Infinity;
+    return h.init !== null ? kishN(h.init.count, h.init.w2) : kishN(h.wSum, h.w2Sum);
+  }
+
+  /**
+   * Natural step: the m² above which the head's predictive p-value is below `alpha` (from a lazily
+   * built table in n, `model/quantile_table.ts`: flags agree with p < alpha to ~3e−9 in m²).
+   * Infinity while n_eff ≤ d.
+   */
+  threshold(h: Head): number {
+    const n = this.nEff(h);
+    if (n === h.thrN) return h.thr;
+    h.thrN = n;
+    h.thr = this.#alphaQ.value(n);
+    return h.thr;
   }
 
   get size(): number {
@@ -180,13 +256,33 @@ export class HeadBank {
    * Like {@link create}, but the head is not part of the bank until {@link adopt}ed: the engine
    * scores a batch with it first, so a refused batch leaves no half-made key behind.
    */
-  draft(key: string, rows: Float64Array, count: number): Head {
+  draft(key: string, rows: Float64Array, count: number, weights?: Float64Array): Head {
     if (this.#heads.has(key)) throw new TypeError(`expected a new key, found existing '${key}'`);
     const d = this.#d;
     const h = this.#blank(key);
-    h.init = { count: 0, mean: new Float64Array(d), scatter: new Float64Array(d * d) };
-    this.absorbInit(h, rows, count);
+    h.init = { count: 0, w2: 0, mean: new Float64Array(d), scatter: new Float64Array(d * d) };
+    this.absorbInit(h, rows, count, weights);
     return h;
+  }
+
+  /**
+   * Natural step: the key's robust cut on m², the predictive quantile at 1 − robust_p for its
+   * effective n (a function of n alone, from a table like {@link threshold}, so a restored
+   * checkpoint continues exactly); it tends to the kernel's χ² cut `robustC` as the
+   * key matures. Infinity while n_eff ≤ d (no down-weighting yet).
+   */
+  robustCut(h: Head): number {
+    const n = this.nEff(h);
+    if (n === h.cutN) return h.cut;
+    h.cutN = n;
+    h.cut = n === Infinity ? this.robustC : this.#robustQ.value(n);
+    return h.cut;
+  }
+
+  /** Starts a (drafted) key's initialisation statistics over: the engine re-absorbs its rows. */
+  clearInit(h: Head): void {
+    const d = this.#d;
+    h.init = { count: 0, w2: 0, mean: new Float64Array(d), scatter: new Float64Array(d * d) };
   }
 
   /** Adds a drafted head to the bank. */
@@ -197,35 +293,137 @@ export class HeadBank {
     this.#heads.set(h.key, h);
   }
 
-  /** Adds rows to a still-initialising head and re-derives its frame; ends the phase at `init_rows`. */
-  absorbInit(h: Head, rows: Float64Array, count: number): void {
+  /**
+   * Adds rows to a still-initialising head and re-derives its frame; ends the phase at `init_rows`
+   * (a weight sum under forgetting). `weights`: per-row forgetting weights (natural step: λ^(rows
+   * after it); the earlier statistics decay by λ^count), default 1 each and no decay.
+   */
+  absorbInit(h: Head, rows: Float64Array, count: number, weights?: Float64Array): void {
     const init = h.init;
     if (init === null || count === 0) return;
     const d = this.#d;
-    // Chan et al. merge of the batch's mean/scatter into the running ones.
+    if (weights !== undefined) {
+      const dec = Math.pow(this.lambda, count);
+      init.count *= dec;
+      init.w2 *= dec * dec;
+      for (let e = 0; e < d * d; e++) init.scatter[e] *= dec;
+    }
+    const wt = (i: number) => (weights === undefined ? 1 : weights[i]);
+    // Chan et al. merge of the batch's (weighted) mean/scatter into the running ones.
+    let wb = 0, wb2 = 0;
     const mb = new Float64Array(d);
-    for (let i = 0; i < count; i++) for (let a = 0; a < d; a++) mb[a] += rows[i * d + a];
-    for (let a = 0; a < d; a++) mb[a] /= count;
+    for (let i = 0; i < count; i++) {
+      const w = wt(i);
+      wb += w;
+      wb2 += w * w;
+      for (let a = 0; a < d; a++) mb[a] += w * rows[i * d + a];
+    }
+    for (let a = 0; a < d; a++) mb[a] /= wb;
     const sb = new Float64Array(d * d);
     for (let i = 0; i < count; i++) {
+      const w = wt(i);
       for (let a = 0; a < d; a++) {
-        const da = rows[i * d + a] - mb[a];
+        const da = w * (rows[i * d + a] - mb[a]);
         for (let b = 0; b <= a; b++) sb[a * d + b] += da * (rows[i * d + b] - mb[b]);
       }
     }
     const na = init.count;
-    const n = na + count;
+    const n = na + wb;
+    init.w2 += wb2;
     for (let a = 0; a < d; a++) {
       const da = mb[a] - init.mean[a];
       for (let b = 0; b <= a; b++) {
         const db = mb[b] - init.mean[b];
-        init.scatter[a * d + b] += sb[a * d + b] + (da * db * na * count) / n;
+        init.scatter[a * d + b] += sb[a * d + b] + (da * db * na * wb) / n;
       }
     }
-    for (let a = 0; a < d; a++) init.mean[a] += ((mb[a] - init.mean[a]) * count) / n;
+    for (let a = 0; a < d; a++) init.mean[a] += ((mb[a] - init.mean[a]) * wb) / n;
     init.count = n;
     this.#frameFromInit(h);
-    if (n >= this.#cfg.init_rows) h.init = null;
+    if (n >= this.#cfg.init_rows) {
+      h.wSum = init.count;
+      h.w2Sum = init.w2;
+      h.init = null;
+    }
+  }
+
+  /**
+   * Natural step for a key from its fused statistics (computed with forgetting weights):
+   * decays the memory by λ^m for the batch's m learned rows, moves (loc, scale_tril) to the
+   * weighted MLE of everything seen, and re-centres the frame there. A non-finite or indefinite
+   * update is rejected (state kept, counted, logged). Returns whether the parameters moved.
+   */
+  stepNatural(h: Head, stats: ArrayLike<number>, offset: number, learned: number): boolean {
+    if (learned <= 0) return false;
+    const d = this.#d;
+    const lam = this.lambda;
+    const dec = Math.pow(lam, learned);
+    h.wSum *= dec;
+    h.w2Sum *= dec * dec;
+    const W = stats[offset + 1];
+    h.w2Sum += lam === 1 ? learned : (1 - dec * dec) / (1 - lam * lam);
+    if (!(W > 0)) return false;
+    const loc = this.#locS, tril = this.#trilS;
+    for (let a = 0; a < d; a++) loc[a] = h.frameLoc[a] + h.locC[a];
+    tril.set(h.tril);
+    const eta = naturalStep(loc, tril, d, stats, offset, h.wSum, this.#nat);
+    if (eta < 0) {
+      h.rejected++;
+      this.#log(
+        `rejected a non-finite update for key '${h.key}' (${h.rejected} so far); state kept`,
+      );
+      return false;
+    }
+    h.wSum += W;
+    h.frameLoc.set(loc);
+    h.frameTril.set(tril);
+    this.#identityInFrame(h);
+    h.steps++;
+    return true;
+  }
+
+  /**
+   * θ = identity in the (new) frame, and the effective parameters that #refresh would derive from
+   * it — loc − μ₀ = 0, L = L₀·diag(f(r₁)) — without the general products (same numbers: the
+   * products' other terms are exact zeros).
+   */
+  #identityInFrame(h: Head): void {
+    const d = this.#d;
+    h.theta.set(this.#thetaIdentity);
+    h.locC.fill(0);
+    const one = this.#oneDiag;
+    let logDet = 0;
+    for (let a = 0; a < d; a++) {
+      for (let b = 0; b < d; b++) h.tril[a * d + b] = h.frameTril[a * d + b] * one;
+      logDet += Math.log(h.frameTril[a * d + a]) + Math.log(one);
+    }
+    h.logDet = logDet;
+  }
+
+  /**
+   * Change detected: the key restarts its moments, keeping its current parameters as a prior worth
+   * {@link restartWeight} observations, and re-enters initialisation with the given rows (those after
+   * the alarm, with their forgetting weights).
+   */
+  restart(h: Head, rows: Float64Array, count: number, weights?: Float64Array): void {
+    const d = this.#d;
+    const w0 = restartWeight(d);
+    const mean = new Float64Array(d);
+    for (let a = 0; a < d; a++) mean[a] = h.frameLoc[a] + h.locC[a];
+    const scatter = new Float64Array(d * d);
+    for (let a = 0; a < d; a++) {
+      for (let b = 0; b <= a; b++) {
+        let s = 0;
+        for (let k = 0; k <= b; k++) s += h.tril[a * d + k] * h.tril[b * d + k];
+        scatter[a * d + b] = w0 * s;
+      }
+    }
+    h.init = { count: w0, w2: w0, mean, scatter };
+    h.cusum = 0;
+    h.restarts++;
+    this.#log(`change detected for key '${h.key}': restarting its moments (${h.restarts} so far)`);
+    if (count > 0) this.absorbInit(h, rows, count, weights);
+    else this.#frameFromInit(h);
   }
 
   /**
@@ -315,6 +513,10 @@ export class HeadBank {
     }
     h.preset = true;
     this.#resetTheta(h);
+    // A given head counts as a full memory (n_eff = 2·horizon − 1).
+    const lam = this.lambda;
+    h.wSum = lam < 1 ? 1 / (1 - lam) : 1e12;
+    h.w2Sum = lam < 1 ? 1 / (1 - lam * lam) : 1e12;
     this.#heads.set(key, h);
   }
 
@@ -351,8 +553,12 @@ export class HeadBank {
       observations: h.observations,
       rejected_updates: h.rejected,
       preset: h.preset,
+      ...(this.#natural
+        ? { memory: { w: h.wSum, w2: h.w2Sum, cusum: h.cusum, restarts: h.restarts } }
+        : {}),
       init: h.init === null ? null : {
         count: h.init.count,
+        ...(this.#natural ? { w2: h.init.w2 } : {}),
         mean: Array.from(h.init.mean),
         scatter: packLower(h.init.scatter, d),
       },
@@ -392,8 +598,19 @@ export class HeadBank {
     h.observations = s.observations;
     h.rejected = s.rejected_updates;
     h.preset = s.preset ?? false;
+    // Checkpoints from before the natural step have no memory: every observation counts once,
+    // up to a full memory.
+    const lam = this.lambda;
+    const full = lam < 1 ? 1 / (1 - lam) : Infinity;
+    const mem = s.memory;
+    h.wSum = mem?.w ?? Math.min(s.observations, full);
+    h.w2Sum = mem?.w2 ??
+      (lam < 1 && s.observations > full ? 1 / (1 - lam * lam) : Math.min(s.observations, full));
+    h.cusum = mem?.cusum ?? 0;
+    h.restarts = mem?.restarts ?? 0;
     h.init = s.init === null ? null : {
       count: s.init.count,
+      w2: s.init.w2 ?? s.init.count,
       mean: Float64Array.from(s.init.mean),
       scatter: unpackLower(s.init.scatter, d),
     };
@@ -424,6 +641,14 @@ export class HeadBank {
       rejected: 0,
       preset: false,
       init: null,
+      wSum: 0,
+      w2Sum: 0,
+      cusum: 0,
+      restarts: 0,
+      thrN: NaN,
+      thr: Infinity,
+      cutN: NaN,
+      cut: Infinity,
       locC: new Float64Array(d),
       tril: new Float64Array(d * d),
       logDet: 0,
@@ -459,16 +684,27 @@ export class HeadBank {
     const floor = Math.max(REL_SD_FLOOR * REL_SD_FLOOR * scale2, ABS_SD_FLOOR * ABS_SD_FLOOR);
     // Shrinkage toward the diagonal keeps the estimate positive definite from few rows and is
     // unit-free per axis (a spherical target would mix units).
-    const lambda = d / (n + d);
-    for (let a = 0; a < d; a++) {
-      for (let b = 0; b <= a; b++) {
-        const s = init.scatter[a * d + b] / n;
-        const v = a === b ? Math.max(s, floor) : (1 - lambda) * s;
-        cov[a * d + b] = v;
-        cov[b * d + a] = v;
+    // Natural step: the exact (weighted) MLE as soon as it is positive definite.
+    const fill = (lambda: number) => {
+      for (let a = 0; a < d; a++) {
+        for (let b = 0; b <= a; b++) {
+          const s = init.scatter[a * d + b] / n;
+          const v = a === b ? Math.max(s, floor) : (1 - lambda) * s;
+          cov[a * d + b] = v;
+          cov[b * d + a] = v;
+        }
       }
+    };
+    let ok = false;
+    if (this.#natural && n > d + 1) {
+      fill(0);
+      ok = cholesky(cov, d, h.frameTril);
     }
-    if (!cholesky(cov, d, h.frameTril)) {
+    if (!ok) {
+      fill(d / (n + d));
+      ok = cholesky(cov, d, h.frameTril);
+    }
+    if (!ok) {
       // Numerically indefinite despite shrinkage: fall back to the diagonal alone.
       h.frameTril.fill(0);
       for (let a = 0; a < d; a++) h.frameTril[a * d + a] = Math.sqrt(cov[a * d + a]);

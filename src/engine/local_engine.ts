@@ -1,14 +1,21 @@
 /**
  * The engine proper, running in the calling thread: groups a batch by key, runs the fused kernel
  * with the parameters from before the batch, turns its outputs into scores (log_prob, p-value,
- * anomaly) and its statistics into one Adam step per key. `compute_client.ts` runs it inside the
- * compute thread (a Web Worker).
+ * anomaly) and its statistics into one learning step per key (the natural step by default, Adam as
+ * an option). `src/engine/thread/compute_thread.ts` runs it in the compute thread.
+ *
+ * Natural step: every learned row carries a forgetting weight λ^(learned rows of its key after it
+ * in the batch), p-values come from each key's predictive (F) tail with its effective n, anomalies
+ * from the matching per-key threshold on m², and a CUSUM per key watches for sustained change.
  *
  * @module
  */
 import type { HeadConfig } from "../config/head_config.ts";
 import { chi2Isf } from "../model/chi2.ts";
 import { Chi2Tail } from "../model/chi2_tail.ts";
+import { cusumRun } from "../model/change_detector.ts";
+import { predictiveSf } from "../model/f_tail.ts";
+import { hostStats, robustWeight } from "../model/natural_step.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { EngineError } from "./errors.ts";
 import { type FusedKernel, statsWidth } from "./kernels/fused_kernel.ts";
@@ -45,6 +52,7 @@ export class LocalEngine implements ScoringEngine {
   readonly #tail: Chi2Tail;
   readonly #m2Alpha: number;
   readonly #scratch = new _Scratch();
+  readonly #cusumOut = new Float64Array(1);
   readonly #pool: ArrayBuffer[] = [];
   #chain: Promise<unknown> = Promise.resolve();
 
@@ -106,13 +114,44 @@ export class LocalEngine implements ScoringEngine {
     const { start, active, local, Ka, runs } = _groupRows(keyIndex, n, K, sc);
     let ordered: Int32Array | null = null;
     const order = () => (ordered ??= _orderRows(keyIndex, start, K, sc));
-    const rowWeight = learn !== undefined || counted !== undefined
-      ? _rowWeights(learn, counted, n, sc.float32("rowWeight", n))
-      : null;
     const bank = this.bank;
+    const natural = bank.natural;
+    // 1 = learn from the row (new and not frozen), 0 = score only; null: every row.
+    const learnMask = learn !== undefined || counted !== undefined
+      ? _learnMask(learn, counted, n, sc.uint8("learnMask", n))
+      : null;
+    // Per row: the weight it enters the statistics with (forgetting weights under the natural step).
+    const learnedK = sc.float64("learnedK", K);
+    let rowWeight: Float32Array | null = null;
+    if (natural) {
+      rowWeight = _forgettingWeights(
+        keyIndex,
+        learnMask,
+        bank.lambda,
+        sc.float32("rowWeight", n),
+        learnedK,
+        sc.float64("powK", K),
+      );
+    } else if (learnMask !== null) {
+      rowWeight = sc.float32("rowWeight", n);
+      for (let i = 0; i < n; i++) rowWeight[i] = learnMask[i];
+    }
+    let range: Int32Array | null = null;
     const rowsOf = (k: number) =>
-      K === 1 ? _range(start[k], start[k + 1]) : order().subarray(start[k], start[k + 1]);
-    const { heads, created } = this.#resolveHeads(batch, active, Ka, rowsOf, rowWeight);
+      K === 1
+        ? (range ??= _rangeInto(sc.int("range", n), start[k]))
+        : order().subarray(start[k], start[k + 1]);
+    const learnedOf = (rows: Int32Array) =>
+      learnMask === null ? rows : rows.filter((i) => learnMask[i] === 1);
+    const weightsOf = (rows: Int32Array) =>
+      natural && rowWeight !== null ? Float64Array.from(rows, (i) => rowWeight[i]) : undefined;
+    const { heads, created } = this.#resolveHeads(batch, active, Ka, rowsOf, learnedOf, weightsOf);
+    // Natural step: per-key anomaly thresholds on m² from the predictive tail.
+    let thr: Float64Array | null = null;
+    if (natural) {
+      thr = sc.float64("thr", Ka);
+      for (let j = 0; j < Ka; j++) thr[j] = bank.threshold(heads[j]);
+    }
     const out = this.#outputs(n, d);
     const S = statsWidth(d);
     const withP = batch.pValues !== false;
@@ -138,7 +177,7 @@ export class LocalEngine implements ScoringEngine {
           anomaly: out.anomaly,
           seq: out.seq,
           counted: counted ?? null,
-          sf: withP ? this.#tail.sf : null,
+          sf: withP && !natural ? this.#tail.sf : null,
           m2Alpha: this.#m2Alpha,
         },
         bad: -1,
@@ -156,11 +195,15 @@ export class LocalEngine implements ScoringEngine {
           order,
           logConst: constTerm,
           flagFrom: this.config.warmup + 1,
+          thr,
         },
         sc,
         obsAfter,
       );
       bad = pass.bad;
+      if (bad < 0 && natural && withP) {
+        this.#predictivePValues(heads, active, Ka, rowsOf, out);
+      }
     } else {
       stats = await this.#runKernel(batch, heads, active, Ka, rowWeight, out);
       bad = _firstNonFinite(out.mahalanobis2);
@@ -173,11 +216,132 @@ export class LocalEngine implements ScoringEngine {
       this.release(out);
       _nonFinite(values, bad, d);
     }
-    this.#commit(heads, created, Ka, obsAfter, stats, (j) => {
-      const rows = rowsOf(active[j]);
-      return rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
-    }, values);
+    if (natural) {
+      this.#commitNatural(
+        heads,
+        created,
+        Ka,
+        obsAfter,
+        stats,
+        (j) => learnedOf(rowsOf(active[j])),
+        {
+          values,
+          m2: out.mahalanobis2,
+          weightsOf,
+          learned: (j) => learnedK[active[j]],
+        },
+      );
+    } else {
+      this.#commit(
+        heads,
+        created,
+        Ka,
+        obsAfter,
+        stats,
+        (j) => learnedOf(rowsOf(active[j])),
+        values,
+      );
+    }
     return out;
+  }
+
+  /** Natural step: p-values from each key's predictive F tail (effective n from before the batch). */
+  #predictivePValues(
+    heads: Head[],
+    active: Int32Array,
+    Ka: number,
+    rowsOf: (k: number) => Int32Array,
+    out: ScoreBatch,
+  ): void {
+    const d = this.config.dim;
+    const { pValue, mahalanobis2 } = out;
+    for (let j = 0; j < Ka; j++) {
+      const nEff = this.bank.nEff(heads[j]);
+      const rows = rowsOf(active[j]);
+      // Known parameters (a preset key): the fast χ² table.
+      const sf = nEff === Infinity ? this.#tail.sf : null;
+      for (let r = 0; r < rows.length; r++) {
+        const i = rows[r];
+        pValue[i] = sf !== null ? sf(mahalanobis2[i]) : predictiveSf(mahalanobis2[i], nEff, d);
+      }
+    }
+  }
+
+  /**
+   * Natural step's commit: each key's change detector runs over its learned rows in order (m² from
+   * the parameters before the batch); on an alarm the key restarts from the rows after it.
+   * Otherwise a key still initialising absorbs its rows in closed form (weighted), else takes one
+   * natural step from the fused statistics.
+   */
+  #commitNatural(
+    heads: Head[],
+    created: Uint8Array,
+    Ka: number,
+    obsAfter: Float64Array,
+    stats: Float64Array,
+    learnedRows: (j: number) => Int32Array,
+    io: {
+      values: Float64Array;
+      m2: Float64Array;
+      weightsOf: (rows: Int32Array) => Float64Array | undefined;
+      learned: (j: number) => number;
+    },
+  ): void {
+    const bank = this.bank;
+    const d = this.config.dim;
+    const S = statsWidth(d);
+    const h0 = this.config.change_threshold;
+    const floor = this.config.robust_floor;
+    // Robust weights of a key's rows with its own cut (m² from the parameters before the batch).
+    const robustWeights = (h: Head, rows: Int32Array) => {
+      const w = io.weightsOf(rows) ?? new Float64Array(rows.length).fill(1);
+      const c = bank.robustCut(h);
+      for (let r = 0; r < rows.length; r++) w[r] *= robustWeight(io.m2[rows[r]], c, floor);
+      return w;
+    };
+    for (let j = 0; j < Ka; j++) {
+      const h = heads[j];
+      if (created[j] !== 0) bank.adopt(h);
+      h.observations = obsAfter[j];
+      if (created[j] === 1) {
+        // Drafted from this batch unweighted: absorb it again with robust weights under the draft
+        // (one reweighting step), so a first batch's outliers do not enter the key at full weight.
+        const use = learnedRows(j);
+        const w = robustWeights(h, use);
+        bank.clearInit(h);
+        bank.absorbInit(h, _gatherRows(io.values, use, d), use.length, w);
+        continue;
+      }
+      const use = learnedRows(j);
+      if (use.length === 0) continue;
+      if (h0 > 0 && !h.preset) {
+        const nEff = bank.nEff(h);
+        const alarm = cusumRun(io.m2, use, h.cusum, nEff, d, h0, this.#cusumOut);
+        h.cusum = this.#cusumOut[0];
+        if (alarm >= 0) {
+          const after = use.subarray(alarm + 1);
+          bank.restart(h, _gatherRows(io.values, after, d), after.length, io.weightsOf(after));
+          continue;
+        }
+      }
+      if (h.init !== null) {
+        const w = robustWeights(h, use);
+        bank.absorbInit(h, _gatherRows(io.values, use, d), use.length, w);
+      } else if (_anyAbove(io.m2, use, bank.robustC) && bank.robustCut(h) > bank.robustC * 1.005) {
+        // A young key with rows beyond the kernel's robust cut: its own (predictive, wider) cut
+        // applies, so its statistics are computed on the host. (Rows within both cuts weigh the
+        // same either way.)
+        const loc = new Float64Array(d);
+        for (let a = 0; a < d; a++) loc[a] = h.frameLoc[a] + h.locC[a];
+        const own = new Float64Array(S);
+        const rw = io.weightsOf(use) ?? new Float64Array(use.length).fill(1);
+        const c = bank.robustCut(h);
+        hostStats(_gatherRows(io.values, use, d), rw, use.length, loc, h.tril, d, c, floor, own);
+        bank.stepNatural(h, own, 0, io.learned(j));
+      } else {
+        bank.stepNatural(h, stats, j * S, io.learned(j));
+      }
+    }
   }
 
   /**
@@ -190,7 +354,8 @@ export class LocalEngine implements ScoringEngine {
     active: Int32Array,
     Ka: number,
     rowsOf: (k: number) => Int32Array,
-    rowWeight: Float32Array | null,
+    learnedOf: (rows: Int32Array) => Int32Array,
+    weightsOf: (rows: Int32Array) => Float64Array | undefined,
   ): { heads: Head[]; created: Uint8Array } {
     const d = this.config.dim;
     const heads: Head[] = new Array(Ka);
@@ -200,10 +365,15 @@ export class LocalEngine implements ScoringEngine {
       let h = this.bank.head(batch.keys[k]);
       if (h === undefined) {
         const rows = rowsOf(k);
-        const use = rowWeight === null ? rows : rows.filter((i) => rowWeight[i] === 1);
+        const use = learnedOf(rows);
         const seed = use.length > 0 ? use : rows;
         _checkFinite(batch.values, seed, d);
-        h = this.bank.draft(batch.keys[k], _gatherRows(batch.values, seed, d), seed.length);
+        h = this.bank.draft(
+          batch.keys[k],
+          _gatherRows(batch.values, seed, d),
+          seed.length,
+          use.length > 0 ? weightsOf(seed) : undefined,
+        );
         created[j] = use.length > 0 ? 1 : 2;
       }
       heads[j] = h;
@@ -323,10 +493,13 @@ export class LocalEngine implements ScoringEngine {
     const sf = batch.pValues !== false ? this.#tail.sf : null;
     const { logProb, mahalanobis2, pValue, anomaly, seq } = out;
     const constTerm = this.config.dim * HALF_LOG_2PI;
-    const m2Alpha = this.#m2Alpha;
+    const natural = this.bank.natural;
+    const d = this.config.dim;
     for (let j = 0; j < Ka; j++) {
       const h = heads[j];
       const k = active[j];
+      const m2Alpha = natural ? this.bank.threshold(h) : this.#m2Alpha;
+      const nEff = this.bank.nEff(h);
       let obs = h.observations;
       const flagFrom = h.preset ? 0 : this.config.warmup + 1;
       const c = -h.logDet - constTerm;
@@ -335,9 +508,13 @@ export class LocalEngine implements ScoringEngine {
         if (counted === undefined || counted[i] === 1) obs++;
         const m2 = mahalanobis2[i];
         logProb[i] = c - 0.5 * m2;
-        pValue[i] = sf === null ? NaN : sf(m2);
+        pValue[i] = sf === null
+          ? NaN
+          : natural && nEff !== Infinity
+          ? predictiveSf(m2, nEff, d)
+          : sf(m2);
         seq[i] = obs > 0 ? obs : 1;
-        // p_value < alpha ⟺ m² > χ²_d quantile at 1 − alpha (the tail is monotone).
+        // p_value < alpha ⟺ m² > the tail's quantile at 1 − alpha (the tail is monotone).
         anomaly[i] = m2 > m2Alpha && obs >= flagFrom ? 1 : 0;
       }
       obsAfter[j] = obs;
@@ -424,15 +601,43 @@ function _localKeys(keyIndex: Uint32Array, local: Int32Array, out: Int32Array): 
 }
 
 /** 1 = learn from the row (new and not frozen), 0 = score only. */
-function _rowWeights(
+function _learnMask(
   learn: Uint8Array | undefined,
   counted: Uint8Array | undefined,
   n: number,
-  out: Float32Array,
-): Float32Array {
+  out: Uint8Array,
+): Uint8Array {
   for (let i = 0; i < n; i++) {
     const isNew = counted === undefined || counted[i] === 1;
     out[i] = isNew && (learn === undefined || learn[i] === 1) ? 1 : 0;
+  }
+  return out;
+}
+
+/**
+ * Forgetting weights: a learned row weighs λ^(learned rows of its key after it in the batch),
+ * a score-only row 0; learnedK[k] counts each key's learned rows. Rows are walked backwards with
+ * one running power per key.
+ */
+function _forgettingWeights(
+  keyIndex: Uint32Array,
+  mask: Uint8Array | null,
+  lambda: number,
+  out: Float32Array,
+  learnedK: Float64Array,
+  powK: Float64Array,
+): Float32Array {
+  learnedK.fill(0);
+  powK.fill(1);
+  for (let i = out.length - 1; i >= 0; i--) {
+    if (mask !== null && mask[i] === 0) {
+      out[i] = 0;
+      continue;
+    }
+    const k = keyIndex[i];
+    out[i] = powK[k];
+    powK[k] *= lambda;
+    learnedK[k]++;
   }
   return out;
 }
@@ -450,6 +655,8 @@ interface _CpuPlan {
   readonly order: () => Int32Array;
   readonly logConst: number;
   readonly flagFrom: number;
+  /** Per local key: anomaly threshold on m² (natural step); null: the pass's χ² threshold. */
+  readonly thr: Float64Array | null;
 }
 
 /**
@@ -478,6 +685,7 @@ function _runCpuPass(pass: FusedPass, plan: _CpuPlan, sc: _Scratch, obsAfter: Fl
     logNorm: -heads[j].logDet - plan.logConst,
     observations: obsAfter[j],
     flagFrom: heads[j].preset ? 0 : plan.flagFrom,
+    m2Alpha: plan.thr === null ? undefined : plan.thr[j],
   });
   if (plan.runs * 8 <= n || Ka === 1) {
     const stats = pass.stats;
@@ -511,6 +719,7 @@ function _runCpuPass(pass: FusedPass, plan: _CpuPlan, sc: _Scratch, obsAfter: Fl
       logNorm,
       flagFrom,
       observations: obsAfter,
+      m2Alpha: plan.thr ?? undefined,
     });
   } else {
     const order = plan.order();
@@ -526,10 +735,13 @@ const _POOL_SIZE = 4;
 
 /** Grow-only per-engine scratch arrays, reused batch after batch (contents are not cleared). */
 class _Scratch {
-  readonly #arrays = new Map<string, Int32Array | Float32Array | Float64Array>();
+  readonly #arrays = new Map<string, Int32Array | Uint8Array | Float32Array | Float64Array>();
 
   int(name: string, n: number): Int32Array {
     return this.#get(name, n, (m) => new Int32Array(m)) as Int32Array;
+  }
+  uint8(name: string, n: number): Uint8Array {
+    return this.#get(name, n, (m) => new Uint8Array(m)) as Uint8Array;
   }
   float32(name: string, n: number): Float32Array {
     return this.#get(name, n, (m) => new Float32Array(m)) as Float32Array;
@@ -541,8 +753,8 @@ class _Scratch {
   #get(
     name: string,
     n: number,
-    make: (m: number) => Int32Array | Float32Array | Float64Array,
-  ): Int32Array | Float32Array | Float64Array {
+    make: (m: number) => Int32Array | Uint8Array | Float32Array | Float64Array,
+  ): Int32Array | Uint8Array | Float32Array | Float64Array {
     let a = this.#arrays.get(name);
     if (a === undefined || a.length < n) {
       a = make(Math.max(n, 2 * (a?.length ?? 0)));
@@ -552,15 +764,20 @@ class _Scratch {
   }
 }
 
+function _anyAbove(m2: Float64Array, rows: Int32Array, c: number): boolean {
+  for (let r = 0; r < rows.length; r++) if (m2[rows[r]] > c) return true;
+  return false;
+}
+
 function _firstNonFinite(m2: Float64Array): number {
   for (let i = 0; i < m2.length; i++) if (!(m2[i] < Infinity)) return i;
   return -1;
 }
 
-function _range(from: number, to: number): Int32Array {
-  const r = new Int32Array(to - from);
-  for (let i = 0; i < r.length; i++) r[i] = from + i;
-  return r;
+/** from, from + 1, … into `out` (its whole length). */
+function _rangeInto(out: Int32Array, from: number): Int32Array {
+  for (let i = 0; i < out.length; i++) out[i] = from + i;
+  return out;
 }
 
 function _gatherRows(values: Float64Array, rows: Int32Array, d: number): Float64Array {

@@ -106,5 +106,11 @@ export interface HeadState {
    * While the key is still initialising (fewer than `init_rows` observations learned), the running
    * sample mean and scatter (packed lower, data units) of what it has seen; null afterwards.
    */
-  readonly init: { count: number; mean: number[]; scatter: number[] } | null;
+  readonly init: { count: number; w2?: number; mean: number[]; scatter: number[] } | null;
+  /**
+   * Natural step only (absent with Adam and in older checkpoints): the decayed weight sum `w` and
+   * Σw² `w2` behind the parameters (Kish n_eff = w²/w2), the change detector's CUSUM and the
+   * number of restarts. During initialisation `init.count` is the weight sum and `init.w2` its Σw².
+   */
+  readonly memory?: { w: number; w2: number; cusum: number; restarts: number };
 }

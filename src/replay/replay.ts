@@ -133,8 +133,18 @@ export async function replay(
   const params = opts.params_in === undefined ? null : await readParamsFile(opts.params_in);
   const fields = fieldSpec(opts);
   const dim = await resolveDim(opts, files, fields, params);
-  const { lr, alpha, warmup, diag, backend } = opts;
-  const headInput: HeadConfigInput = { dim, lr, alpha, warmup, diag, backend };
+  const { optimizer, horizon, change_threshold, lr, alpha, warmup, diag, backend } = opts;
+  const headInput: HeadConfigInput = {
+    dim,
+    optimizer,
+    horizon,
+    change_threshold,
+    lr,
+    alpha,
+    warmup,
+    diag,
+    backend,
+  };
   const config = resolveHeadConfig(headInput);
   const make = io.createEngine ?? _defaultEngine;
   const engine = await make(config, log);

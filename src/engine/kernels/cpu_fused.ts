@@ -28,7 +28,10 @@ export interface RowScoring {
   readonly counted: Uint8Array | null;
   /** P(χ²_d ≥ m2), or null to write NaN (p-values switched off). */
   readonly sf: ((m2: number) => number) | null;
-  /** Rows with m2 above this are anomalous (once the head is past warm-up). */
+  /**
+   * Rows with m2 above this are anomalous (once the head is past warm-up), unless the segment's
+   * head or the key table gives its own threshold (predictive p-values: per key).
+   */
   readonly m2Alpha: number;
 }
 
@@ -37,7 +40,10 @@ export interface FusedPass {
   readonly d: number;
   /** Row-major rows (any origin, as long as `loc` uses the same one). */
   readonly x: FloatArray;
-  /** Per row: 1 to learn, 0 to score only; null: learn from every row. */
+  /**
+   * Per row: its weight in the statistics (0: score only; 1, or a forgetting weight in (0, 1]);
+   * null: weight 1 for every row.
+   */
   readonly rowWeight: Float32Array | null;
   readonly robustC: number;
   readonly robustFloor: number;
@@ -67,6 +73,8 @@ export interface SegmentHead {
   readonly observations: number;
   /** Anomalies are flagged from this observation count on. Scoring only. */
   readonly flagFrom: number;
+  /** This head's anomaly threshold on m2, if not the pass's `scoring.m2Alpha`. */
+  readonly m2Alpha?: number;
 }
 
 /**
@@ -147,13 +155,13 @@ function _segment3(
   // 1/L_aa, so the row loop multiplies instead of divides.
   const i0 = 1 / tril[trilAt], i1 = 1 / tril[trilAt + 4], i2 = 1 / tril[trilAt + 8];
   let s0 = 0, s1 = 0, s2 = 0, s00 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s22 = 0;
-  let odd = 0;
+  let odd = 0, sw = 0;
   let obs = head.observations;
   const flagFrom = head.flagFrom, logNorm = head.logNorm;
   const scored = scoring !== null;
   const logProb = scoring?.logProb ?? _EMPTY_F64, seq = scoring?.seq ?? _EMPTY_F64;
   const anomaly = scoring?.anomaly ?? _EMPTY_U8, counted = scoring?.counted ?? null;
-  const m2Alpha = scoring?.m2Alpha ?? Infinity;
+  const m2Alpha = head.m2Alpha ?? scoring?.m2Alpha ?? Infinity;
   for (let r = r0; r < r1; r++) {
     const i = rows === null ? r : rows[r];
     const xb = i * 3;
@@ -174,21 +182,24 @@ function _segment3(
       anomaly[i] = m2 > m2Alpha && obs >= flagFrom ? 1 : 0;
     }
     // False for NaN too: non-finite rows go to the second loop.
-    if (m2 <= robustC && (rowWeight === null || rowWeight[i] === 1)) {
-      s0 += z0;
-      s1 += z1;
-      s2 += z2;
-      s00 += c0;
-      s10 += z1 * z0;
-      s11 += c1;
-      s20 += z2 * z0;
-      s21 += z2 * z1;
-      s22 += c2;
+    const rw = rowWeight === null ? 1 : rowWeight[i];
+    if (m2 <= robustC && rw > 0) {
+      const w0 = rw * z0, w1 = rw * z1, w2 = rw * z2;
+      sw += rw;
+      s0 += w0;
+      s1 += w1;
+      s2 += w2;
+      s00 += w0 * z0;
+      s10 += w1 * z0;
+      s11 += w1 * z1;
+      s20 += w2 * z0;
+      s21 += w2 * z1;
+      s22 += w2 * z2;
     } else odd++;
   }
   const st = pass.stats, o = head.statsAt;
-  st[o] = r1 - r0 - odd;
-  st[o + 1] = r1 - r0 - odd;
+  st[o] = sw;
+  st[o + 1] = sw;
   st[o + 2] = s0;
   st[o + 3] = s1;
   st[o + 4] = s2;
@@ -226,6 +237,8 @@ export interface KeyTable {
   readonly flagFrom: Float64Array;
   /** K: observations before the batch on entry, after it on return. */
   readonly observations: Float64Array;
+  /** K: per-key anomaly thresholds on m2; absent: the pass's `scoring.m2Alpha`. */
+  readonly m2Alpha?: Float64Array;
 }
 
 /**
@@ -257,6 +270,7 @@ export function fusedInterleaved3(pass: FusedPass, keyIdx: Int32Array, t: KeyTab
   const logProb = scoring?.logProb ?? _EMPTY_F64, seq = scoring?.seq ?? _EMPTY_F64;
   const anomaly = scoring?.anomaly ?? _EMPTY_U8, counted = scoring?.counted ?? null;
   const m2Alpha = scoring?.m2Alpha ?? Infinity;
+  const thrK = t.m2Alpha ?? null;
   let odd = 0;
   for (let i = 0; i < n; i++) {
     const j = keyIdx[i];
@@ -275,21 +289,23 @@ export function fusedInterleaved3(pass: FusedPass, keyIdx: Int32Array, t: KeyTab
       if (counted === null || counted[i] === 1) obs[j] = ++o;
       logProb[i] = logNorm[j] - 0.5 * m2;
       seq[i] = o > 0 ? o : 1;
-      anomaly[i] = m2 > m2Alpha && o >= flagFrom[j] ? 1 : 0;
+      anomaly[i] = m2 > (thrK === null ? m2Alpha : thrK[j]) && o >= flagFrom[j] ? 1 : 0;
     }
-    if (m2 <= robustC && (rowWeight === null || rowWeight[i] === 1)) {
+    const rw = rowWeight === null ? 1 : rowWeight[i];
+    if (m2 <= robustC && rw > 0) {
       const sb = j * 11;
-      stats[sb] += 1;
-      stats[sb + 1] += 1;
-      stats[sb + 2] += z0;
-      stats[sb + 3] += z1;
-      stats[sb + 4] += z2;
-      stats[sb + 5] += c0;
-      stats[sb + 6] += z1 * z0;
-      stats[sb + 7] += c1;
-      stats[sb + 8] += z2 * z0;
-      stats[sb + 9] += z2 * z1;
-      stats[sb + 10] += c2;
+      const w0 = rw * z0, w1 = rw * z1, w2 = rw * z2;
+      stats[sb] += rw;
+      stats[sb + 1] += rw;
+      stats[sb + 2] += w0;
+      stats[sb + 3] += w1;
+      stats[sb + 4] += w2;
+      stats[sb + 5] += w0 * z0;
+      stats[sb + 6] += w1 * z0;
+      stats[sb + 7] += w1 * z1;
+      stats[sb + 8] += w2 * z0;
+      stats[sb + 9] += w2 * z1;
+      stats[sb + 10] += w2 * z2;
     } else odd++;
   }
   for (let i = 0; odd > 0 && i < n; i++) {
@@ -315,7 +331,7 @@ export function fusedInterleaved3(pass: FusedPass, keyIdx: Int32Array, t: KeyTab
 function _oddRow(pass: FusedPass, i: number, st: Float64Array, o: number): number {
   const m2 = pass.m2[i];
   const rw = pass.rowWeight === null ? 1 : pass.rowWeight[i];
-  if (m2 <= pass.robustC && rw === 1) return 0;
+  if (m2 <= pass.robustC && rw > 0) return 0;
   if (!(m2 < Infinity)) {
     if (pass.bad < 0) pass.bad = i;
     return -1;
@@ -396,7 +412,9 @@ function _segmentN(
       if (pass.bad < 0) pass.bad = i;
       continue;
     }
-    if (scoring !== null) obs = _score(scoring, i, m2, head.logNorm, obs, head.flagFrom);
+    if (scoring !== null) {
+      obs = _score(scoring, i, m2, head.logNorm, obs, head.flagFrom, head.m2Alpha);
+    }
     const rw = rowWeight === null ? 1 : rowWeight[i];
     acc[0] += rw;
     if (rw === 0) continue;
@@ -422,11 +440,12 @@ function _score(
   logNorm: number,
   obs: number,
   flagFrom: number,
+  m2Alpha: number | undefined,
 ): number {
   if (s.counted === null || s.counted[i] === 1) obs++;
   s.logProb[i] = logNorm - 0.5 * m2;
   s.seq[i] = obs > 0 ? obs : 1;
-  // p_value < alpha ⟺ m² > χ²_d quantile at 1 − alpha (the tail is monotone).
-  s.anomaly[i] = m2 > s.m2Alpha && obs >= flagFrom ? 1 : 0;
+  // p_value < alpha ⟺ m² > the tail's quantile at 1 − alpha (the tail is monotone).
+  s.anomaly[i] = m2 > (m2Alpha ?? s.m2Alpha) && obs >= flagFrom ? 1 : 0;
   return obs;
 }

@@ -1,0 +1,107 @@
+/**
+ * The predictive m² threshold as a function of the effective n, for one (alpha, d): the engine needs
+ * it per key and batch, and n changes with every batch of a young key (a Newton solve each time
+ * would cost more than scoring the batch). Tabulated lazily and read by 4-point Lagrange
+ * interpolation on two grids: in u = ln(n − d), step 1/128, for n − d below 1024, and in
+ * v = 1/(n − d), step 1/(1024·256), beyond (the threshold is analytic in v down to v = 0, the χ²
+ * quantile, so a whole key's lifetime from n = 1024 to a full memory crosses ~250 grid points
+ * once). Interpolation error below ~3e−9 relative: flags agree with `p < alpha` up to rows that close
+ * to the threshold. Close to n = d (u < 2) it is solved exactly.
+ *
+ * @module
+ */
+import { chi2Isf } from "./chi2.ts";
+import { predictiveThreshold } from "./f_tail.ts";
+
+const U_STEPS = 128;
+const U_MIN = 2;
+const U_MAX = Math.log(1024);
+const V_MAX = 1 / 1024;
+const V_CELLS = 256;
+
+/** m² threshold of the predictive tail at `alpha` for effective n, dimension d. */
+export class PredictiveQuantile {
+  readonly #alpha: number;
+  readonly #d: number;
+  readonly #uGrid: Float64Array;
+  readonly #vGrid: Float64Array;
+  readonly #chi2: number;
+
+  constructor(alpha: number, d: number) {
+    this.#alpha = alpha;
+    this.#d = d;
+    this.#uGrid = new Float64Array(Math.ceil(U_MAX * U_STEPS) + 4).fill(NaN);
+    this.#vGrid = new Float64Array(V_CELLS + 4).fill(NaN);
+    this.#chi2 = chi2Isf(alpha, d);
+  }
+
+  /** The threshold (Infinity when n ≤ d; the χ² quantile for n = Infinity). */
+  value(n: number): number {
+    const d = this.#d;
+    if (n === Infinity) return this.#chi2;
+    if (!(n > d)) return Infinity;
+    const m = n - d;
+    const u = Math.log(m);
+    if (u < U_MIN) return predictiveThreshold(this.#alpha, n, d, this.#chi2);
+    if (u < U_MAX - 2 / U_STEPS) {
+      return _lagrange(u * U_STEPS, (i) => this.#u(i));
+    }
+    const s = (1 / m) * (V_CELLS / V_MAX);
+    // Nodes −1..2 around s; node −1 for the first cell is v < 0: use nodes 0..3 there.
+    return _lagrange(s, (i) => this.#v(i), s < 1 ? 1 : 0);
+  }
+
+  #u(i: number): number {
+    let v = this.#uGrid[i];
+    if (Number.isNaN(v)) {
+      const near = this.#uGrid[i - 1];
+      v = predictiveThreshold(
+        this.#alpha,
+        this.#d + Math.exp(i / U_STEPS),
+        this.#d,
+        Number.isNaN(near) ? this.#chi2 : near,
+      );
+      this.#uGrid[i] = v;
+    }
+    return v;
+  }
+
+  #v(i: number): number {
+    let v = this.#vGrid[i];
+    if (Number.isNaN(v)) {
+      v = i === 0 ? this.#chi2 : predictiveThreshold(
+        this.#alpha,
+        this.#d + V_CELLS / (V_MAX * i),
+        this.#d,
+        this.#chi2,
+      );
+      this.#vGrid[i] = v;
+    }
+    return v;
+  }
+}
+
+const _shared = new Map<string, PredictiveQuantile>();
+
+/**
+ * The table for (alpha, d), shared by every engine of this thread: it only ever grows by exact
+ * values, so sharing changes no result, and new engines (tests, benchmarks, restarts) start warm.
+ */
+export function sharedQuantile(alpha: number, d: number): PredictiveQuantile {
+  const id = `${alpha}/${d}`;
+  let q = _shared.get(id);
+  if (q === undefined) {
+    q = new PredictiveQuantile(alpha, d);
+    _shared.set(id, q);
+  }
+  return q;
+}
+
+/** 4-point Lagrange interpolation at s through nodes i−1+shift .. i+2+shift (i = ⌊s⌋). */
+function _lagrange(s: number, at: (i: number) => number, shift = 0): number {
+  const i = Math.floor(s) + shift;
+  const t = s - i;
+  const y0 = at(i - 1), y1 = at(i), y2 = at(i + 1), y3 = at(i + 2);
+  return (-t * (t - 1) * (t - 2) / 6) * y0 + ((t + 1) * (t - 1) * (t - 2) / 2) * y1 -
+    ((t + 1) * t * (t - 2) / 2) * y2 + ((t + 1) * t * (t - 1) / 6) * y3;
+}
