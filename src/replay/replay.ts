@@ -21,7 +21,7 @@ import type {
 import { flagValuesOf, resolveSettings } from "../config/settings.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import { StandInEngine } from "../engine/stand_in.ts";
-import type { HeadParams, HeadSnapshot, ObservationBatch, ScoreBatch } from "../engine/types.ts";
+import type { ObservationBatch, ScoreBatch } from "../engine/types.ts";
 import { BufferedTextWriter } from "../io/buffered_writer.ts";
 import type { ByteSink } from "../io/buffered_writer.ts";
 import { BadInputError, ReplayUsageError } from "../io/errors.ts";
