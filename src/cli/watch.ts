@@ -26,7 +26,8 @@ const SETTINGS = {
 const USAGE = usage(SETTINGS, {
   synopsis: `usage: main.ts watch [key] [options]
 Prints one JSON line per parameter update of the key (all keys when omitted): the current values
-from the worker's parameters bucket (<prefix>_params) first, then updates as the worker publishes them.`,
+from the worker's parameters bucket (<prefix>_params) first, then updates as the worker publishes
+them.`,
   groups: ["watch"],
 });
 
