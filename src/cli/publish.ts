@@ -99,8 +99,8 @@ export async function run(args: string[]): Promise<number> {
     const conn = resolveSettings(NATS_CLIENT_SETTINGS, parsed.values, Deno.env.toObject());
     const opts = resolveSettings(PUBLISH_SETTINGS, parsed.values, Deno.env.toObject());
     const errors = [...conn.errors, ...natsErrors(conn.values), ...opts.errors];
-    if (parsed.positionals.length !== 1) {
-      errors.unshift(`<file>: expected one file, found ${parsed.positionals.length}`);
+    if (parsed.positionals.length !== 1 || parsed.positionals[0] === "") {
+      errors.unshift(`<file>: expected one file, found ${JSON.stringify(parsed.positionals)}`);
     }
     if (opts.values.rate !== undefined && opts.values.realtime) {
       errors.push("expected --rate or --realtime, found both");
