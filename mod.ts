@@ -44,6 +44,18 @@
  * await worker.done;
  * ```
  *
+ * Ask the scoring service and follow a key's parameters (a client of a running worker):
+ *
+ * @example
+ * ```ts
+ * import { connectClient } from "./mod.ts";
+ *
+ * await using client = await connectClient({ servers: "nats://127.0.0.1:4222", prefix: "telemetry" });
+ * const [record] = await client.score("pump-7", [{ v: [1, 2, 3] }]);
+ * console.log(record.log_prob, record.anomaly);
+ * for await (const p of client.params("pump-7")) console.log(p.loc, p.scale_tril);
+ * ```
+ *
  * @module
  */
 
@@ -68,6 +80,28 @@ export {
   topologyFor,
 } from "./src/config/live_config.ts";
 export { type RunningWorker, startWorker, type WorkerOptions } from "./src/live/worker.ts";
-export { Checkpoint, LiveScoreRecord, ParamsMessage } from "./schemas/messages.ts";
+export {
+  Checkpoint,
+  DeadLetterHeaders,
+  LiveScoreRecord,
+  ParamsMessage,
+} from "./schemas/messages.ts";
+export { Observation, ObservationMessage } from "./schemas/observation.ts";
+export {
+  SERVICE_ERROR_CODES,
+  ServiceErrorReply,
+  ServiceScoreRecord,
+  ServiceScoreReply,
+} from "./schemas/service.ts";
+export {
+  connectClient,
+  type ConnectClientOptions,
+  type Feed,
+  type KeyPattern,
+  MvnClient,
+  type ObservationInput,
+  type ScoreOptions,
+  ScoreServiceError,
+} from "./src/client/client.ts";
 export { ScoreRecord } from "./schemas/score_record.ts";
 export { parseObservation } from "./src/wire/observation.ts";

@@ -25,6 +25,43 @@ export const DLQ_HEADERS = {
   truncated: "Mvn-Truncated-From",
 } as const;
 
+/**
+ * The headers of a dead letter on `<prefix>.dlq.<key>` as an object (header name → value; NATS
+ * header values are strings). The body is the original payload (cut to fit when
+ * `Mvn-Truncated-From` is present).
+ */
+export const DeadLetterHeaders: z.ZodType<DeadLetterHeaders> = z.object({
+  [DLQ_HEADERS.reason]: z.enum([
+    "malformed",
+    "shape",
+    "dimension",
+    "non_finite",
+    "oversize",
+    "f32_length",
+  ])
+    .describe("Short reason code"),
+  [DLQ_HEADERS.detail]: z.string().describe("What was expected, what was found"),
+  [DLQ_HEADERS.subject]: z.string().describe("Subject the message was published on"),
+  [DLQ_HEADERS.streamSeq]: z.string().regex(/^[1-9][0-9]*$/).describe(
+    "Sequence of the message in the input stream",
+  ),
+  [DLQ_HEADERS.truncated]: z.string().regex(/^[0-9]+$/).optional().describe(
+    "Original payload length in bytes, when the payload was cut to fit the server's limit",
+  ),
+  "Nats-Msg-Id": z.string().describe("<input stream>:<sequence>, for deduplication"),
+  "Content-Type": z.string().optional().describe("The original message's, when it had one"),
+});
+/** The headers of a dead letter. */
+export interface DeadLetterHeaders {
+  readonly "Mvn-Reason": DeadLetterReason;
+  readonly "Mvn-Detail": string;
+  readonly "Mvn-Subject": string;
+  readonly "Mvn-Stream-Seq": string;
+  readonly "Mvn-Truncated-From"?: string;
+  readonly "Nats-Msg-Id": string;
+  readonly "Content-Type"?: string;
+}
+
 /** Reason codes of dead letters. */
 export type DeadLetterReason =
   | "malformed"

@@ -14,14 +14,22 @@
  *   with the original error's name).
  * - `thread_failed`: the compute thread itself failed (uncaught error, terminated).
  * - `closed`: the engine was closed.
+ * - `unknown_key`: a score-only batch (`ObservationBatch.scoreOnly`) names a key the engine does
+ *   not hold; refused before any work.
  */
-export type EngineErrorCode = "non_finite_input" | "thread_error" | "thread_failed" | "closed";
+export type EngineErrorCode =
+  | "non_finite_input"
+  | "thread_error"
+  | "thread_failed"
+  | "closed"
+  | "unknown_key";
 
 const _CODES: ReadonlySet<string> = new Set<EngineErrorCode>([
   "non_finite_input",
   "thread_error",
   "thread_failed",
   "closed",
+  "unknown_key",
 ]);
 
 /** An error of the engine, with a {@link EngineErrorCode}. */

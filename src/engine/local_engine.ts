@@ -108,7 +108,11 @@ export class LocalEngine implements ScoringEngine {
     }
     const K = keys.length;
     const sc = this.#scratch;
-    const { learn, counted } = batch;
+    const scoreOnly = batch.scoreOnly === true;
+    if (scoreOnly) this.#requireKnown(keys, keyIndex);
+    // Score only: every row is a not-counted, not-learned one, and nothing is committed below.
+    const learn = scoreOnly ? undefined : batch.learn;
+    const counted = scoreOnly ? new Uint8Array(n) : batch.counted;
     // Per-row loops live in small module functions: in this long method they would run in the
     // interpreter until on-stack replacement, and deoptimise on every path not yet seen.
     const { start, active, local, Ka, runs } = _groupRows(keyIndex, n, K, sc);
@@ -216,6 +220,7 @@ export class LocalEngine implements ScoringEngine {
       this.release(out);
       _nonFinite(values, bad, d);
     }
+    if (scoreOnly) return out;
     if (natural) {
       this.#commitNatural(
         heads,
@@ -340,6 +345,19 @@ export class LocalEngine implements ScoringEngine {
         bank.stepNatural(h, own, 0, io.learned(j));
       } else {
         bank.stepNatural(h, stats, j * S, io.learned(j));
+      }
+    }
+  }
+
+  /** Throws `unknown_key` unless the bank holds every key that has rows. */
+  #requireKnown(keys: readonly string[], keyIndex: Uint32Array): void {
+    const seen = new Uint8Array(keys.length);
+    for (let i = 0; i < keyIndex.length; i++) {
+      const k = keyIndex[i];
+      if (k >= keys.length || seen[k] === 1) continue;
+      seen[k] = 1;
+      if (!this.bank.has(keys[k])) {
+        throw new EngineError("unknown_key", `expected a known model key, found '${keys[k]}'`);
       }
     }
   }
@@ -489,7 +507,8 @@ export class LocalEngine implements ScoringEngine {
     out: ScoreBatch,
     obsAfter: Float64Array,
   ): void {
-    const counted = batch.counted;
+    // Score only: no row is counted.
+    const counted = batch.scoreOnly === true ? new Uint8Array(batch.n) : batch.counted;
     const sf = batch.pValues !== false ? this.#tail.sf : null;
     const { logProb, mahalanobis2, pValue, anomaly, seq } = out;
     const constTerm = this.config.dim * HALF_LOG_2PI;

@@ -42,6 +42,13 @@ export interface ObservationBatch {
    * everywhere; `anomaly` is unaffected (it compares mahalanobis2 with the χ² quantile of alpha).
    */
   readonly pValues?: boolean;
+  /**
+   * Score only, against the keys' current parameters (the scoring service): no key is created (a
+   * row of a key the engine does not hold refuses the batch with an `EngineError` of code
+   * `unknown_key`), nothing is learned or counted and no state changes, whatever `learn` and
+   * `counted` say. `seq` is the key's current observation count. Default false.
+   */
+  readonly scoreOnly?: boolean;
 }
 
 /** Per-observation scores of one batch, in the batch's row order. */

@@ -336,6 +336,15 @@ export class LiveLoop {
     }
   }
 
+  /**
+   * Runs `f` with the engine once every engine call submitted before it (batches, their
+   * checkpoint exports, parameter snapshots) has finished, and before any submitted after it: the
+   * scoring service goes through here, so a request never races a batch.
+   */
+  withEngine<T>(f: (engine: ScoringEngine) => Promise<T>): Promise<T> {
+    return this.#onEngine(() => f(this.#engine));
+  }
+
   /** Runs `f` on the engine once everything submitted to it before has finished, in order. */
   #onEngine<T>(f: () => Promise<T>): Promise<T> {
     const job = this.#engineChain.then(f);

@@ -1,7 +1,7 @@
 /**
  * The live worker, in-process: `startWorker(config)` connects (or starts a local nats-server),
- * sets up streams, consumer and buckets, restores checkpoints and runs the {@link LiveLoop} until
- * `stop()`. `src/cli/start.ts` wraps it; the benchmark uses it directly.
+ * sets up streams, consumer and buckets, restores checkpoints, registers the scoring service
+ * (`src/nats/score_service.ts`) and runs the {@link LiveLoop} until `stop()`. `src/cli/start.ts` wraps it; the benchmark uses it directly.
  *
  * @module
  */
@@ -16,6 +16,7 @@ import { isPortFree, NatsServerProcess } from "../nats/server_process.ts";
 import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
 import { NatsSink } from "../nats/nats_sink.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
+import { startScoreService } from "../nats/score_service.ts";
 import { ensureStreams, openBuckets, resetConsumer } from "../nats/topology.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
@@ -137,6 +138,19 @@ export async function startWorker(
       `consuming ${topo.obsSubject} (stream ${topo.inputStream}, durable ${config.durable}) from ` +
         `sequence ${startSeq}; ${restored} key checkpoint(s) restored`,
     );
+    if (!relay) {
+      // The scoring service ($SRV discoverable): answers until the worker stops, before the
+      // engine and the connection close (cleanups run in reverse).
+      const service = await startScoreService(nc, {
+        prefix: config.prefix,
+        dim: config.head.dim,
+        maxMessageBytes: config.maxMessageBytes,
+        withEngine: (f) => loop.withEngine(f),
+        log,
+      });
+      cleanups.push(() => service.stop());
+      log(`scoring service 'mvn' answering on ${config.prefix}.svc.score.<key>`);
+    }
     const poll = setInterval(async () => {
       try {
         const info = await current.info();
