@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { BenchFlags, BenchResult } from "./schema.ts";
+import { BENCH_SETTINGS, BenchResult } from "./schema.ts";
+import { parseFlags, resolveSettings, SettingsError, usage } from "../src/config/settings.ts";
 import { chooseBackend } from "../src/engine/backend.ts";
 import { benchEngine } from "./engine_bench.ts";
 import { benchLive, liveBenchSizes, loadWindow, soakLive } from "./live_bench.ts";
@@ -14,14 +14,10 @@ import { checkFloors, formatReport } from "./report.ts";
 import { benchSoak } from "./soak.ts";
 import type { BackendName } from "../src/engine/types.ts";
 
-const USAGE = `usage: main.ts bench [options]
-  --json FILE          also write the results as JSON (schemas/bench.ts)
-  --sections LIST      comma-separated: engine,replay,live (default all)
-  --quick              small sizes, short timings (a smoke test, not a measurement)
-  --backend B          all (default: every backend with an adapter), cpu or webgpu
-  --soak               also run the soaks (engine, then the live worker: 10 min each at half
-                       load; not for CI)
-  --soak-minutes M     soak duration (default 10)`;
+const USAGE = usage(BENCH_SETTINGS, {
+  synopsis: "usage: main.ts bench [options]\nThroughput and latency, every comparison " +
+    "measured in the same run (docs/bench.md).",
+});
 
 async function _backends(wanted: "all" | BackendName, notes: string[]): Promise<BackendName[]> {
   if (wanted === "cpu") return ["cpu"];
@@ -37,35 +33,23 @@ async function _backends(wanted: "all" | BackendName, notes: string[]): Promise<
 }
 
 export async function run(args: string[]): Promise<number> {
-  let raw;
+  let flags;
   try {
-    raw = parseArgs({
-      args,
-      options: {
-        json: { type: "string" },
-        sections: { type: "string" },
-        quick: { type: "boolean" },
-        backend: { type: "string" },
-        soak: { type: "boolean" },
-        "soak-minutes": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: false,
-    }).values;
+    const parsed = parseFlags(BENCH_SETTINGS, args);
+    if (parsed.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (parsed.positionals.length > 0) {
+      throw new SettingsError([`unexpected argument '${parsed.positionals[0]}'`]);
+    }
+    const r = resolveSettings(BENCH_SETTINGS, parsed.values);
+    if (r.errors.length > 0) throw new SettingsError(r.errors);
+    flags = r.values;
   } catch (e) {
-    console.error(`bench: ${(e as Error).message}\n${USAGE}`);
+    if (!(e instanceof SettingsError)) throw e;
+    console.error(`bench: ${e.message}\n${USAGE}`);
     return 2;
-  }
-  const parsed = BenchFlags.safeParse({ ...raw, soak_minutes: raw["soak-minutes"] });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    console.error(`bench: --${String(issue.path[0] ?? "?")}: ${issue.message}\n${USAGE}`);
-    return 2;
-  }
-  const flags = parsed.data;
-  if (flags.help) {
-    console.log(USAGE);
-    return 0;
   }
   const log = (line: string) => console.error(line);
   const notes: string[] = [];

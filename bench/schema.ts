@@ -5,34 +5,65 @@
  */
 import { z } from "zod";
 import { SCORE_MESSAGES } from "../src/config/live_config.ts";
+import { num, option, type Resolved, toggle } from "../src/config/settings.ts";
 
 /** Sections the benchmark can run. */
 export const BENCH_SECTIONS = ["engine", "replay", "live"] as const;
 
 /** `--sections engine,replay,live` (comma-separated or an array). */
 const Sections = z.preprocess(
-  (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s) : v),
+  (v: string | readonly string[]) =>
+    typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s) : v,
   z.array(z.enum(BENCH_SECTIONS)).min(1),
 );
 
-const PositiveNumber = z.preprocess(
-  (v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v),
-  z.number().positive(),
-);
-
-/** Flags of `bench`, after `parseArgs`. */
-export const BenchFlags = z.object({
-  json: z.string().min(1).optional(),
-  sections: Sections.default([...BENCH_SECTIONS]),
-  quick: z.boolean().default(false),
-  /** `all` measures every backend with an adapter; else only the one named. */
-  backend: z.enum(["all", "cpu", "webgpu"]).default("all"),
-  soak: z.boolean().default(false),
-  /** Soak duration (default 10 minutes). */
-  soak_minutes: PositiveNumber.default(10),
-  help: z.boolean().default(false),
-});
-export type BenchFlags = z.output<typeof BenchFlags>;
+/** Flags of `bench`. */
+export const BENCH_SETTINGS = {
+  json: option({
+    flag: "json",
+    arg: "FILE",
+    group: "options",
+    schema: z.string().min(1),
+    help: "also write the results as JSON (bench/schema.ts)",
+  }),
+  sections: option({
+    flag: "sections",
+    arg: "LIST",
+    group: "options",
+    schema: Sections,
+    default: [...BENCH_SECTIONS],
+    expects: `comma-separated sections among ${BENCH_SECTIONS.join(", ")}`,
+    help: "comma-separated sections to run",
+  }),
+  quick: toggle({
+    flag: "quick",
+    group: "options",
+    help: "small sizes, short timings (a smoke test, not a measurement)",
+  }),
+  backend: option({
+    flag: "backend",
+    arg: "all|cpu|webgpu",
+    group: "options",
+    schema: z.enum(["all", "cpu", "webgpu"]),
+    default: "all",
+    help: "all: every backend with an adapter; else only the one named",
+  }),
+  soak: toggle({
+    flag: "soak",
+    group: "options",
+    help: "also run the soaks (engine, then the live worker, at half load; not for CI)",
+  }),
+  soak_minutes: option({
+    flag: "soak-minutes",
+    arg: "M",
+    group: "options",
+    schema: num(z.number().positive()),
+    default: 10,
+    help: "duration of each soak",
+  }),
+} as const;
+/** Resolved flags of `bench`. */
+export type BenchFlags = Resolved<typeof BENCH_SETTINGS>;
 
 const Rate = z.number().nonnegative();
 

@@ -1,37 +1,29 @@
 /**
- * Boundaries of `replay`: its options (from flags or a programmatic caller), the `--params-in`
- * file and the `--summary` file. Flags arrive as strings; every numeric option also accepts a
- * number so that programmatic callers need not stringify.
+ * Boundaries of `replay`: its options (from flags or a programmatic caller, one settings table:
+ * src/config/settings.ts), the `--params-in` file and the `--summary` file. Flags arrive as
+ * strings; every numeric option also accepts a number so that programmatic callers need not
+ * stringify.
  *
  * @module
  */
 import { z } from "zod";
 import { MAX_DIM } from "../src/config/head_config.ts";
-import { DEFAULT_ALARM_THRESHOLD } from "../src/model/alarm.ts";
+import { ALARM_THRESHOLD_SETTING, MODEL_SETTINGS } from "../src/config/model_settings.ts";
+import {
+  list,
+  num,
+  option,
+  type Resolved,
+  type SettingsInput,
+  toggle,
+} from "../src/config/settings.ts";
 
 /** Default mini-batch size (rows per engine call). */
 export const DEFAULT_BATCH = 64;
 /** Default cap on bad-input lines printed to stderr (all are still counted). */
 export const DEFAULT_MAX_WARNINGS = 100;
 
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-/** Strict string → number: only plain decimal literals (no hex, no empty string). */
-function toNumber(value: unknown): unknown {
-  if (typeof value !== "string") return value;
-  const s = value.trim();
-  return DECIMAL.test(s) ? Number(s) : Number.NaN;
-}
-
-const num = <T extends z.ZodType>(inner: T) => z.preprocess(toNumber, inner);
-
 const Name = z.string().trim().min(1);
-
-/** Comma-separated list of column names (or an array of them). */
-const Columns = z.preprocess(
-  (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()) : v),
-  z.array(Name).min(1).max(MAX_DIM).refine((a) => new Set(a).size === a.length),
-);
 
 /** `\t`, `tab` and `\\t` all mean a tab; any other single character is taken literally. */
 const Delimiter = z.preprocess(
@@ -39,82 +31,130 @@ const Delimiter = z.preprocess(
   z.enum([",", ";", "\t", "|"]),
 );
 
-/** Options of one replay run, fully validated; see `docs/replay.md` for each. */
-export const ReplayOptions = z.object({
-  /** File or directory to replay. */
-  input: Name,
-  out: Name.optional(),
-  summary: Name.optional(),
-  alarms: Name.optional(),
-  alarm_threshold: num(z.number().positive().refine(Number.isFinite)).default(
-    DEFAULT_ALARM_THRESHOLD,
-  ),
-  params_in: Name.optional(),
-  params_out: Name.optional(),
-  freeze: z.boolean().default(false),
-  train_rows: num(z.number().int().min(0)).optional(),
-  batch: num(z.number().int().min(1).max(1 << 20)).default(DEFAULT_BATCH),
-  dim: num(z.number().int().min(1).max(MAX_DIM)).optional(),
-  optimizer: z.enum(["natural", "adam"]).optional(),
-  horizon: num(z.number().gt(1)).optional(),
-  change_threshold: num(z.number().min(0)).optional(),
-  lr: num(z.number().positive().max(10)).optional(),
-  alpha: num(z.number().gt(0).lt(1)).optional(),
-  warmup: num(z.number().int().min(0)).optional(),
-  diag: z.enum(["softplus", "elu1p", "exp"]).optional(),
-  backend: z.enum(["auto", "webgpu", "cpu"]).default("auto"),
-  seed: num(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)).optional(),
-  strict: z.boolean().default(false),
-  quiet: z.boolean().default(false),
-  delimiter: Delimiter.optional(),
-  columns: Columns.optional(),
-  time_column: Name.optional(),
-  key_column: Name.optional(),
-  label_column: Name.optional(),
-  max_warnings: num(z.number().int().min(0)).default(DEFAULT_MAX_WARNINGS),
-});
+const INPUT = "input";
+const MODEL = "model";
+const OUTPUT = "output";
+const FILE = "FILE";
 
-/** What a caller may pass (flags as strings, or typed values). */
-export type ReplayOptionsInput = z.input<typeof ReplayOptions>;
-/** Resolved options. */
-export type ReplayOptions = z.output<typeof ReplayOptions>;
+/** A replay setting naming a file. */
+const file = <const F extends string>(flag: F, group: string, help: string) =>
+  option({ flag, arg: FILE, group, schema: Name, help, expects: "a file path" });
 
-/** For each option: its flag and, for error messages, what it expects. */
-export const REPLAY_OPTION_INFO: Readonly<
-  Record<keyof ReplayOptions, { readonly flag: string; readonly expects: string }>
-> = {
-  input: { flag: "<file|dir>", expects: "a file or directory path" },
-  out: { flag: "--out", expects: "a file path" },
-  summary: { flag: "--summary", expects: "a file path" },
-  alarms: { flag: "--alarms", expects: "a file path" },
-  alarm_threshold: { flag: "--alarm-threshold", expects: "a finite number > 0 (decades)" },
-  params_in: { flag: "--params-in", expects: "a file path" },
-  params_out: { flag: "--params-out", expects: "a file path" },
-  freeze: { flag: "--freeze", expects: "a boolean switch" },
-  train_rows: { flag: "--train-rows", expects: "an integer ≥ 0" },
-  batch: { flag: "--batch", expects: `an integer in [1, ${1 << 20}]` },
-  dim: { flag: "--dim", expects: `an integer in [1, ${MAX_DIM}]` },
-  optimizer: { flag: "--optimizer", expects: "one of natural, adam" },
-  horizon: { flag: "--horizon", expects: "a number > 1" },
-  change_threshold: { flag: "--change-threshold", expects: "a number ≥ 0" },
-  lr: { flag: "--lr", expects: "a number in (0, 10]" },
-  alpha: { flag: "--alpha", expects: "a number in (0, 1)" },
-  warmup: { flag: "--warmup", expects: "an integer ≥ 0" },
-  diag: { flag: "--diag", expects: "one of softplus, elu1p, exp" },
-  backend: { flag: "--backend", expects: "one of auto, webgpu, cpu" },
-  seed: { flag: "--seed", expects: "an integer ≥ 0" },
-  strict: { flag: "--strict", expects: "a boolean switch" },
-  quiet: { flag: "--quiet", expects: "a boolean switch" },
-  delimiter: { flag: "--delimiter", expects: "one of ',', ';', tab, '|'" },
-  columns: {
-    flag: "--columns",
+/** A column-name setting. */
+const column = <const F extends string>(flag: F, help: string) =>
+  option({ flag, arg: "NAME", group: INPUT, schema: Name, help, expects: "a column name" });
+
+/**
+ * Options of one replay run (flags, or a programmatic caller's fields of the same names); see
+ * `docs/replay.md` for each. The input file or directory is the one positional argument.
+ */
+export const REPLAY_SETTINGS = {
+  columns: option({
+    flag: "columns",
+    arg: "a,b,c",
+    group: INPUT,
+    schema: list(z.array(Name).min(1).max(MAX_DIM).refine((a) => new Set(a).size === a.length)),
     expects: `1 to ${MAX_DIM} distinct comma-separated column names`,
+    help: "value columns (CSV) or top-level numeric fields (NDJSON)",
+  }),
+  time_column: column("time-column", 'time column/field, echoed as "t" (default: t, when present)'),
+  key_column: column(
+    "key-column",
+    "model key column/field (default: key, when present; else the file)",
+  ),
+  label_column: column(
+    "label-column",
+    'ground truth 0/1, echoed as "label" (default: label, when present)',
+  ),
+  delimiter: option({
+    flag: "delimiter",
+    arg: "C",
+    group: INPUT,
+    schema: Delimiter,
+    expects: "one of ',', ';', tab, '|'",
+    help: "CSV delimiter: , ; tab | (default: detected)",
+  }),
+  dim: {
+    ...MODEL_SETTINGS.dim,
+    group: INPUT,
+    default: undefined,
+    help: "dimension (default: from --columns or the first good row, else 3)",
   },
-  time_column: { flag: "--time-column", expects: "a column name" },
-  key_column: { flag: "--key-column", expects: "a column name" },
-  label_column: { flag: "--label-column", expects: "a column name" },
-  max_warnings: { flag: "--max-warnings", expects: "an integer ≥ 0" },
-};
+  params_in: file(
+    "params-in",
+    MODEL,
+    'start from {"loc":[..],"scale_tril":[[..],..]} or a map key -> that',
+  ),
+  params_out: file("params-out", MODEL, "write the final parameters per key (JSON map)"),
+  freeze: toggle({
+    flag: "freeze",
+    group: MODEL,
+    help: "score only, never learn (needs --params-in for every key)",
+  }),
+  train_rows: option({
+    flag: "train-rows",
+    arg: "N",
+    group: MODEL,
+    schema: num(z.number().int().min(0)),
+    help: "learn from the first N observations of each key, then freeze",
+  }),
+  batch: option({
+    flag: "batch",
+    arg: "N",
+    group: MODEL,
+    schema: num(z.number().int().min(1).max(1 << 20)),
+    default: DEFAULT_BATCH,
+    help: "rows per engine call",
+  }),
+  optimizer: MODEL_SETTINGS.optimizer,
+  horizon: MODEL_SETTINGS.horizon,
+  change_threshold: MODEL_SETTINGS.change_threshold,
+  lr: MODEL_SETTINGS.lr,
+  alpha: MODEL_SETTINGS.alpha,
+  warmup: MODEL_SETTINGS.warmup,
+  diag: MODEL_SETTINGS.diag,
+  backend: MODEL_SETTINGS.backend,
+  seed: option({
+    flag: "seed",
+    arg: "N",
+    group: MODEL,
+    schema: num(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)),
+    help: "recorded in the summary (the engine is deterministic)",
+  }),
+  out: file("out", OUTPUT, "score records (default: stdout)"),
+  summary: file(
+    "summary",
+    OUTPUT,
+    "summary JSON (counts, skipped lines by reason, F1/FAR/MAR with labels for anomaly and " +
+      "alarm, episode metrics)",
+  ),
+  alarms: file("alarms", OUTPUT, 'alarm episodes, one NDJSON line each (docs/model.md, "Alarms")'),
+  alarm_threshold: ALARM_THRESHOLD_SETTING,
+  strict: toggle({ flag: "strict", group: OUTPUT, help: "stop at the first bad line (exit 1)" }),
+  max_warnings: option({
+    flag: "max-warnings",
+    arg: "N",
+    group: OUTPUT,
+    schema: num(z.number().int().min(0)),
+    default: DEFAULT_MAX_WARNINGS,
+    help: "bad lines printed on stderr (all are counted)",
+  }),
+  quiet: toggle({
+    flag: "quiet",
+    group: OUTPUT,
+    help: "no progress bar, backend line or summary line",
+  }),
+} as const;
+
+/** The input file or directory: checked like a setting, named `<file|dir>` in errors. */
+export const ReplayInput = Name;
+
+/** What a caller may pass: the input, and each setting as a flag's string or a typed value. */
+export type ReplayOptionsInput =
+  & { readonly input: string }
+  & SettingsInput<typeof REPLAY_SETTINGS>;
+/** Resolved options. */
+export type ReplayOptions = { readonly input: string } & Resolved<typeof REPLAY_SETTINGS>;
 
 const Finite = z.number().refine(Number.isFinite, { message: "expected a finite number" });
 

@@ -129,23 +129,23 @@ Deno.test("usage errors say which flag, what value and what was expected", async
   await t.step("bad numbers and choices", () => {
     assert.equal(
       usage(["f", "--batch", "0"]),
-      '--batch: expected an integer in [1, 1048576], found "0"',
+      'invalid --batch="0": expected an integer in [1, 1048576]',
     );
     assert.equal(
       usage(["f", "--batch", "ten"]),
-      '--batch: expected an integer in [1, 1048576], found "ten"',
+      'invalid --batch="ten": expected an integer in [1, 1048576]',
     );
     assert.equal(
       usage(["f", "--alpha", "1.5"]),
-      '--alpha: expected a number in (0, 1), found "1.5"',
+      'invalid --alpha="1.5": expected a number in (0, 1)',
     );
-    assert.equal(usage(["f", "--lr", "0x1"]), '--lr: expected a number in (0, 10], found "0x1"');
+    assert.equal(usage(["f", "--lr", "0x1"]), 'invalid --lr="0x1": expected a number in (0, 10]');
     assert.equal(
       usage(["f", "--backend", "tpu"]),
-      '--backend: expected one of auto, webgpu, cpu, found "tpu"',
+      'invalid --backend="tpu": expected one of auto, webgpu, cpu',
     );
-    assert.match(usage(["f", "--delimiter", ":"]), /^--delimiter: expected one of/);
-    assert.match(usage(["f", "--columns", "a,a"]), /^--columns: expected .*distinct/);
+    assert.match(usage(["f", "--delimiter", ":"]), /^invalid --delimiter=":": expected one of/);
+    assert.match(usage(["f", "--columns", "a,a"]), /^invalid --columns="a,a": expected .*distinct/);
   });
 
   await t.step("unknown flags, missing input and conflicting flags", () => {

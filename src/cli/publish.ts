@@ -6,102 +6,133 @@
  *
  * @module
  */
-import { parseCommandArgs } from "../config/args.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { z } from "zod";
-import { ConfigError, resolveLiveConfig, topologyFor } from "../config/live_config.ts";
+import {
+  NATS_CLIENT_SETTINGS,
+  natsErrors,
+  PREFIX_SETTING,
+  topologyFor,
+} from "../config/live_config.ts";
+import { MODEL_SETTINGS } from "../config/model_settings.ts";
+import {
+  num,
+  option,
+  parseFlags,
+  resolveSettings,
+  SettingsError,
+  toggle,
+  usage,
+} from "../config/settings.ts";
 import { connectNats } from "../nats/connect.ts";
 import { DUPLICATE_WINDOW_NS, ensureStream } from "../nats/topology.ts";
 import { publishFile } from "../nats/file_publisher.ts";
 import { ProgressBar } from "../replay/progress.ts";
 
-const USAGE = `usage: main.ts publish <file.ndjson|file.csv> [options]
-  --server URL        NATS server (default NATS_URL, else nats://127.0.0.1:4222)
-  --prefix P          subject prefix (default telemetry): rows go to <P>.obs.<key>
-  --subject S         publish every message on S instead
-  --key K             model key of every row (default: the row's key, else the file name)
-  --format F          json (one observation per message), array (JSON array), f32 (binary block)
-  --per-message N     observations per message (default 1)
-  --rate N            observations per second (default: as fast as acks allow)
-  --realtime          pace by the rows' t
-  --dim N             dimension (default: from the first row)
-Authentication and TLS: NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CA, NATS_CERT/NATS_KEY.`;
+const GROUP = "publish";
 
-const Options = z.object({
-  file: z.string().min(1),
-  prefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).default("telemetry"),
-  subject: z.string().regex(/^[^\s*>]+$/, "expected a subject without wildcards").optional(),
-  key: z.string().regex(/^[^\s*>]+$/, "expected a key without spaces or wildcards").optional(),
-  format: z.enum(["json", "array", "f32"]).default("json"),
-  "per-message": z.coerce.number().int().min(1).default(1),
-  rate: z.coerce.number().positive().optional(),
-  realtime: z.boolean().default(false),
-  dim: z.coerce.number().int().min(1).max(32).optional(),
+/** What to publish and how (beside where: {@link NATS_CLIENT_SETTINGS}). */
+export const PUBLISH_SETTINGS = {
+  prefix: { ...PREFIX_SETTING, group: GROUP, help: "subject prefix: rows go to <P>.obs.<key>" },
+  subject: option({
+    flag: "subject",
+    arg: "S",
+    group: GROUP,
+    schema: z.string().regex(/^[^\s*>]+$/, "expected a subject without wildcards"),
+    help: "publish every message on S instead",
+  }),
+  key: option({
+    flag: "key",
+    arg: "K",
+    group: GROUP,
+    schema: z.string().regex(/^[^\s*>]+$/, "expected a key without spaces or wildcards"),
+    help: "model key of every row (default: the row's key, else the file name)",
+  }),
+  format: option({
+    flag: "format",
+    arg: "json|array|f32",
+    group: GROUP,
+    schema: z.enum(["json", "array", "f32"]),
+    default: "json",
+    help: "json: one observation per message; array: a JSON array; f32: a binary block",
+  }),
+  perMessage: option({
+    flag: "per-message",
+    arg: "N",
+    group: GROUP,
+    schema: num(z.number().int().min(1)),
+    default: 1,
+    help: "observations per message",
+  }),
+  rate: option({
+    flag: "rate",
+    arg: "N",
+    group: GROUP,
+    schema: num(z.number().positive()),
+    help: "observations per second (default: as fast as acks allow)",
+  }),
+  realtime: toggle({ flag: "realtime", group: GROUP, help: "pace by the rows' t" }),
+  dim: {
+    ...MODEL_SETTINGS.dim,
+    group: GROUP,
+    default: undefined,
+    help: "dimension (default: from the first row)",
+  },
+} as const;
+
+const SETTINGS = { ...NATS_CLIENT_SETTINGS, ...PUBLISH_SETTINGS } as const;
+
+const USAGE = usage(SETTINGS, {
+  synopsis: "usage: main.ts publish <file.ndjson|file.csv> [options]",
+  groups: [GROUP],
 });
 
 /** Runs `publish`; resolves with the exit code. */
 export async function run(args: string[]): Promise<number> {
-  const parsed = parseCommandArgs("publish", USAGE, args, {
-    server: { type: "string" },
-    prefix: { type: "string" },
-    subject: { type: "string" },
-    key: { type: "string" },
-    format: { type: "string" },
-    "per-message": { type: "string" },
-    rate: { type: "string" },
-    realtime: { type: "boolean" },
-    dim: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (typeof parsed === "number") return parsed;
-  const { server, ...rest } = parsed.values;
-  const o = Options.safeParse({ ...rest, file: parsed.positionals[0] });
-  if (!o.success || parsed.positionals.length !== 1) {
-    const issue = o.success ? undefined : o.error.issues[0];
-    console.error(
-      issue
-        ? `publish: invalid ${
-          issue.path.join(".") === "file" ? "<file>" : `--${issue.path.join(".")}`
-        }: ${issue.message}`
-        : `publish: expected one file, found ${parsed.positionals.length}`,
-    );
-    console.error(USAGE);
-    return 2;
-  }
-  if (o.data.rate !== undefined && o.data.realtime) {
-    console.error("publish: expected --rate or --realtime, found both");
-    return 2;
-  }
-  let nats;
+  let nats, o;
   try {
-    nats = resolveLiveConfig({ "nats-url": server }, Deno.env.toObject()).nats;
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`publish: ${e.message}`);
-      return 2;
+    const parsed = parseFlags(SETTINGS, args);
+    if (parsed.help) {
+      console.log(USAGE);
+      return 0;
     }
-    throw e;
+    const conn = resolveSettings(NATS_CLIENT_SETTINGS, parsed.values, Deno.env.toObject());
+    const opts = resolveSettings(PUBLISH_SETTINGS, parsed.values, Deno.env.toObject());
+    const errors = [...conn.errors, ...natsErrors(conn.values), ...opts.errors];
+    if (parsed.positionals.length !== 1 || parsed.positionals[0] === "") {
+      errors.unshift(`<file>: expected one file, found ${JSON.stringify(parsed.positionals)}`);
+    }
+    if (opts.values.rate !== undefined && opts.values.realtime) {
+      errors.push("expected --rate or --realtime, found both");
+    }
+    if (errors.length > 0) throw new SettingsError(errors);
+    nats = conn.values;
+    o = { ...opts.values, file: parsed.positionals[0] };
+  } catch (e) {
+    if (!(e instanceof SettingsError)) throw e;
+    console.error(`publish: ${e.message}\n${USAGE}`);
+    return 2;
   }
-  const url = nats.url ?? "nats://127.0.0.1:4222";
+  const url = nats.url;
   let nc;
   try {
-    nc = await connectNats({ ...nats, url }, { name: "mvn-publish", waitOnFirstConnect: false });
+    nc = await connectNats(nats, { name: "mvn-publish", waitOnFirstConnect: false });
   } catch (e) {
     console.error(`publish: cannot connect to ${url}: ${e instanceof Error ? e.message : e}`);
     return 1;
   }
   try {
     const jsm = await jetstreamManager(nc);
-    const topo = topologyFor(o.data.prefix);
-    if (o.data.subject === undefined) {
+    const topo = topologyFor(o.prefix);
+    if (o.subject === undefined) {
       await ensureStream(jsm, topo.inputStream, topo.obsSubject, DUPLICATE_WINDOW_NS);
     } else {
       // Fail fast instead of retrying publications no stream will ever acknowledge.
       try {
-        await jsm.streams.find(o.data.subject);
+        await jsm.streams.find(o.subject);
       } catch (cause) {
         console.error(
-          `publish: expected a stream capturing --subject ${o.data.subject}, found none (${cause})`,
+          `publish: expected a stream capturing --subject ${o.subject}, found none (${cause})`,
         );
         return 1;
       }
@@ -113,15 +144,15 @@ export async function run(args: string[]): Promise<number> {
     let progress: ProgressBar | undefined = bar;
     const t0 = performance.now();
     const summary = await publishFile(jsm.jetstream(), {
-      path: o.data.file,
-      prefix: o.data.prefix,
-      subject: o.data.subject,
-      key: o.data.key,
-      format: o.data.format,
-      perMessage: o.data["per-message"],
-      rate: o.data.rate,
-      realtime: o.data.realtime,
-      dim: o.data.dim,
+      path: o.file,
+      prefix: o.prefix,
+      subject: o.subject,
+      key: o.key,
+      format: o.format,
+      perMessage: o.perMessage,
+      rate: o.rate,
+      realtime: o.realtime,
+      dim: o.dim,
       log: (l) => console.error(`publish: ${l}`),
       onProgress: (bytes, total, obs) => {
         if (progress === undefined) return;

@@ -5,56 +5,58 @@
  *
  * @module
  */
-import { parseCommandArgs } from "../config/args.ts";
 import { Kvm } from "@nats-io/kv";
 import {
-  ConfigError,
-  DEFAULT_PREFIX,
-  resolveLiveConfig,
+  NATS_CLIENT_SETTINGS,
+  natsErrors,
+  PREFIX_SETTING,
   topologyFor,
 } from "../config/live_config.ts";
+import { parseFlags, resolveSettings, SettingsError, toggle, usage } from "../config/settings.ts";
 import { ParamsMessage } from "../../schemas/messages.ts";
 import { connectNats } from "../nats/connect.ts";
 import { encodeKvKey } from "../nats/kv_key.ts";
 
-const USAGE = `usage: main.ts watch [key] [--server URL] [--prefix P] [--once]
+const SETTINGS = {
+  ...NATS_CLIENT_SETTINGS,
+  prefix: { ...PREFIX_SETTING, group: "watch", help: "the worker's --prefix" },
+  once: toggle({ flag: "once", group: "watch", help: "print the current values and exit" }),
+} as const;
+
+const USAGE = usage(SETTINGS, {
+  synopsis: `usage: main.ts watch [key] [options]
 Prints one JSON line per parameter update of the key (all keys when omitted): the current values
-from the worker's parameters bucket (<prefix>_params) first, then updates as the worker publishes them.
-  --server URL   NATS server (default NATS_URL, else nats://127.0.0.1:4222)
-  --prefix P     the worker's --prefix (default MVN_PREFIX, else ${DEFAULT_PREFIX})
-  --once         print the current values and exit`;
+from the worker's parameters bucket (<prefix>_params) first, then updates as the worker publishes
+them.`,
+  groups: ["watch"],
+});
 
 /** Runs `watch`; resolves with the exit code. */
 export async function run(args: string[]): Promise<number> {
-  const parsed = parseCommandArgs("watch", USAGE, args, {
-    server: { type: "string" },
-    prefix: { type: "string" },
-    once: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (typeof parsed === "number") return parsed;
-  if (parsed.positionals.length > 1) {
-    console.error(`watch: expected at most one key, found ${parsed.positionals.length}\n${USAGE}`);
+  let parsed, resolved;
+  try {
+    parsed = parseFlags(SETTINGS, args);
+    if (parsed.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    resolved = resolveSettings(SETTINGS, parsed.values, Deno.env.toObject());
+    const errors = [...resolved.errors, ...natsErrors(resolved.values)];
+    if (parsed.positionals.length > 1) {
+      errors.unshift(`expected at most one key, found ${parsed.positionals.length}`);
+    }
+    if (errors.length > 0) throw new SettingsError(errors);
+  } catch (e) {
+    if (!(e instanceof SettingsError)) throw e;
+    console.error(`watch: ${e.message}\n${USAGE}`);
     return 2;
   }
-  let nats, prefix;
-  try {
-    ({ nats, prefix } = resolveLiveConfig(
-      { "nats-url": parsed.values.server, prefix: parsed.values.prefix },
-      Deno.env.toObject(),
-    ));
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`watch: ${e.message}`);
-      return 2;
-    }
-    throw e;
-  }
+  const { prefix, once, ...nats } = resolved.values;
   const key = parsed.positionals[0];
-  const url = nats.url ?? "nats://127.0.0.1:4222";
+  const url = nats.url;
   let nc;
   try {
-    nc = await connectNats({ ...nats, url }, { name: "mvn-watch", waitOnFirstConnect: false });
+    nc = await connectNats(nats, { name: "mvn-watch", waitOnFirstConnect: false });
   } catch (e) {
     console.error(`watch: cannot connect to ${url}: ${e instanceof Error ? e.message : e}`);
     return 1;
@@ -74,7 +76,7 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
   const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
-  if (parsed.values.once) {
+  if (once) {
     const keys: string[] = [];
     for await (const k of await kv.keys(key === undefined ? ">" : encodeKvKey(key))) keys.push(k);
     for (const k of keys.sort()) {

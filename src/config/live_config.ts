@@ -1,14 +1,27 @@
 /**
  * Configuration of the live worker (`deno task start`): flags and environment variables in, one
- * resolved {@link LiveConfig} out. Every setting is validated on its own so that an error names
- * the setting (flag or variable), the value found and what was expected.
+ * resolved {@link LiveConfig} out. The settings are tables (src/config/settings.ts): connection
+ * ({@link NATS_SETTINGS}), model (MODEL_SETTINGS) and pipeline ({@link PIPELINE_SETTINGS}); every
+ * setting is validated on its own so that an error names the setting (flag or variable), the
+ * value found and what was expected, then the checks across settings run.
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
-import { type HeadConfig, HeadConfigInput, resolveHeadConfig } from "./head_config.ts";
-import { DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
+import { type HeadConfig, resolveHeadConfig } from "./head_config.ts";
+import { ALARM_THRESHOLD_SETTING, MODEL_SETTINGS } from "./model_settings.ts";
+import {
+  type Env,
+  type FlagValues,
+  num,
+  option,
+  parseArgsOptions,
+  parseFlags,
+  type Resolved,
+  resolveSettings,
+  SettingsError,
+  usage,
+} from "./settings.ts";
 
 /** A setting had a bad value; the message names it. Start-up exits with code 2. */
 export class ConfigError extends Error {
@@ -16,77 +29,6 @@ export class ConfigError extends Error {
     super(message, options);
     this.name = "ConfigError";
   }
-}
-
-/** How to reach NATS and authenticate. */
-export interface NatsSettings {
-  /** nats://, tls://, ws:// or wss:// URL; undefined = start a local nats-server. */
-  readonly url?: string;
-  readonly creds?: string;
-  readonly user?: string;
-  readonly password?: string;
-  readonly token?: string;
-  readonly tlsCa?: string;
-  readonly tlsCert?: string;
-  readonly tlsKey?: string;
-}
-
-/** Fully resolved live worker configuration. */
-export interface LiveConfig {
-  readonly nats: NatsSettings;
-  readonly head: HeadConfig;
-  /** Observations per mini-batch (across keys). */
-  readonly batch: number;
-  /** Longest a partial batch waits for more messages. */
-  readonly maxWaitMs: number;
-  /** Subject prefix: `<prefix>.obs.>`, `<prefix>.scores.<key>`, ... */
-  readonly prefix: string;
-  /** Smallest interval between two parameter publications of one key. */
-  readonly paramsEveryMs: number;
-  /**
-   * Time between checkpoint barriers (checkpoints written, inputs acked); 0 = after every batch.
-   * Scores are published as soon as scored either way; a crash redelivers about this much input.
-   */
-  readonly checkpointEveryMs: number;
-  /** Port of the health/metrics endpoint and the dashboard on 127.0.0.1; undefined = none. */
-  readonly httpPort?: number;
-  /**
-   * WebSocket URL of NATS that the dashboard page connects to (`--ws-url` / `MVN_WS_URL`); by
-   * default the local nats-server's WebSocket listener, or the NATS URL itself when it is ws(s)://.
-   */
-  readonly wsUrl?: string;
-  /** Project-local state directory (the local nats-server stores under `<stateDir>/nats`). */
-  readonly stateDir: string;
-  /** Durable name of the pull consumer. */
-  readonly durable: string;
-  /** Consumer ack wait; a message not acked within it is redelivered. */
-  readonly ackWaitMs: number;
-  /** Larger input messages go to the dead-letter stream. */
-  readonly maxMessageBytes: number;
-  /**
-   * Where the engine runs: `thread` (the compute thread, a Web Worker), `main` (the I/O thread) or `auto`
-   * (default): `main` on the cpu backend, whose per-batch compute (µs) costs less than a thread
-   * hop (two messages and two wake-ups), `worker` on webgpu.
-   */
-  readonly engineThread: EngineThread;
-  /**
-   * Score messages of multi-row input messages (JSON arrays, f32 blocks): `row` (default), one
-   * message per observation (`Nats-Msg-Id: <stream>:<seq>:<index>`); `message`, one message per
-   * input message holding the JSON array of its records (`Nats-Msg-Id: <stream>:<seq>`), which
-   * costs the server one stored message, one acknowledgement and one duplicate-window id per
-   * input message instead of per observation. Single observations get one record either way.
-   */
-  readonly scoreMessages: ScoreMessages;
-  /**
-   * Duplicate window of the scores and dead-letter streams when the worker creates them, in
-   * seconds (default 1800). Re-published records are dropped by `Nats-Msg-Id` within it, so it
-   * must outlast the longest outage after which no duplicate may appear; the server keeps one id
-   * per record for it (memory ≈ rate × window). At least twice the ack wait. Existing streams keep
-   * theirs (the worker warns when it is shorter).
-   */
-  readonly duplicateWindowS: number;
-  /** Alarm CUSUM threshold in decades of −log10 p (`src/model/alarm.ts`); default 5. */
-  readonly alarmThreshold: number;
 }
 
 /** Values of `--engine-thread`. */
@@ -133,7 +75,8 @@ export function topologyFor(prefix: string): Topology {
   };
 }
 
-const PositiveInt = z.coerce.number().int().min(1);
+const Int = z.number().int();
+const NonEmpty = z.string().min(1, "expected a non-empty string");
 const NatsUrl = z.string().regex(
   /^(nats|tls|ws|wss):\/\/[^\s/]+(:\d+)?\/?$/,
   "expected a nats://, tls://, ws:// or wss:// URL such as nats://127.0.0.1:4222",
@@ -143,191 +86,295 @@ const Prefix = z.string().regex(
   "expected subject tokens of letters, digits, '_' or '-' separated by dots, e.g. telemetry",
 );
 const Durable = z.string().regex(/^[A-Za-z0-9_-]+$/, "expected letters, digits, '_' or '-'");
-const NonEmpty = z.string().min(1, "expected a non-empty string");
-const Port = z.coerce.number().int().min(0).max(65535);
 
-/** Flags of `start`, shared with the benchmark. */
-export const LIVE_FLAGS = {
-  "nats-url": { type: "string" },
-  creds: { type: "string" },
-  user: { type: "string" },
-  password: { type: "string" },
-  token: { type: "string" },
-  "tls-ca": { type: "string" },
-  "tls-cert": { type: "string" },
-  "tls-key": { type: "string" },
-  dim: { type: "string" },
-  diag: { type: "string" },
-  optimizer: { type: "string" },
-  horizon: { type: "string" },
-  "change-threshold": { type: "string" },
-  lr: { type: "string" },
-  alpha: { type: "string" },
-  warmup: { type: "string" },
-  backend: { type: "string" },
-  batch: { type: "string" },
-  "max-wait-ms": { type: "string" },
-  prefix: { type: "string" },
-  "params-every-ms": { type: "string" },
-  "checkpoint-every-ms": { type: "string" },
-  http: { type: "string" },
-  "ws-url": { type: "string" },
-  "state-dir": { type: "string" },
-  durable: { type: "string" },
-  "ack-wait-ms": { type: "string" },
-  "max-message-bytes": { type: "string" },
-  "engine-thread": { type: "string" },
-  "score-messages": { type: "string" },
-  "duplicate-window-s": { type: "string" },
-  "alarm-threshold": { type: "string" },
-  help: { type: "boolean", short: "h" },
+const CONNECTION = "connection";
+
+/** How to reach NATS and authenticate (shared by start, publish and watch). */
+export const NATS_SETTINGS = {
+  url: option({
+    flag: "nats-url",
+    env: "NATS_URL",
+    arg: "URL",
+    group: CONNECTION,
+    schema: NatsUrl,
+    help: "nats://, tls://, ws:// or wss://; none = start a local nats-server",
+  }),
+  creds: option({
+    flag: "creds",
+    env: "NATS_CREDS",
+    arg: "FILE",
+    group: CONNECTION,
+    schema: NonEmpty,
+    help: "credentials file (JWT + nkey)",
+  }),
+  user: option({
+    flag: "user",
+    env: "NATS_USER",
+    arg: "U",
+    group: CONNECTION,
+    schema: NonEmpty,
+    help: "user name, with --password",
+  }),
+  password: option({
+    flag: "password",
+    env: "NATS_PASSWORD",
+    arg: "P",
+    group: CONNECTION,
+    schema: z.string(),
+    help: "password, with --user",
+  }),
+  token: option({
+    flag: "token",
+    env: "NATS_TOKEN",
+    arg: "T",
+    group: CONNECTION,
+    schema: NonEmpty,
+    help: "authentication token",
+  }),
+  tlsCa: option({
+    flag: "tls-ca",
+    env: "NATS_CA",
+    arg: "FILE",
+    group: CONNECTION,
+    schema: NonEmpty,
+    help: "CA certificate (PEM)",
+  }),
+  tlsCert: option({
+    flag: "tls-cert",
+    env: "NATS_CERT",
+    arg: "FILE",
+    group: CONNECTION,
+    schema: NonEmpty,
+    help: "client certificate (PEM), with --tls-key",
+  }),
+  tlsKey: option({
+    flag: "tls-key",
+    env: "NATS_KEY",
+    arg: "FILE",
+    group: CONNECTION,
+    schema: NonEmpty,
+    help: "client key (PEM), with --tls-cert",
+  }),
 } as const;
 
-export const LIVE_USAGE = `usage: main.ts start [options]
-Connection (flag, else environment variable):
-  --nats-url URL        NATS_URL       nats://, tls://, ws:// or wss://; none = start a local nats-server
-  --creds FILE          NATS_CREDS     credentials file (JWT + nkey)
-  --user U              NATS_USER      with --password / NATS_PASSWORD
-  --token T             NATS_TOKEN
-  --tls-ca FILE         NATS_CA        CA certificate (PEM)
-  --tls-cert FILE       NATS_CERT      client certificate (PEM), with --tls-key / NATS_KEY
-Model:
-  --dim N (3) --diag softplus|elu1p|exp --alpha P --warmup N (10·dim) --backend auto|webgpu|cpu
-  --optimizer natural|adam (natural)  --horizon H (10000)  --change-threshold h (24; 0 = off)
-  --lr X (adam only)
-  --alarm-threshold H (${DEFAULT_ALARM_THRESHOLD})  alarm CUSUM threshold, decades of -log10 p (docs/model.md)
-Pipeline:
-  --batch N (256)  --max-wait-ms MS (20)  --prefix P (telemetry)  --params-every-ms MS (1000)
-  --checkpoint-every-ms MS (100)
-  --durable NAME (mvn-worker)  --ack-wait-ms MS (30000)  --max-message-bytes N (1048576)
-  --engine-thread auto|thread|main (auto: main on cpu, the compute thread on webgpu; "worker" = thread)
-  --score-messages row|message (row: a score message per observation; message: one per input
-                        message, the JSON array of its records, for arrays and f32 blocks)
-  --duplicate-window-s S (1800)  of the scores and dead-letter streams the worker creates:
-                        re-published records are deduplicated within it (≥ 2 × ack wait)
-Service:
-  --http PORT           MVN_HTTP       dashboard at /, /healthz, /readyz, /metrics on 127.0.0.1:PORT
-  --ws-url URL          MVN_WS_URL     ws:// URL of NATS the dashboard page connects to (default: the
-                        local nats-server's WebSocket listener, or --nats-url when it is ws://)
-  --state-dir DIR (.state)`;
+/** How to reach NATS and authenticate; `url` undefined = start a local nats-server. */
+export type NatsSettings = Resolved<typeof NATS_SETTINGS>;
 
-type Values = {
-  [K in keyof typeof LIVE_FLAGS]?: (typeof LIVE_FLAGS)[K]["type"] extends "boolean" ? boolean
-    : string;
+/** Where a client command (publish, watch) connects: {@link NATS_SETTINGS} with `--server URL`. */
+export const NATS_CLIENT_SETTINGS = {
+  ...NATS_SETTINGS,
+  url: {
+    ...NATS_SETTINGS.url,
+    flag: "server",
+    default: "nats://127.0.0.1:4222",
+    help: "NATS server: nats://, tls://, ws:// or wss://",
+  },
+} as const;
+
+/** Checks across the connection settings: one line per problem. */
+export function natsErrors(nats: NatsSettings): string[] {
+  const errors: string[] = [];
+  if (nats.user !== undefined && nats.password === undefined) {
+    errors.push("NATS_USER/--user is set but NATS_PASSWORD/--password is not: expected both");
+  }
+  if ((nats.tlsCert === undefined) !== (nats.tlsKey === undefined)) {
+    errors.push("expected NATS_CERT/--tls-cert and NATS_KEY/--tls-key together, found only one");
+  }
+  return errors;
+}
+
+const PIPELINE = "pipeline";
+const SERVICE = "service";
+
+/** The subject prefix setting (shared by start, publish and watch). */
+export const PREFIX_SETTING = option({
+  flag: "prefix",
+  env: "MVN_PREFIX",
+  arg: "P",
+  group: PIPELINE,
+  schema: Prefix,
+  default: DEFAULT_PREFIX,
+  help: "subject prefix: <P>.obs.>, <P>.scores.<key>; streams and buckets are named after it",
+});
+
+/** The worker's own settings; each key is the {@link LiveConfig} field it resolves to. */
+export const PIPELINE_SETTINGS = {
+  batch: option({
+    flag: "batch",
+    env: "MVN_BATCH",
+    arg: "N",
+    group: PIPELINE,
+    schema: num(Int.min(1).max(1_000_000)),
+    default: 256,
+    help: "observations per mini-batch, across keys",
+  }),
+  maxWaitMs: option({
+    flag: "max-wait-ms",
+    env: "MVN_MAX_WAIT_MS",
+    arg: "MS",
+    group: PIPELINE,
+    schema: num(Int.min(0)),
+    default: 20,
+    help: "longest a partial batch waits for more messages",
+  }),
+  prefix: PREFIX_SETTING,
+  paramsEveryMs: option({
+    flag: "params-every-ms",
+    env: "MVN_PARAMS_EVERY_MS",
+    arg: "MS",
+    group: PIPELINE,
+    schema: num(z.number().min(0)),
+    default: 1000,
+    help: "smallest interval between two parameter publications of one key",
+  }),
+  checkpointEveryMs: option({
+    flag: "checkpoint-every-ms",
+    env: "MVN_CHECKPOINT_EVERY_MS",
+    arg: "MS",
+    group: PIPELINE,
+    schema: num(z.number().min(0).max(60_000)),
+    default: 100,
+    help: "time between checkpoint barriers (checkpoints written, inputs acked); 0 = every " +
+      "batch; a crash redelivers about this much input (≤ ack wait / 4)",
+  }),
+  durable: option({
+    flag: "durable",
+    env: "MVN_DURABLE",
+    arg: "NAME",
+    group: PIPELINE,
+    schema: Durable,
+    default: "mvn-worker",
+    help: "durable name of the pull consumer",
+  }),
+  ackWaitMs: option({
+    flag: "ack-wait-ms",
+    env: "MVN_ACK_WAIT_MS",
+    arg: "MS",
+    group: PIPELINE,
+    schema: num(Int.min(1000)),
+    default: 30_000,
+    help: "consumer ack wait: a message not acked within it is redelivered",
+  }),
+  maxMessageBytes: option({
+    flag: "max-message-bytes",
+    env: "MVN_MAX_MESSAGE_BYTES",
+    arg: "N",
+    group: PIPELINE,
+    schema: num(Int.min(1)),
+    default: 1_048_576,
+    help: "larger input messages go to the dead-letter stream",
+  }),
+  engineThread: option({
+    flag: "engine-thread",
+    env: "MVN_ENGINE_THREAD",
+    arg: ENGINE_THREADS.join("|"),
+    group: PIPELINE,
+    // "worker" was this value's name before the compute thread was called so.
+    schema: z.enum([...ENGINE_THREADS, "worker"]).transform((v): EngineThread =>
+      v === "worker" ? "thread" : v
+    ),
+    default: "auto",
+    help: "where the engine runs: thread (the compute thread, a Web Worker; old name worker), " +
+      "main (the I/O thread) or auto: main on cpu, the compute thread on webgpu",
+  }),
+  scoreMessages: option({
+    flag: "score-messages",
+    env: "MVN_SCORE_MESSAGES",
+    arg: SCORE_MESSAGES.join("|"),
+    group: PIPELINE,
+    schema: z.enum(SCORE_MESSAGES),
+    default: "row",
+    help: "row: a score message per observation; message: one per input message, the JSON " +
+      "array of its records (for arrays and f32 blocks: one stored message, ack and " +
+      "duplicate-window id per input message)",
+  }),
+  duplicateWindowS: option({
+    flag: "duplicate-window-s",
+    env: "MVN_DUPLICATE_WINDOW_S",
+    arg: "S",
+    group: PIPELINE,
+    schema: num(Int.min(1).max(7 * 24 * 3600)),
+    default: 1800,
+    help:
+      "duplicate window of the output streams (scores, dead letters, alarms) the worker creates: " +
+      "re-published records are dropped within it (≥ 2 × ack wait; existing streams keep theirs)",
+  }),
+  /** Alarm CUSUM threshold in decades of −log10 p (`src/model/alarm.ts`); default 5. */
+  alarmThreshold: ALARM_THRESHOLD_SETTING,
+  httpPort: option({
+    flag: "http",
+    env: "MVN_HTTP",
+    arg: "PORT",
+    group: SERVICE,
+    schema: num(Int.min(0).max(65535)),
+    help: "serve the dashboard at /, /healthz, /readyz, /metrics on 127.0.0.1:PORT",
+  }),
+  wsUrl: option({
+    flag: "ws-url",
+    env: "MVN_WS_URL",
+    arg: "URL",
+    group: SERVICE,
+    schema: z.string().regex(/^wss?:\/\/[^\s/]+(:\d+)?\/?$/, "expected a ws:// or wss:// URL"),
+    help:
+      "NATS WebSocket URL the dashboard page connects to (default: the local nats-server's WebSocket listener, or --nats-url when it is ws://)",
+  }),
+  stateDir: option({
+    flag: "state-dir",
+    env: "MVN_STATE_DIR",
+    arg: "DIR",
+    group: SERVICE,
+    schema: NonEmpty,
+    default: ".state",
+    help: "project-local state (the local nats-server stores under <DIR>/nats)",
+  }),
+} as const;
+
+/** Every setting of `start`: connection, model and pipeline. */
+export const LIVE_SETTINGS = { ...NATS_SETTINGS, ...MODEL_SETTINGS, ...PIPELINE_SETTINGS } as const;
+
+/** Flags of `start` as node:util parseArgs options (generated from {@link LIVE_SETTINGS}). */
+export const LIVE_FLAGS = parseArgsOptions(LIVE_SETTINGS);
+
+/** Usage text of `start`, generated from {@link LIVE_SETTINGS}. */
+export const LIVE_USAGE = usage(LIVE_SETTINGS, {
+  synopsis: "usage: main.ts start [options]",
+  groups: [CONNECTION, "model", PIPELINE, SERVICE],
+});
+
+/** Fully resolved live worker configuration: each pipeline setting, the connection, the head. */
+export type LiveConfig = Resolved<typeof PIPELINE_SETTINGS> & {
+  readonly nats: NatsSettings;
+  readonly head: HeadConfig;
 };
 
+/** Flag values of `start`, keyed by flag name (as {@link parseLiveFlags} returns them). */
+export type LiveFlags = FlagValues<typeof LIVE_SETTINGS> & { readonly help?: boolean };
+
 /** Splits `start` arguments; throws {@link ConfigError} on unknown flags. */
-export function parseLiveFlags(args: string[]): Values {
+export function parseLiveFlags(args: string[]): LiveFlags {
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      options: LIVE_FLAGS,
-      allowPositionals: true,
-    });
+    const { values, positionals, help } = parseFlags(LIVE_SETTINGS, args);
     if (positionals.length > 0) {
       throw new ConfigError(`unexpected argument '${positionals[0]}': start takes only options`);
     }
-    return values as Values;
+    return help ? { ...values, help } : values;
   } catch (cause) {
-    if (cause instanceof ConfigError) throw cause;
-    throw new ConfigError(`${(cause as Error).message}\n${LIVE_USAGE}`, { cause });
+    if (!(cause instanceof SettingsError)) throw cause;
+    throw new ConfigError(`${cause.message}\n${LIVE_USAGE}`, { cause });
   }
 }
 
 /**
- * Resolves flags (already split by {@link parseLiveFlags}) and environment variables into a
- * {@link LiveConfig}. Throws {@link ConfigError} naming every bad setting.
+ * Resolves flags (already split by {@link parseLiveFlags}, or written by a caller, keyed by flag
+ * name) and environment variables into a {@link LiveConfig}. Throws {@link ConfigError} naming
+ * every bad setting.
  */
-export function resolveLiveConfig(
-  values: Values,
-  env: Readonly<Record<string, string | undefined>>,
-): LiveConfig {
-  const errors: string[] = [];
-  function pick<T>(
-    flag: keyof typeof LIVE_FLAGS,
-    envName: string | undefined,
-    schema: z.ZodType<T>,
-  ): T | undefined {
-    const fromFlag = values[flag];
-    const raw = typeof fromFlag === "string" ? fromFlag : envName ? env[envName] : undefined;
-    if (raw === undefined || (envName !== undefined && raw === "" && fromFlag === undefined)) {
-      return undefined;
-    }
-    const label = typeof fromFlag === "string" ? `--${flag}` : `${envName}`;
-    const r = schema.safeParse(raw);
-    if (!r.success) {
-      errors.push(`invalid ${label}=${JSON.stringify(raw)}: ${r.error.issues[0]?.message}`);
-      return undefined;
-    }
-    return r.data;
-  }
-  const HeadShape = HeadConfigInput.shape;
-  const head = {
-    dim: pick("dim", undefined, z.coerce.number().pipe(HeadShape.dim.unwrap())),
-    diag: pick("diag", undefined, HeadShape.diag.unwrap()),
-    optimizer: pick("optimizer", undefined, HeadShape.optimizer.unwrap()),
-    horizon: pick("horizon", undefined, z.coerce.number().pipe(HeadShape.horizon.unwrap())),
-    change_threshold: pick(
-      "change-threshold",
-      undefined,
-      z.coerce.number().pipe(HeadShape.change_threshold.unwrap()),
-    ),
-    lr: pick("lr", undefined, z.coerce.number().pipe(HeadShape.lr.unwrap())),
-    alpha: pick("alpha", undefined, z.coerce.number().pipe(HeadShape.alpha.unwrap())),
-    warmup: pick("warmup", undefined, z.coerce.number().pipe(HeadShape.warmup.unwrap())),
-    backend: pick("backend", undefined, HeadShape.backend.unwrap()),
-  };
-  const nats: NatsSettings = {
-    url: pick("nats-url", "NATS_URL", NatsUrl),
-    creds: pick("creds", "NATS_CREDS", NonEmpty),
-    user: pick("user", "NATS_USER", NonEmpty),
-    password: pick("password", "NATS_PASSWORD", z.string()),
-    token: pick("token", "NATS_TOKEN", NonEmpty),
-    tlsCa: pick("tls-ca", "NATS_CA", NonEmpty),
-    tlsCert: pick("tls-cert", "NATS_CERT", NonEmpty),
-    tlsKey: pick("tls-key", "NATS_KEY", NonEmpty),
-  };
-  const batch = pick("batch", "MVN_BATCH", PositiveInt.max(1_000_000)) ?? 256;
-  const maxWaitMs = pick("max-wait-ms", "MVN_MAX_WAIT_MS", z.coerce.number().int().min(0)) ?? 20;
-  const prefix = pick("prefix", "MVN_PREFIX", Prefix) ?? DEFAULT_PREFIX;
-  const paramsEveryMs = pick("params-every-ms", "MVN_PARAMS_EVERY_MS", z.coerce.number().min(0)) ??
-    1000;
-  const checkpointEveryMs = pick(
-    "checkpoint-every-ms",
-    "MVN_CHECKPOINT_EVERY_MS",
-    z.coerce.number().min(0).max(60_000),
-  ) ?? 100;
-  const httpPort = pick("http", "MVN_HTTP", Port);
-  const wsUrl = pick(
-    "ws-url",
-    "MVN_WS_URL",
-    z.string().regex(/^wss?:\/\/[^\s/]+(:\d+)?\/?$/, "expected a ws:// or wss:// URL"),
-  );
-  const stateDir = pick("state-dir", "MVN_STATE_DIR", NonEmpty) ?? ".state";
-  const durable = pick("durable", "MVN_DURABLE", Durable) ?? "mvn-worker";
-  const ackWaitMs = pick("ack-wait-ms", "MVN_ACK_WAIT_MS", z.coerce.number().int().min(1000)) ??
-    30_000;
-  const maxMessageBytes = pick("max-message-bytes", "MVN_MAX_MESSAGE_BYTES", PositiveInt) ??
-    1_048_576;
-  const engineThread = pick(
-    "engine-thread",
-    "MVN_ENGINE_THREAD",
-    // "worker" was this value's name before the compute thread was called so.
-    z.enum([...ENGINE_THREADS, "worker"]).transform((v) => v === "worker" ? "thread" : v),
-  ) ??
-    "auto";
-  const scoreMessages = pick("score-messages", "MVN_SCORE_MESSAGES", z.enum(SCORE_MESSAGES)) ??
-    "row";
-  const duplicateWindowS = pick(
-    "duplicate-window-s",
-    "MVN_DUPLICATE_WINDOW_S",
-    PositiveInt.max(7 * 24 * 3600),
-  ) ?? 1800;
-  const alarmThreshold = pick(
-    "alarm-threshold",
-    "MVN_ALARM_THRESHOLD",
-    z.coerce.number().positive().refine(Number.isFinite, "expected a finite number"),
-  ) ?? DEFAULT_ALARM_THRESHOLD;
+export function resolveLiveConfig(values: FlagValues<typeof LIVE_SETTINGS>, env: Env): LiveConfig {
+  const nats = resolveSettings(NATS_SETTINGS, values, env);
+  const model = resolveSettings(MODEL_SETTINGS, values, env);
+  const pipeline = resolveSettings(PIPELINE_SETTINGS, values, env);
+  const errors = [...nats.errors, ...model.errors, ...pipeline.errors];
+  const { ackWaitMs, checkpointEveryMs, duplicateWindowS } = pipeline.values;
   if (duplicateWindowS * 1000 < 2 * ackWaitMs) {
     errors.push(
       `expected --duplicate-window-s at least twice --ack-wait-ms (${ackWaitMs / 1000} s), found ` +
@@ -340,42 +387,15 @@ export function resolveLiveConfig(
         `${checkpointEveryMs}: messages would be redelivered while waiting for their checkpoint`,
     );
   }
-  if (nats.user !== undefined && nats.password === undefined) {
-    errors.push("NATS_USER/--user is set but NATS_PASSWORD/--password is not: expected both");
-  }
-  if ((nats.tlsCert === undefined) !== (nats.tlsKey === undefined)) {
-    errors.push("expected NATS_CERT/--tls-cert and NATS_KEY/--tls-key together, found only one");
-  }
-  let headConfig: HeadConfig | undefined;
+  errors.push(...natsErrors(nats.values));
+  let head: HeadConfig | undefined;
   if (errors.length === 0) {
     try {
-      headConfig = resolveHeadConfig(
-        Object.fromEntries(Object.entries(head).filter(([, v]) => v !== undefined)),
-      );
+      head = resolveHeadConfig(model.values);
     } catch (cause) {
       errors.push(`invalid model settings: ${(cause as Error).message}`);
     }
   }
-  if (errors.length > 0 || headConfig === undefined) {
-    throw new ConfigError(errors.join("\n"));
-  }
-  return {
-    nats,
-    head: headConfig,
-    batch,
-    maxWaitMs,
-    prefix,
-    paramsEveryMs,
-    checkpointEveryMs,
-    httpPort,
-    wsUrl,
-    stateDir,
-    durable,
-    ackWaitMs,
-    maxMessageBytes,
-    engineThread,
-    scoreMessages,
-    duplicateWindowS,
-    alarmThreshold,
-  };
+  if (errors.length > 0 || head === undefined) throw new ConfigError(errors.join("\n"));
+  return { ...pipeline.values, nats: nats.values, head };
 }

@@ -11,8 +11,14 @@
  */
 import { resolveHeadConfig } from "../config/head_config.ts";
 import type { HeadConfig, HeadConfigInput } from "../config/head_config.ts";
-import { REPLAY_OPTION_INFO, ReplayOptions, ReplaySummary } from "../../schemas/replay.ts";
-import type { DegenerateEntry, ReplayOptionsInput, SkipReason } from "../../schemas/replay.ts";
+import { REPLAY_SETTINGS, ReplayInput, ReplaySummary } from "../../schemas/replay.ts";
+import type {
+  DegenerateEntry,
+  ReplayOptions,
+  ReplayOptionsInput,
+  SkipReason,
+} from "../../schemas/replay.ts";
+import { flagValuesOf, resolveSettings } from "../config/settings.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import { StandInEngine } from "../engine/stand_in.ts";
 import type { ObservationBatch, ScoreBatch } from "../engine/types.ts";
@@ -81,23 +87,19 @@ export interface ReplayIO {
  * what was expected.
  */
 export function resolveReplayOptions(input: ReplayOptionsInput): ReplayOptions {
-  const r = ReplayOptions.safeParse(input);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const field = issue.path[0] as keyof ReplayOptions | undefined;
-    if (field !== undefined && field in REPLAY_OPTION_INFO) {
-      const info = REPLAY_OPTION_INFO[field];
-      const raw = (input as Record<string, unknown>)[field];
-      throw new ReplayUsageError(
-        `${info.flag}: expected ${info.expects}, found ${
-          raw === undefined ? "nothing" : JSON.stringify(raw)
-        }`,
-        { cause: r.error },
-      );
-    }
-    throw new ReplayUsageError(`invalid replay options: ${issue.message}`, { cause: r.error });
+  const errors: string[] = [];
+  const file = ReplayInput.safeParse(input.input);
+  if (!file.success) {
+    errors.push(
+      `<file|dir>: expected a file or directory path, found ${
+        input.input === undefined ? "nothing" : JSON.stringify(input.input)
+      }`,
+    );
   }
-  const o = r.data;
+  const r = resolveSettings(REPLAY_SETTINGS, flagValuesOf(REPLAY_SETTINGS, input));
+  errors.push(...r.errors);
+  if (errors.length > 0) throw new ReplayUsageError(errors.join("\n"));
+  const o: ReplayOptions = { ...r.values, input: file.data ?? input.input };
   if (o.freeze && o.train_rows !== undefined) {
     throw new ReplayUsageError(
       "--freeze and --train-rows: expected at most one of them (--freeze learns nothing)",
@@ -133,14 +135,18 @@ export async function replay(
   const params = opts.params_in === undefined ? null : await readParamsFile(opts.params_in);
   const fields = fieldSpec(opts);
   const dim = await resolveDim(opts, files, fields, params);
-  const headInput: HeadConfigInput = { dim, backend: opts.backend };
-  if (opts.optimizer !== undefined) headInput.optimizer = opts.optimizer;
-  if (opts.horizon !== undefined) headInput.horizon = opts.horizon;
-  if (opts.change_threshold !== undefined) headInput.change_threshold = opts.change_threshold;
-  if (opts.lr !== undefined) headInput.lr = opts.lr;
-  if (opts.alpha !== undefined) headInput.alpha = opts.alpha;
-  if (opts.warmup !== undefined) headInput.warmup = opts.warmup;
-  if (opts.diag !== undefined) headInput.diag = opts.diag;
+  const { optimizer, horizon, change_threshold, lr, alpha, warmup, diag, backend } = opts;
+  const headInput: HeadConfigInput = {
+    dim,
+    optimizer,
+    horizon,
+    change_threshold,
+    lr,
+    alpha,
+    warmup,
+    diag,
+    backend,
+  };
   const config = resolveHeadConfig(headInput);
   const make = io.createEngine ?? _defaultEngine;
   const engine = await make(config, log);
