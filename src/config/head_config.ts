@@ -29,10 +29,11 @@ export const HeadConfigInput = z.object({
   horizon: z.number().gt(1).default(10_000),
   /**
    * Natural step: CUSUM limit h of the change detector (in standard deviations of m², drift 0.25
-   * per row); a key that crosses it restarts its moments from the rows after the alarm, keeping its
-   * old parameters as a prior worth d + 2 observations. 0 switches detection off. Default 24.
+   * per row, at most 1.75 per row: a 3σ mean shift crosses 400 after ~230 rows); a key that crosses
+   * it restarts its moments from the rows after the alarm, keeping its old parameters as a prior
+   * worth 16·(d + 2) observations. 0 switches detection off. Default 400.
    */
-  change_threshold: z.number().min(0).default(24),
+  change_threshold: z.number().min(0).default(400),
   /** Adam learning rate, in whitened units (see README). Default 0.01. */
   lr: z.number().positive().max(10).default(0.01),
   /** Adam β1. Default 0.9. */

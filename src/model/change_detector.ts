@@ -5,10 +5,10 @@
  * κ = E[m²]/d = (n + 1)/(n − d − 2) is the predictive inflation for a head with (effective) n
  * observations (m²·(n − d)/(d·(n + 1)) ~ F(d, n − d), whose mean is (n − d)/(n − d − 2)), so
  * u has mean 0 and unit variance for a large n under no change, young keys included. The sum
- * S ← max(0, S + u − k) with drift k = {@link CUSUM_DRIFT} crosses the limit h (`change_threshold`)
- * within ~17 rows of a 3σ mean shift and ~700 rows of a doubled variance, and not once in 2·10⁶
- * stationary rows with 1 % outliers (simulated, d = 3, h = 24). The cap keeps isolated outliers
- * from triggering it.
+ * S ← max(0, S + u − k) with drift k = {@link CUSUM_DRIFT} crosses the limit h (`change_threshold`,
+ * default 400) after ~230 rows of a 3σ mean shift (each row adds at most cap − drift = 1.75): a
+ * change stays an anomaly while it is young and becomes the new normal once it has lasted. The cap
+ * keeps isolated outliers from triggering it.
  *
  * @module
  */
@@ -71,7 +71,11 @@ export function cusumRun(
   return -1;
 }
 
-/** Prior weight the old parameters keep after a restart (pseudo-observations). */
+/**
+ * Prior weight the old parameters keep after a restart (pseudo-observations): enough that a false
+ * restart (a slowly wandering process) keeps the key's noise scale, small next to the 2,000
+ * observations within which a real change must be re-learnt.
+ */
 export function restartWeight(d: number): number {
-  return d + 2;
+  return 16 * (d + 2);
 }
