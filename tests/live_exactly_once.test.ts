@@ -83,7 +83,7 @@ async function assertExactlyOnce(
     await waitFor(`params of ${key}`, async () => {
       const e = await params.get(encodeKvKey(key));
       return e !== null && ParamsMessage.parse(e.json()).observations === n;
-    }, 10_000);
+    }, 120_000);
   }
 }
 
@@ -137,7 +137,7 @@ async function killedWorkerRun(
       await waitFor(
         `${at} score messages`,
         async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= at,
-        90_000,
+        120_000,
       );
       worker.child.kill("SIGKILL");
       await worker.status();
@@ -149,7 +149,7 @@ async function killedWorkerRun(
       async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= scoreMessages,
       120_000,
     );
-    await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 10_000);
+    await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 120_000);
     assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), scoreMessages);
     await assertExactlyOnce(nc, pubs.length, perKey, obs);
     worker.child.kill("SIGTERM");
@@ -226,7 +226,7 @@ Deno.test({
         await waitFor(
           `${at} scores`,
           async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= at,
-          60_000,
+          120_000,
         );
         await srv.restart();
       }
@@ -234,9 +234,9 @@ Deno.test({
       await waitFor(
         "all scores",
         async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
-        90_000,
+        120_000,
       );
-      await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 15_000);
+      await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 120_000);
       await assertExactlyOnce(nc, pubs.length, perKey, obs);
       assert.ok(logs.filter((l) => l.startsWith("reconnected")).length >= 2, "two reconnects");
       if (Deno.env.get("MVN_TEST_VERBOSE")) console.log(logs.join("\n"));
@@ -282,7 +282,7 @@ Deno.test({
         await waitFor(
           "some scores",
           async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 800,
-          60_000,
+          120_000,
         );
         w.child.kill("SIGTERM");
         assert.equal((await w.status()).code, 0, w.stderr());
@@ -301,7 +301,7 @@ Deno.test({
         await waitFor(
           "all scores",
           async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
-          60_000,
+          120_000,
         );
         w.child.kill("SIGTERM");
         assert.equal((await w.status()).code, 0, w.stderr());
