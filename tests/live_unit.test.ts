@@ -679,7 +679,10 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
         const ackAt = events.indexOf(`ack ${seq}`);
         for (const key of ["a", "b"]) {
           const lastOfKey = Array.from({ length: seq }, (_, i) => i + 1)
-            .filter((s) => (s % 3 === 0 ? "a" : "b") === key).at(-1)!;
+            .filter((s) => (s % 3 === 0 ? "a" : "b") === key).at(-1);
+          // A key with no message up to this ack (a slow trickle can ack 1 or 2 alone) has
+          // nothing to be covered.
+          if (lastOfKey === undefined) continue;
           const covered = events.findIndex((e) => {
             const m = /^checkpoint (\w+)@(\d+)$/.exec(e);
             return m !== null && m[1] === key && Number(m[2]) >= lastOfKey;
