@@ -144,7 +144,7 @@ async function _freshServer(
     storeDir: join(dir, "store"),
     workDir: join(dir, "run"),
     port: -1,
-    readyTimeoutMs: 15_000,
+    readyTimeoutMs: 60_000,
   });
   td.add(() => server.stop());
   const nc = await connectNats({ url: server.url }, {
@@ -398,7 +398,7 @@ export async function latencyAt(
     rate,
     warmMs: o.latencyWarmMs,
     measureMs: o.latencyMs,
-    drainMs: 30_000,
+    drainMs: 120_000,
   };
   const run = _runLoad(params, td);
   const warmTimer = setTimeout(() => probe?.("warm", worker, serverPid), o.latencyWarmMs);

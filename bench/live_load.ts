@@ -117,7 +117,7 @@ export const PacedParams = z.object({
   warmMs: z.number().min(0),
   measureMs: z.number().positive(),
   /** How long to wait for the last measured scores after publishing stops. */
-  drainMs: z.number().positive().default(30_000),
+  drainMs: z.number().positive().default(120_000),
 });
 export type PacedParams = z.input<typeof PacedParams>;
 
@@ -274,9 +274,20 @@ export async function runLoad(input: PacedParams): Promise<LoadResult> {
     start = performance.now();
     measureFrom = start + p.warmMs;
     const end = measureFrom + p.measureMs;
+    // The window closes at `end` once it holds at least one of key 0's messages: a short window
+    // (`--quick`) on a busy machine can otherwise pass with the loop asleep, or at a low message
+    // rate hold none of key 0's turns. `hangAt` only bounds a publisher that never gets to run.
+    const hangAt = end + 120_000;
     while (true) {
       const now = performance.now();
-      if (now >= end) break;
+      if (now >= end && expected > 0) break;
+      if (now >= hangAt) {
+        throw new Error(
+          `expected to publish one of key 0's messages within ${
+            (hangAt - measureFrom).toFixed(0)
+          } ms of the window's start, published none (${sent} in all)`,
+        );
+      }
       const due = Math.floor(((now - start) / 1000) * msgRate);
       while (sent < due) {
         const t0 = performance.now();

@@ -1,6 +1,6 @@
 # Sourced by bin/start and bin/test: installs what is missing, saying what it does.
-#   Deno 2.9.6 from npm (npm install -g deno@2.9.6), nats-server and (bin/test) chromium from
-#   Debian (apt-get).
+#   Deno 2.9.6 from npm (npm install -g deno@2.9.6); from Debian (apt-get): nats-server, Mesa's
+#   Vulkan software driver (lavapipe) and, for bin/test, chromium.
 DENO_VERSION="2.9.6"
 
 _say() { printf 'bootstrap: %s\n' "$*" >&2; }
@@ -38,6 +38,27 @@ ensure_deps() {
   deno install --quiet --entrypoint main.ts workers/compute_thread.ts src/dashboard/app/main.ts \
     tests/dashboard_browser.test.ts >&2 ||
     { _say "could not fetch the npm dependencies (is the npm registry reachable?)"; return 1; }
+}
+
+ensure_mesa_vulkan() {
+  # WebGPU on a machine without a GPU runs on Mesa's software rasteriser. Through Mesa's GL/EGL
+  # driver (all that is there without this package) a process that used webgpu could abort while
+  # exiting (`corrupted size vs. prev_size in fastbins`, exit 134) as wgpu's EGL teardown raced
+  # the exit; through Mesa's Vulkan driver (lavapipe, Debian's mesa-vulkan-drivers) no GL/EGL is
+  # loaded at all. DENO_WEBGPU_BACKEND=vulkan keeps Deno's wgpu from also opening an EGL display
+  # (it starts every backend otherwise, even when it hands out the Vulkan adapter).
+  if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+      _say "Mesa's Vulkan driver (lavapipe) is missing and there is no apt-get: webgpu stays on GL/EGL"
+      return 0
+    fi
+    _say "installing Mesa's Vulkan software driver from Debian: apt-get update && apt-get install -y mesa-vulkan-drivers"
+    _as_root apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive _as_root apt-get install -y -qq mesa-vulkan-drivers >&2
+  fi
+  if ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
+    export DENO_WEBGPU_BACKEND="${DENO_WEBGPU_BACKEND:-vulkan}"
+  fi
 }
 
 ensure_chromium() {

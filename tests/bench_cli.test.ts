@@ -64,8 +64,10 @@ Deno.test("bench --quick --sections live measures every format (and both score-m
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "main.ts", "bench", "--quick", "--sections", "live", "--json", json],
     cwd: root,
-    // An inherited NATS_URL must not matter: the bench starts its own servers.
-    env: { NATS_URL: "nats://127.0.0.1:1" },
+    // An inherited NATS_URL must not matter: the bench starts its own servers. Its temp stores
+    // go under this test's directory, so that the check below sees only this bench's servers
+    // (another suite running on the machine may have its own bench's servers up meanwhile).
+    env: { NATS_URL: "nats://127.0.0.1:1", TMPDIR: dir.path },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -101,6 +103,7 @@ Deno.test("bench --quick --sections live measures every format (and both score-m
   );
   await t.step("leaves no nats-server running from its temp stores", async () => {
     const ps = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
-    assert.doesNotMatch(new TextDecoder().decode(ps.stdout), /mvn-bench-live-/);
+    const args = new TextDecoder().decode(ps.stdout).split("\n");
+    assert.deepEqual(args.filter((a) => a.includes(join(dir.path, "mvn-bench-live-"))), []);
   });
 });

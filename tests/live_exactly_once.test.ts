@@ -84,7 +84,7 @@ async function assertExactlyOnce(
     await waitFor(`params of ${key}`, async () => {
       const e = await params.get(encodeKvKey(key));
       return e !== null && ParamsMessage.parse(e.json()).observations === n;
-    }, 10_000);
+    }, 120_000);
   }
 }
 
@@ -138,7 +138,7 @@ async function killedWorkerRun(
       await waitFor(
         `${at} score messages`,
         async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= at,
-        90_000,
+        120_000,
       );
       worker.child.kill("SIGKILL");
       await worker.status();
@@ -150,7 +150,7 @@ async function killedWorkerRun(
       async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= scoreMessages,
       120_000,
     );
-    await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 10_000);
+    await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 120_000);
     assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), scoreMessages);
     await assertExactlyOnce(nc, pubs.length, perKey, obs);
     worker.child.kill("SIGTERM");
@@ -210,7 +210,10 @@ Deno.test({
       {},
     );
     const logs: string[] = [];
-    await using worker = await startWorker(config, { log: (l) => logs.push(l) });
+    const t0 = performance.now();
+    // Each line with the time since the start: what a failure prints says where the time went.
+    const log = (l: string) => logs.push(`${((performance.now() - t0) / 1000).toFixed(2)} s  ${l}`);
+    await using worker = await startWorker(config, { log });
     const { pubs, perKey, obs } = inputs(6_000);
     const nc = await connect({
       servers: srv.url,
@@ -227,19 +230,33 @@ Deno.test({
         await waitFor(
           `${at} scores`,
           async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= at,
-          60_000,
+          120_000,
         );
+        log(`test: ${at} scores, restarting the server`);
         await srv.restart();
+        log("test: server restarted");
       }
       await publishing;
+      log("test: all published");
       await waitFor(
         "all scores",
         async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
-        90_000,
+        120_000,
       );
-      await waitFor("all acked", async () => (await ackState(nc)).ackPending === 0, 15_000);
+      log("test: all scored");
+      let lastState = "";
+      await waitFor("all acked", async () => {
+        const ci = await (await jetstreamManager(nc)).consumers.info("TELEMETRY", "mvn-worker");
+        const state = `ack pending ${ci.num_ack_pending}, pending ${ci.num_pending}, ` +
+          `redelivered ${ci.num_redelivered}, waiting ${ci.num_waiting}, delivered ` +
+          `${ci.delivered.stream_seq}, ack floor ${ci.ack_floor.stream_seq}`;
+        if (state !== lastState) log(`test: consumer: ${state}`);
+        lastState = state;
+        return ci.num_ack_pending === 0;
+      }, 120_000);
+      log("test: all acked");
       await assertExactlyOnce(nc, pubs.length, perKey, obs);
-      assert.ok(logs.filter((l) => l.startsWith("reconnected")).length >= 2, "two reconnects");
+      assert.ok(logs.filter((l) => / s {2}reconnected/.test(l)).length >= 2, "two reconnects");
       if (Deno.env.get("MVN_TEST_VERBOSE")) console.log(logs.join("\n"));
       await worker.stop();
     } catch (e) {
@@ -283,7 +300,7 @@ Deno.test({
         await waitFor(
           "some scores",
           async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 800,
-          60_000,
+          120_000,
         );
         w.child.kill("SIGTERM");
         assert.equal((await w.status()).code, 0, w.stderr());
@@ -302,7 +319,7 @@ Deno.test({
         await waitFor(
           "all scores",
           async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
-          60_000,
+          120_000,
         );
         w.child.kill("SIGTERM");
         assert.equal((await w.status()).code, 0, w.stderr());

@@ -41,7 +41,7 @@ Deno.test({
       await waitFor(
         "all scores",
         async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 5000,
-        60_000,
+        120_000,
       );
       const records = (await readStream(nc, "TELEMETRY_SCORES")).map((m) =>
         m.json<LiveScoreRecord>()

@@ -18,8 +18,8 @@ export function currentThreadId(): number | null {
   }
 }
 
-/** Resolves once thread `tid` of this process has ended, or after `timeoutMs` (false). */
-export async function threadEnded(tid: number, timeoutMs = 2000): Promise<boolean> {
+/** Resolves once thread `tid` of this process has ended, or after `timeoutMs` (false: a hang bound). */
+export async function threadEnded(tid: number, timeoutMs = 30_000): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   for (let wait = 1;; wait = Math.min(wait * 2, 20)) {
     try {
