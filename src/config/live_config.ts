@@ -79,6 +79,19 @@ export interface LiveConfig {
    * theirs (the worker warns when it is shorter).
    */
   readonly duplicateWindowS: number;
+  /**
+   * Partitions of the key space (`--partitions`, default 16): must equal the `partition(P, …)` of
+   * the server's subject mapping (`deploy/nats/partitions.conf`). Without the mapping the worker
+   * runs unpartitioned (one worker).
+   */
+  readonly partitions: number;
+  /** Replicas of every stream and bucket the worker creates (`--replicas`, default 1). */
+  readonly replicas: number;
+  /**
+   * Lifetime of a partition lease (`--lease-ms`, default 10 000): a dead worker's partitions are
+   * taken over within it; leases are renewed every `leaseMs / 4`.
+   */
+  readonly leaseMs: number;
 }
 
 /** Values of `--engine-thread`. */
@@ -101,6 +114,8 @@ export interface Topology {
   readonly obsSubject: string;
   readonly paramsBucket: string;
   readonly checkpointBucket: string;
+  /** KV bucket of partition leases and worker heartbeats. */
+  readonly leaseBucket: string;
 }
 
 /**
@@ -119,13 +134,15 @@ export function topologyFor(prefix: string): Topology {
     obsSubject: `${prefix}.obs.>`,
     paramsBucket: `${bucket}_params`,
     checkpointBucket: `${bucket}_checkpoints`,
+    leaseBucket: `${bucket}_leases`,
   };
 }
 
 const PositiveInt = z.coerce.number().int().min(1);
 const NatsUrl = z.string().regex(
-  /^(nats|tls|ws|wss):\/\/[^\s/]+(:\d+)?\/?$/,
-  "expected a nats://, tls://, ws:// or wss:// URL such as nats://127.0.0.1:4222",
+  /^(nats|tls|ws|wss):\/\/[^\s/,]+(:\d+)?\/?(,\s*(nats|tls|ws|wss):\/\/[^\s/,]+(:\d+)?\/?)*$/,
+  "expected a nats://, tls://, ws:// or wss:// URL such as nats://127.0.0.1:4222, or a " +
+    "comma-separated list of them (the servers of one cluster)",
 );
 const Prefix = z.string().regex(
   /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
@@ -164,12 +181,16 @@ export const LIVE_FLAGS = {
   "engine-thread": { type: "string" },
   "score-messages": { type: "string" },
   "duplicate-window-s": { type: "string" },
+  partitions: { type: "string" },
+  replicas: { type: "string" },
+  "lease-ms": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
 export const LIVE_USAGE = `usage: main.ts start [options]
 Connection (flag, else environment variable):
-  --nats-url URL        NATS_URL       nats://, tls://, ws:// or wss://; none = start a local nats-server
+  --nats-url URL[,URL]  NATS_URL       nats://, tls://, ws:// or wss:// (a list: one cluster's servers);
+                                       none = start a local nats-server
   --creds FILE          NATS_CREDS     credentials file (JWT + nkey)
   --user U              NATS_USER      with --password / NATS_PASSWORD
   --token T             NATS_TOKEN
@@ -186,6 +207,11 @@ Pipeline:
                         message, the JSON array of its records, for arrays and f32 blocks)
   --duplicate-window-s S (1800)  of the scores and dead-letter streams the worker creates:
                         re-published records are deduplicated within it (≥ 2 × ack wait)
+Scale-out (docs/scale-out.md):
+  --partitions P (16)   MVN_PARTITIONS  must match the server's partition(P, …) subject mapping
+  --replicas R (1)      MVN_REPLICAS    replicas of the streams and buckets the worker creates
+  --lease-ms MS (10000) MVN_LEASE_MS    partition lease lifetime: a dead worker's partitions move
+                                        to the others within it
 Service:
   --http PORT           /healthz, /readyz, /metrics on 127.0.0.1:PORT
   --state-dir DIR (.state)`;
@@ -290,6 +316,10 @@ export function resolveLiveConfig(
     "MVN_DUPLICATE_WINDOW_S",
     PositiveInt.max(7 * 24 * 3600),
   ) ?? 1800;
+  const partitions = pick("partitions", "MVN_PARTITIONS", PositiveInt.max(1024)) ?? 16;
+  const replicas = pick("replicas", "MVN_REPLICAS", PositiveInt.max(5)) ?? 1;
+  const leaseMs = pick("lease-ms", "MVN_LEASE_MS", z.coerce.number().int().min(1000).max(600_000)) ??
+    10_000;
   if (duplicateWindowS * 1000 < 2 * ackWaitMs) {
     errors.push(
       `expected --duplicate-window-s at least twice --ack-wait-ms (${ackWaitMs / 1000} s), found ` +
@@ -337,5 +367,8 @@ export function resolveLiveConfig(
     engineThread,
     scoreMessages,
     duplicateWindowS,
+    partitions,
+    replicas,
+    leaseMs,
   };
 }

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { type LiveConfig, topologyFor } from "../config/live_config.ts";
+import { ConfigError, type LiveConfig, topologyFor } from "../config/live_config.ts";
 import { createEngine } from "../engine/thread/compute_thread.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import { connectNats } from "../nats/connect.ts";
@@ -16,7 +16,9 @@ import { isPortFree, NatsServerProcess } from "../nats/server_process.ts";
 import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
 import { NatsSink } from "../nats/nats_sink.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
-import { ensureStreams, openBuckets, resetConsumer } from "../nats/topology.ts";
+import { ensureStreams, openBuckets, openLeaseBucket, resetConsumer } from "../nats/topology.ts";
+import { partitionMapping, probePartitions } from "../nats/partitions.ts";
+import { PartitionedWorker } from "./partitioned.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
@@ -33,6 +35,8 @@ export interface WorkerOptions {
    * observation, ack (the `live` benchmark's baseline). Default `model`.
    */
   readonly mode?: "model" | "relay";
+  /** This worker's id in the lease bucket; default `<hostname>-<pid>-<random>`. */
+  readonly workerId?: string;
 }
 
 /** A running worker. */
@@ -44,6 +48,8 @@ export interface RunningWorker extends AsyncDisposable {
   readonly done: Promise<void>;
   /** Stops pulling, finishes the batches in flight (publish, checkpoint, ack), drains, closes. */
   stop(): Promise<void>;
+  /** Partitioned mode (the server maps keys to partitions): the partitions it consumes now. */
+  readonly partitions?: () => number[];
 }
 
 /** Starts the worker; resolves once it is consuming. */
@@ -69,12 +75,14 @@ export async function startWorker(
         storeDir: join(config.stateDir, "nats"),
         workDir: join(config.stateDir, "nats-run"),
         port,
+        extraConfig: partitionMapping(config.prefix, config.partitions),
       });
       cleanups.push(() => server.stop());
       url = server.url;
       log(
         `no NATS URL configured (--nats-url / NATS_URL): started a local nats-server at ${url} ` +
-          `(JetStream store ${join(config.stateDir, "nats")}/, stopped on exit)\n` +
+          `(JetStream store ${join(config.stateDir, "nats")}/, ${config.partitions} key ` +
+          `partitions, stopped on exit)\n` +
           `  publish to it with: deno task publish data/sample.ndjson --server ${url}`,
       );
     }
@@ -86,8 +94,78 @@ export async function startWorker(
     metrics.connected = true;
     watchStatus(nc, metrics, log);
     const jsm = await jetstreamManager(nc);
-    await ensureStreams(jsm, topo, log, config.duplicateWindowS * 1e9);
-    const buckets = await openBuckets(nc, topo, log);
+    await ensureStreams(jsm, topo, log, config.duplicateWindowS * 1e9, config.replicas);
+    const buckets = await openBuckets(nc, topo, log, config.replicas);
+    const probe = options.mode === "relay"
+      ? { mode: "none" as const }
+      : await probePartitions(nc, config.prefix, config.partitions);
+    if (probe.mode === "mismatch") {
+      throw new ConfigError(
+        `expected the server to map ${topo.obsSubject.replace(">", "<key>")} to ` +
+          `${config.prefix}.obs.<partition>.<key> with ${config.partitions} partitions ` +
+          `(--partitions), found otherwise: ${probe.detail}. Use the same count as the ` +
+          `server's mapping, or put this in every server's configuration ` +
+          `(deploy/nats/partitions.conf):\n${partitionMapping(config.prefix, config.partitions)}`,
+      );
+    }
+    if (probe.mode === "partitioned") {
+      const engineThread = _engineThread(config.engineThread);
+      const leases = await openLeaseBucket(nc, topo, config.leaseMs, config.replicas);
+      const js = jetstream(nc);
+      const workerId = options.workerId ??
+        `${Deno.hostname()}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+      const part = new PartitionedWorker({
+        config,
+        topo,
+        js,
+        jsm,
+        checkpoints: buckets.checkpoints,
+        leases,
+        sink: new NatsSink(nc, js, buckets.params, config.prefix, log),
+        metrics,
+        workerId,
+        engine: () => createEngine(config.head, { thread: engineThread, log: () => {} }),
+        log,
+      });
+      log(
+        `partitioned: ${config.partitions} partitions (${config.prefix}.obs.<N>.<key>), ` +
+          `worker ${workerId}, leases in ${topo.leaseBucket} (${config.leaseMs} ms)`,
+      );
+      await part.start();
+      if (config.httpPort !== undefined) {
+        const http = serveHttp(config.httpPort, metrics, log);
+        cleanups.push(() => http.shutdown());
+      }
+      metrics.ready = true;
+      let resolveDone: () => void = () => {};
+      const done = new Promise<void>((r) => (resolveDone = r));
+      let stopping: Promise<void> | undefined;
+      const stop = () => {
+        stopping ??= (async () => {
+          metrics.ready = false;
+          try {
+            await part.stop();
+          } finally {
+            await cleanup();
+            resolveDone();
+          }
+        })();
+        return stopping;
+      };
+      return {
+        url,
+        metrics,
+        done,
+        stop,
+        partitions: () => part.owned,
+        [Symbol.asyncDispose]: stop,
+      };
+    }
+    log(
+      `unpartitioned: the server does not map ${topo.obsSubject} to partitions, so only one ` +
+        `worker may consume (durable ${config.durable}); to run several, add ` +
+        `deploy/nats/partitions.conf to every server's configuration`,
+    );
     const consumerSettings = { durable: config.durable, ackWaitMs: config.ackWaitMs };
     const startSeq = await resetConsumer(jsm, topo, consumerSettings);
     const js = jetstream(nc);
