@@ -45,7 +45,7 @@ export interface LeaseOptions {
   readonly partitions: number;
   /** Lease lifetime: the bucket's max age. */
   readonly leaseMs: number;
-  /** Default leaseMs / 4. */
+  /** Renewal interval; default leaseMs / 5 (2 s of a 10 s lease). */
   readonly renewMs?: number;
   readonly hooks: LeaseHooks;
   readonly log: (line: string) => void;
@@ -76,6 +76,7 @@ export class LeaseManager {
   readonly #held = new Map<number, Held>();
   readonly #background = new Set<Promise<void>>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  #renewTimer: ReturnType<typeof setInterval> | undefined;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #ticking: Promise<void> | undefined;
   #stopping = false;
@@ -87,7 +88,7 @@ export class LeaseManager {
   }
 
   get #renewMs(): number {
-    return this.#o.renewMs ?? Math.max(100, Math.floor(this.#o.leaseMs / 4));
+    return this.#o.renewMs ?? Math.max(100, Math.floor(this.#o.leaseMs / 5));
   }
 
   /** Partitions held (starting, running or being released), ascending. */
@@ -115,6 +116,8 @@ export class LeaseManager {
 
   /** First balancing round (heartbeat, acquisitions), then one every `renewMs`. */
   async start(): Promise<void> {
+    // Renewals run on their own timer: a slow balancing round never holds them up.
+    this.#renewTimer = setInterval(() => this.#renewAll(), this.#renewMs);
     await this.#tickOnce();
     this.#timer = setInterval(() => void this.#tickOnce(), this.#renewMs);
     this.#watchdog = setInterval(
@@ -144,8 +147,10 @@ export class LeaseManager {
     await Promise.all(releases);
     while (this.#background.size > 0) await Promise.all([...this.#background]);
     clearInterval(this.#timer);
+    clearInterval(this.#renewTimer);
     clearInterval(this.#watchdog);
     await this.#ticking;
+    await Promise.all([...this.#held.values()].map((h) => h.renewing));
     await this.#o.kv.delete(workerKey(this.#o.workerId)).catch(() => {});
   }
 
@@ -185,12 +190,21 @@ export class LeaseManager {
 
   async #tick(): Promise<void> {
     const kv = this.#o.kv;
-    await Promise.all([...this.#held].map(([n, h]) => this.#renew(n, h)));
     if (this.#stopping) return;
     await kv.put(workerKey(this.#o.workerId), this.#value());
-    let live = 0;
-    for await (const _ of await kv.keys("w.*")) live++;
-    this.liveWorkers = Math.max(1, live);
+    // One listing of the (small) bucket: heartbeats and leases.
+    // (A key written again during the listing can be listed twice: count distinct ones.)
+    const workers = new Set<string>();
+    const taken = new Set<number>();
+    for await (const k of await kv.keys()) {
+      if (k.startsWith("w.")) workers.add(k);
+      else if (k.startsWith("p.")) taken.add(Number(k.slice(2)));
+    }
+    const live = Math.max(1, workers.size);
+    if (live !== this.liveWorkers) {
+      this.#o.log(`live workers: ${this.liveWorkers} → ${live} (holding ${this.#held.size})`);
+    }
+    this.liveWorkers = live;
     const target = Math.ceil(this.#o.partitions / this.liveWorkers);
     const active = [...this.#held].filter(([, h]) => h.state !== "releasing").map(([n]) => n);
     if (active.length > target) {
@@ -203,8 +217,6 @@ export class LeaseManager {
       return;
     }
     if (active.length === target) return;
-    const taken = new Set<number>();
-    for await (const k of await kv.keys("p.*")) taken.add(Number(k.slice(2)));
     // Start the scan at a worker-specific offset so that workers do not all race for partition 0.
     let offset = 0;
     for (const ch of this.#o.workerId) offset = (offset * 31 + ch.charCodeAt(0)) >>> 0;
@@ -237,6 +249,12 @@ export class LeaseManager {
     }
   }
 
+  #renewAll(): void {
+    for (const [n, h] of this.#held) {
+      if (h.renewing === undefined) void this.#renew(n, h);
+    }
+  }
+
   #renew(n: number, h: Held): Promise<void> {
     const sent = performance.now();
     h.renewing = (async () => {
@@ -253,6 +271,8 @@ export class LeaseManager {
         } else {
           this.#o.log(`partition ${n}: lease renewal failed (retrying): ${e}`);
         }
+      } finally {
+        h.renewing = undefined;
       }
     })();
     return h.renewing;
