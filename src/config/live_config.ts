@@ -318,8 +318,9 @@ export function resolveLiveConfig(
   ) ?? 1800;
   const partitions = pick("partitions", "MVN_PARTITIONS", PositiveInt.max(1024)) ?? 16;
   const replicas = pick("replicas", "MVN_REPLICAS", PositiveInt.max(5)) ?? 1;
-  const leaseMs = pick("lease-ms", "MVN_LEASE_MS", z.coerce.number().int().min(1000).max(600_000)) ??
-    10_000;
+  const leaseMs =
+    pick("lease-ms", "MVN_LEASE_MS", z.coerce.number().int().min(1000).max(600_000)) ??
+      10_000;
   if (duplicateWindowS * 1000 < 2 * ackWaitMs) {
     errors.push(
       `expected --duplicate-window-s at least twice --ack-wait-ms (${ackWaitMs / 1000} s), found ` +

@@ -110,6 +110,12 @@ export async function startWorker(
     }
     if (probe.mode === "partitioned") {
       const engineThread = _engineThread(config.engineThread);
+      // The backend is chosen once, here; every partition's engine (one each) uses it.
+      const chosen = options.engine ??
+        await createEngine(config.head, { thread: engineThread, log });
+      log(`engine backend: ${chosen.backendReason} (one engine per partition)`);
+      const head = { ...config.head, backend: chosen.backend };
+      await chosen.close();
       const leases = await openLeaseBucket(nc, topo, config.leaseMs, config.replicas);
       const js = jetstream(nc);
       const workerId = options.workerId ??
@@ -124,7 +130,7 @@ export async function startWorker(
         sink: new NatsSink(nc, js, buckets.params, config.prefix, log),
         metrics,
         workerId,
-        engine: () => createEngine(config.head, { thread: engineThread, log: () => {} }),
+        engine: () => createEngine(head, { thread: engineThread, log: () => {} }),
         log,
       });
       log(

@@ -39,6 +39,11 @@ export interface NatsServerOptions {
   readonly extraConfig?: string;
   /** `server_name` (needed in a JetStream cluster). */
   readonly serverName?: string;
+  /**
+   * Start the server in its own session, so that a terminal's Ctrl-C reaches only its parent
+   * (which then stops the workers before the servers). Default false.
+   */
+  readonly detached?: boolean;
 }
 
 interface PortsFile {
@@ -139,7 +144,8 @@ async function launch(
     (opts.serverName !== undefined ? `server_name: ${JSON.stringify(opts.serverName)}\n` : "") +
       (opts.websocket
         ? `websocket {\n  host: "127.0.0.1"\n  port: ${wsPort}\n  no_tls: true\n}\n`
-        : "") + (opts.extraConfig ?? ""),
+        : "") +
+      (opts.extraConfig ?? ""),
   );
   let child: Deno.ChildProcess;
   try {
@@ -162,6 +168,7 @@ async function launch(
       stdin: "null",
       stdout: "null",
       stderr: "null",
+      detached: opts.detached ?? false,
     }).spawn();
   } catch (cause) {
     if (cause instanceof Deno.errors.NotFound) throw new NatsServerMissingError({ cause });
