@@ -96,9 +96,12 @@ export async function startWorker(
     const jsm = await jetstreamManager(nc);
     await ensureStreams(jsm, topo, log, config.duplicateWindowS * 1e9, config.replicas);
     const buckets = await openBuckets(nc, topo, log, config.replicas);
-    const probe = options.mode === "relay"
-      ? { mode: "none" as const }
-      : await probePartitions(nc, config.prefix, config.partitions);
+    let probe: Awaited<ReturnType<typeof probePartitions>> = { mode: "none" };
+    for (let attempt = 1; options.mode !== "relay" && attempt <= 3; attempt++) {
+      probe = await probePartitions(nc, config.prefix, config.partitions);
+      // Nothing came back (a slow server, a cluster still forming): ask again.
+      if (probe.mode !== "mismatch" || !probe.detail.startsWith("no probe")) break;
+    }
     if (probe.mode === "mismatch") {
       throw new ConfigError(
         `expected the server to map ${topo.obsSubject.replace(">", "<key>")} to ` +
