@@ -137,22 +137,35 @@ async function pendingTotal(nc: NatsConnection): Promise<number> {
   return consumers === P ? total : Infinity;
 }
 
+/** `f()`, tried again (5 times) when it throws: just after a cluster node stopped, requests time out. */
+async function retried<T>(f: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await f();
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 async function assertExactlyOnce(
   nc: NatsConnection,
   nMessages: number,
   perKey: Map<string, number>,
   obs: number,
 ): Promise<void> {
-  const scores = (await readStream(nc, "TELEMETRY_SCORES")).map((m) => m.json<LiveScoreRecord>());
+  const stored = await retried(() => readStream(nc, "TELEMETRY_SCORES"));
+  const scores = stored.map((m) => m.json<LiveScoreRecord>());
   assert.equal(scores.length, obs, "one score per observation");
   const ids = new Set(scores.map((r) => `${r.stream_seq}:${r.index ?? "-"}`));
   assert.equal(ids.size, obs, "no observation scored twice");
   assert.equal(new Set(scores.map((r) => r.stream_seq)).size, nMessages);
   const kvm = new Kvm(nc);
-  const cps = await kvm.open(topologyFor("telemetry").checkpointBucket);
-  const params = await kvm.open(topologyFor("telemetry").paramsBucket);
+  const cps = await retried(() => kvm.open(topologyFor("telemetry").checkpointBucket));
+  const params = await retried(() => kvm.open(topologyFor("telemetry").paramsBucket));
   for (const [key, n] of perKey) {
-    const e = await cps.get(`p${partitionOf(key, P)}.${encodeKvKey(key)}`);
+    const e = await retried(() => cps.get(`p${partitionOf(key, P)}.${encodeKvKey(key)}`));
     assert.ok(e !== null, `checkpoint of ${key}`);
     assert.equal(Checkpoint.parse(e.json()).state.observations, n, `observations of ${key}`);
     await waitFor(`params of ${key}`, async () => {
@@ -206,18 +219,24 @@ async function scaleOutRun(
       await step.run();
     }
     await publishing;
+    const verbose = Deno.env.get("MVN_TEST_VERBOSE") !== undefined;
+    if (verbose) console.log(`${new Date().toISOString()} published`);
     await waitFor(
       "all scores",
       async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
       120_000,
     );
+    if (verbose) console.log(`${new Date().toISOString()} all scored`);
     await waitFor("every partition committed", async () => (await pendingTotal(nc)) === 0, 60_000);
+    if (verbose) console.log(`${new Date().toISOString()} all committed`);
     assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), obs);
     await assertExactlyOnce(nc, pubs.length, perKey, obs);
     if (Deno.env.get("MVN_TEST_VERBOSE")) {
       for (const [i, w] of all.entries()) console.log(`--- worker ${i}\n${w.stderr()}`);
     }
     const alive = all.filter((w) => !killed.has(w));
+    // (A worker signalled before it is running exits 143: wait until it runs.)
+    for (const w of alive) await waitFor("worker running", () => running(w), 60_000);
     for (const w of alive) w.child.kill("SIGTERM");
     for (const w of alive) assert.equal((await w.status()).code, 0, w.stderr());
   } catch (e) {
@@ -227,6 +246,18 @@ async function scaleOutRun(
     for (const w of all) await w[Symbol.asyncDispose]();
     await nc.close();
   }
+}
+
+/** True once the worker runs (its signal handlers installed). */
+function running(w: CliProcess): boolean {
+  return w.stderr().includes("[worker] running");
+}
+
+/** Starts a worker and waits until it runs. */
+async function addWorker(all: CliProcess[], url: string, extra: string[] = []): Promise<void> {
+  const w = spawnWorker(url, extra);
+  all.push(w);
+  await waitFor("the new worker running", () => running(w), 60_000);
 }
 
 const killed = new WeakSet<CliProcess>();
@@ -247,7 +278,7 @@ Deno.test({
       {
         at: 1_500,
         what: "add a third worker",
-        run: () => Promise.resolve(void all.push(spawnWorker(srv.url))),
+        run: () => addWorker(all, srv.url),
       },
       { at: 4_000, what: "SIGKILL the first worker", run: () => sigkill(all[0]) },
     ], 1);
@@ -267,7 +298,7 @@ Deno.test({
       {
         at: 1_500,
         what: "add a third worker",
-        run: () => Promise.resolve(void all.push(spawnWorker(cluster.url, extra))),
+        run: () => addWorker(all, cluster.url, extra),
       },
       { at: 3_500, what: "SIGKILL the first worker", run: () => sigkill(all[0]) },
       { at: 5_500, what: "stop server node 1", run: () => cluster.stopNode(1) },
