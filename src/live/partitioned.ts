@@ -103,7 +103,11 @@ export class PartitionedWorker {
     const engine = await this.#d.engine();
     part.engine = engine;
     try {
+      // Re-creating the consumer deletes the old one: only while the lease is fresh, so that a
+      // worker whose lease lapsed while starting never deletes its successor's consumer.
+      fence();
       const startSeq = await resetConsumer(jsm, topo, settings);
+      fence();
       const consumer = await js.consumers.get(topo.inputStream, durable);
       const source = new JetStreamSource(consumer, {
         maxMessages: Math.max(2 * config.batch, 512),

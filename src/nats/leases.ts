@@ -80,6 +80,7 @@ export class LeaseManager {
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #ticking: Promise<void> | undefined;
   #stopping = false;
+  #heartbeat: Promise<void> | undefined;
   /** Live workers seen at the last tick (this one included). */
   liveWorkers = 1;
 
@@ -150,6 +151,7 @@ export class LeaseManager {
     clearInterval(this.#renewTimer);
     clearInterval(this.#watchdog);
     await this.#ticking;
+    await this.#heartbeat;
     await Promise.all([...this.#held.values()].map((h) => h.renewing));
     await this.#o.kv.delete(workerKey(this.#o.workerId)).catch(() => {});
   }
@@ -252,6 +254,12 @@ export class LeaseManager {
   #renewAll(): void {
     for (const [n, h] of this.#held) {
       if (h.renewing === undefined) void this.#renew(n, h);
+    }
+    // The heartbeat too: a slow balancing round must not make this worker look dead.
+    if (this.#heartbeat === undefined && !this.#stopping) {
+      this.#heartbeat = this.#o.kv.put(workerKey(this.#o.workerId), this.#value())
+        .then(() => {}, () => {})
+        .finally(() => (this.#heartbeat = undefined));
     }
   }
 
