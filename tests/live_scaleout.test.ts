@@ -281,19 +281,26 @@ async function leasesOf(nc: NatsConnection, w: CliProcess): Promise<number> {
   return n;
 }
 
-/** SIGKILLs `w` once it holds a partition (so that its death leaves partitions to take over). */
-async function sigkillOwner(url: string, w: CliProcess): Promise<void> {
+/**
+ * SIGKILLs the worker holding the most partitions (the balance may leave one with none), so that
+ * its death leaves partitions to take over.
+ */
+async function sigkillAnOwner(url: string, all: CliProcess[]): Promise<void> {
   const nc = await connect({ servers: url.split(",") });
+  let victim: CliProcess | undefined;
   try {
-    await waitFor(
-      "the victim holding a partition",
-      async () => (await leasesOf(nc, w)) > 0,
-      60_000,
-    );
+    await waitFor("a worker holding a partition", async () => {
+      let most = 0;
+      for (const w of all.filter((w) => !killed.has(w))) {
+        const n = await leasesOf(nc, w);
+        if (n > most) [most, victim] = [n, w];
+      }
+      return most > 0;
+    }, 60_000);
   } finally {
     await nc.close();
   }
-  await sigkill(w);
+  await sigkill(victim!);
 }
 
 async function sigkill(w: CliProcess): Promise<void> {
@@ -315,7 +322,11 @@ Deno.test({
         what: "add a third worker",
         run: () => addWorker(all, srv.url),
       },
-      { at: 4_000, what: "SIGKILL the first worker", run: () => sigkillOwner(srv.url, all[0]) },
+      {
+        at: 4_000,
+        what: "SIGKILL a worker holding partitions",
+        run: () => sigkillAnOwner(srv.url, all),
+      },
     ], 1);
   },
 });
@@ -345,8 +356,8 @@ Deno.test({
         },
         {
           at: 3_000,
-          what: "SIGKILL the first worker",
-          run: () => sigkillOwner(cluster.url, all[0]),
+          what: "SIGKILL a worker holding partitions",
+          run: () => sigkillAnOwner(cluster.url, all),
         },
         { at: 4_500, what: "stop server node 1", run: () => cluster.stopNode(1) },
       ],
