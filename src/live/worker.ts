@@ -76,6 +76,9 @@ export async function startWorker(
         workDir: join(config.stateDir, "nats-run"),
         port,
         extraConfig: partitionMapping(config.prefix, config.partitions),
+        // Its own session: a terminal's Ctrl-C reaches only the worker, which finishes what is in
+        // flight (publish, checkpoint, ack, hand partitions over) and then stops the server.
+        detached: true,
       });
       cleanups.push(() => server.stop());
       url = server.url;
