@@ -22,6 +22,7 @@ const { values } = parseArgs({
     messages: { type: "string", default: "40000" },
     keys: { type: "string", default: "256" },
     workers: { type: "string", default: "1,2" },
+    partitions: { type: "string", default: "16" },
     /** `--unpartitioned`: no mapping (one worker: the baseline). */
     unpartitioned: { type: "boolean", default: false },
   },
@@ -41,7 +42,9 @@ async function run(workers: number) {
   const server = await NatsServerProcess.start({
     storeDir: join(dir, "store"),
     workDir: join(dir, "run"),
-    extraConfig: values.unpartitioned ? "" : partitionMapping("telemetry", 16),
+    extraConfig: values.unpartitioned
+      ? ""
+      : partitionMapping("telemetry", Number(values.partitions)),
   });
   const nc = await connect({ servers: server.url });
   try {
@@ -66,6 +69,8 @@ async function run(workers: number) {
           server.url,
           "--backend",
           "cpu",
+          "--partitions",
+          values.partitions,
         ],
         cwd: new URL("..", import.meta.url).pathname,
         stdin: "null",
@@ -112,7 +117,7 @@ async function run(workers: number) {
     await Promise.all(children.map((c) => c.status));
     const s = (last - first) / 1000;
     return {
-      partitioned: !values.unpartitioned,
+      partitions: values.unpartitioned ? 0 : Number(values.partitions),
       workers,
       observations: N,
       keys: K,
