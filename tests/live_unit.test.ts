@@ -439,6 +439,7 @@ function setup(
   batch = 4,
   checkpointEveryMs = 0,
   scoreMessages: "row" | "message" = "row",
+  fence?: () => void,
 ) {
   const events: string[] = [];
   const engine = new CountingEngine();
@@ -459,6 +460,7 @@ function setup(
     alarmReference: 1,
     metrics: new LiveMetrics(),
     log: () => {},
+    fence,
   });
   return { events, engine, source, sink, store, loop };
 }
@@ -740,6 +742,27 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
     assert.ok(!events.includes("ack 2"));
     assert.ok(!events.includes("ack 3"));
   });
+
+  await t.step(
+    "a fence that throws (lease lost) stops commits: no checkpoint, no ack",
+    async () => {
+      let calls = 0;
+      // The first commit passes (its two checks: before the checkpoint, before the ack).
+      const fence = () => {
+        if (++calls > 2) throw new Error("lease lost");
+      };
+      const { events, source, loop } = setup([], 1, 0, "row", fence);
+      source.add(1, "a", "[1,1]");
+      source.add(2, "b", "[2,2]");
+      source.add(3, "a", "[3,3]");
+      await loop.init();
+      await assert.rejects(loop.run(), /lease lost/);
+      assert.ok(events.includes("ack 1"));
+      assert.ok(!events.some((e) => e.startsWith("checkpoint b")), events.join(", "));
+      assert.ok(!events.includes("ack 2"));
+      assert.ok(!events.includes("ack 3"));
+    },
+  );
 
   await t.step(
     "with a checkpoint interval, many batches share a checkpoint and every ack follows the checkpoint that covers it",

@@ -39,6 +39,11 @@ export async function run(args: string[]): Promise<number> {
       console.error(`start: ${e.message}`);
       return 1;
     }
+    if (e instanceof ConfigError) {
+      // E.g. the server's partition mapping does not match --partitions.
+      console.error(`start: ${e.message}`);
+      return 2;
+    }
     console.error(`start: ${e instanceof Error ? e.message : e}`);
     return 1;
   }
@@ -56,6 +61,7 @@ export async function run(args: string[]): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  log("running (SIGINT/SIGTERM: finish what is in flight and stop)");
   try {
     await w.done;
     await w.stop();

@@ -53,6 +53,8 @@ export interface Topology {
   readonly obsSubject: string;
   readonly paramsBucket: string;
   readonly checkpointBucket: string;
+  /** KV bucket of partition leases and worker heartbeats. */
+  readonly leaseBucket: string;
 }
 
 /**
@@ -72,14 +74,16 @@ export function topologyFor(prefix: string): Topology {
     obsSubject: `${prefix}.obs.>`,
     paramsBucket: `${bucket}_params`,
     checkpointBucket: `${bucket}_checkpoints`,
+    leaseBucket: `${bucket}_leases`,
   };
 }
 
 const Int = z.number().int();
 const NonEmpty = z.string().min(1, "expected a non-empty string");
 const NatsUrl = z.string().regex(
-  /^(nats|tls|ws|wss):\/\/[^\s/]+(:\d+)?\/?$/,
-  "expected a nats://, tls://, ws:// or wss:// URL such as nats://127.0.0.1:4222",
+  /^(nats|tls|ws|wss):\/\/[^\s/,]+(:\d+)?\/?(,\s*(nats|tls|ws|wss):\/\/[^\s/,]+(:\d+)?\/?)*$/,
+  "expected a nats://, tls://, ws:// or wss:// URL such as nats://127.0.0.1:4222, or a " +
+    "comma-separated list of them (the servers of one cluster)",
 );
 const Prefix = z.string().regex(
   /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
@@ -185,6 +189,7 @@ export function natsErrors(nats: NatsSettings): string[] {
 
 const PIPELINE = "pipeline";
 const SERVICE = "service";
+const SCALE_OUT = "scale-out";
 
 /** The subject prefix setting (shared by start, publish and watch). */
 export const PREFIX_SETTING = option({
@@ -301,6 +306,39 @@ export const PIPELINE_SETTINGS = {
   }),
   /** Alarm CUSUM threshold in decades of −log10 p (`src/model/alarm.ts`); default 5. */
   alarmThreshold: ALARM_THRESHOLD_SETTING,
+  /**
+   * Partitions of the key space: must equal the `partition(P, …)` of the server's subject mapping
+   * (`deploy/nats/partitions.conf`). Without the mapping the worker runs unpartitioned (one worker).
+   */
+  partitions: option({
+    flag: "partitions",
+    env: "MVN_PARTITIONS",
+    arg: "P",
+    group: SCALE_OUT,
+    schema: num(Int.min(1).max(1024)),
+    default: 16,
+    help: "partitions of the key space; must match the server's partition(P, …) subject mapping",
+  }),
+  /** Replicas of every stream and bucket the worker creates. */
+  replicas: option({
+    flag: "replicas",
+    env: "MVN_REPLICAS",
+    arg: "R",
+    group: SCALE_OUT,
+    schema: num(Int.min(1).max(5)),
+    default: 1,
+    help: "replicas of the streams and buckets the worker creates (3 on a 3-node cluster)",
+  }),
+  /** Lifetime of a partition lease: a dead worker's partitions are taken over within it. */
+  leaseMs: option({
+    flag: "lease-ms",
+    env: "MVN_LEASE_MS",
+    arg: "MS",
+    group: SCALE_OUT,
+    schema: num(Int.min(1000).max(600_000)),
+    default: 10_000,
+    help: "partition lease lifetime: a dead worker's partitions move to another within it",
+  }),
   httpPort: option({
     flag: "http",
     env: "MVN_HTTP",
@@ -338,7 +376,7 @@ export const LIVE_FLAGS = parseArgsOptions(LIVE_SETTINGS);
 /** Usage text of `start`, generated from {@link LIVE_SETTINGS}. */
 export const LIVE_USAGE = usage(LIVE_SETTINGS, {
   synopsis: "usage: main.ts start [options]",
-  groups: [CONNECTION, "model", PIPELINE, SERVICE],
+  groups: [CONNECTION, "model", PIPELINE, SCALE_OUT, SERVICE],
 });
 
 /** Fully resolved live worker configuration: each pipeline setting, the connection, the head. */

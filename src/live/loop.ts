@@ -85,6 +85,12 @@ export interface LoopSettings {
   readonly alarmArmedFrom?: number;
   readonly metrics: LiveMetrics;
   readonly log: (line: string) => void;
+  /**
+   * Called before a commit writes checkpoints and again before it acks; throws when the loop may
+   * no longer commit (its partition's lease is no longer fresh): the loop then fails, abandoning
+   * what is in flight. Default: always allowed.
+   */
+  readonly fence?: () => void;
 }
 
 interface Prepared {
@@ -455,10 +461,12 @@ export class LiveLoop {
       latest.push({ last_seq: seq, state, ...(alarm !== undefined ? { alarm } : {}), written_at });
     }
     const m = this.#s.metrics;
+    this.#s.fence?.();
     if (latest.length > 0) {
       await this.#store.save(latest);
       m.checkpointWrites += latest.length;
     }
+    this.#s.fence?.();
     const now = performance.now();
     if (this.#source.cumulativeAck === true) {
       // One ack for the whole group: every earlier delivery is committed by now.

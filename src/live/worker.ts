@@ -9,7 +9,7 @@ import { alarmReference } from "../model/alarm.ts";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { type LiveConfig, topologyFor } from "../config/live_config.ts";
+import { ConfigError, type LiveConfig, topologyFor } from "../config/live_config.ts";
 import { createEngine } from "../engine/thread/compute_thread.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import { connectNats, isWebSocketUrl } from "../nats/connect.ts";
@@ -19,7 +19,9 @@ import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
 import { NatsSink } from "../nats/nats_sink.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
 import { startScoreService } from "../nats/score_service.ts";
-import { ensureStreams, openBuckets, resetConsumer } from "../nats/topology.ts";
+import { ensureStreams, openBuckets, openLeaseBucket, resetConsumer } from "../nats/topology.ts";
+import { partitionMapping, probePartitions } from "../nats/partitions.ts";
+import { PartitionedWorker } from "./partitioned.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
@@ -37,6 +39,8 @@ export interface WorkerOptions {
    * observation, ack (the `live` benchmark's baseline). Default `model`.
    */
   readonly mode?: "model" | "relay";
+  /** This worker's id in the lease bucket; default `<hostname>-<pid>-<random>`. */
+  readonly workerId?: string;
 }
 
 /** A running worker. */
@@ -52,6 +56,8 @@ export interface RunningWorker extends AsyncDisposable {
   readonly done: Promise<void>;
   /** Stops pulling, finishes the batches in flight (publish, checkpoint, ack), drains, closes. */
   stop(): Promise<void>;
+  /** Partitioned mode (the server maps keys to partitions): the partitions it consumes now. */
+  readonly partitions?: () => number[];
 }
 
 /** Starts the worker; resolves once it is consuming. */
@@ -81,6 +87,10 @@ export async function startWorker(
         port,
         websocket: true,
         wsPort: isPortFree(4223) ? 4223 : -1,
+        extraConfig: partitionMapping(config.prefix, config.partitions),
+        // Its own session: a terminal's Ctrl-C reaches only the worker, which finishes what is in
+        // flight (publish, checkpoint, ack, hand partitions over) and then stops the server.
+        detached: true,
       });
       cleanups.push(() => server.stop());
       url = server.url;
@@ -88,7 +98,7 @@ export async function startWorker(
       log(
         `no NATS URL configured (--nats-url / NATS_URL): started a local nats-server at ${url} ` +
           `(JetStream store ${join(config.stateDir, "nats")}/, WebSocket ${server.wsUrl}, ` +
-          `stopped on exit)\n` +
+          `${config.partitions} key partitions, stopped on exit)\n` +
           `  publish to it with: deno task publish data/sample.ndjson --server ${url}`,
       );
     }
@@ -100,8 +110,99 @@ export async function startWorker(
     metrics.connected = true;
     watchStatus(nc, metrics, log);
     const jsm = await jetstreamManager(nc);
-    await ensureStreams(jsm, topo, log, config.duplicateWindowS * 1e9);
-    const buckets = await openBuckets(nc, topo, log);
+    await ensureStreams(jsm, topo, log, config.duplicateWindowS * 1e9, config.replicas);
+    const buckets = await openBuckets(nc, topo, log, config.replicas);
+    let probe: Awaited<ReturnType<typeof probePartitions>> = { mode: "none" };
+    for (let attempt = 1; options.mode !== "relay" && attempt <= 3; attempt++) {
+      probe = await probePartitions(nc, config.prefix, config.partitions);
+      // Nothing came back (a slow server, a cluster still forming): ask again.
+      if (probe.mode !== "mismatch" || !probe.detail.startsWith("no probe")) break;
+    }
+    if (probe.mode === "mismatch") {
+      throw new ConfigError(
+        `expected the server to map ${topo.obsSubject.replace(">", "<key>")} to ` +
+          `${config.prefix}.obs.<partition>.<key> with ${config.partitions} partitions ` +
+          `(--partitions), found otherwise: ${probe.detail}. Use the same count as the ` +
+          `server's mapping, or put this in every server's configuration ` +
+          `(deploy/nats/partitions.conf):\n${partitionMapping(config.prefix, config.partitions)}`,
+      );
+    }
+    if (probe.mode === "partitioned") {
+      const engineThread = _engineThread(config.engineThread);
+      // The backend is chosen once, here; every partition's engine (one each) uses it.
+      const chosen = options.engine ??
+        await createEngine(config.head, { thread: engineThread, log });
+      log(`engine backend: ${chosen.backendReason} (one engine per partition)`);
+      const head = { ...config.head, backend: chosen.backend };
+      await chosen.close();
+      const leases = await openLeaseBucket(nc, topo, config.leaseMs, config.replicas);
+      const js = jetstream(nc);
+      const workerId = options.workerId ??
+        `${Deno.hostname()}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+      const part = new PartitionedWorker({
+        config,
+        topo,
+        js,
+        jsm,
+        checkpoints: buckets.checkpoints,
+        leases,
+        sink: new NatsSink(nc, js, buckets.params, config.prefix, log),
+        metrics,
+        workerId,
+        engine: () => createEngine(head, { thread: engineThread, log: () => {} }),
+        log,
+      });
+      log(
+        `partitioned: ${config.partitions} partitions (${config.prefix}.obs.<N>.<key>), ` +
+          `worker ${workerId}, leases in ${topo.leaseBucket} (${config.leaseMs} ms)`,
+      );
+      await part.start();
+      if (options.mode !== "relay") {
+        const service = await startScoreService(nc, {
+          prefix: config.prefix,
+          dim: config.head.dim,
+          maxMessageBytes: config.maxMessageBytes,
+          withEngine: (key, f) => part.withEngine(key, f),
+          log,
+        });
+        cleanups.push(() => service.stop());
+        log(
+          `scoring service 'mvn' answering on ${config.prefix}.svc.score.<key> (owned partitions)`,
+        );
+      }
+      const httpPort = _serveHttp(config, wsUrl, metrics, log, cleanups);
+      metrics.ready = true;
+      let resolveDone: () => void = () => {};
+      const done = new Promise<void>((r) => (resolveDone = r));
+      let stopping: Promise<void> | undefined;
+      const stop = () => {
+        stopping ??= (async () => {
+          metrics.ready = false;
+          try {
+            await part.stop();
+          } finally {
+            await cleanup();
+            resolveDone();
+          }
+        })();
+        return stopping;
+      };
+      return {
+        url,
+        wsUrl,
+        httpPort,
+        metrics,
+        done,
+        stop,
+        partitions: () => part.owned,
+        [Symbol.asyncDispose]: stop,
+      };
+    }
+    log(
+      `unpartitioned: the server does not map ${topo.obsSubject} to partitions, so only one ` +
+        `worker may consume (durable ${config.durable}); to run several, add ` +
+        `deploy/nats/partitions.conf to every server's configuration`,
+    );
     const consumerSettings = { durable: config.durable, ackWaitMs: config.ackWaitMs };
     const startSeq = await resetConsumer(jsm, topo, consumerSettings);
     const js = jetstream(nc);
@@ -160,7 +261,7 @@ export async function startWorker(
         prefix: config.prefix,
         dim: config.head.dim,
         maxMessageBytes: config.maxMessageBytes,
-        withEngine: (f) => loop.withEngine(f),
+        withEngine: (_key, f) => loop.withEngine(f),
         log,
       });
       cleanups.push(() => service.stop());
@@ -176,26 +277,7 @@ export async function startWorker(
       }
     }, 2000);
     cleanups.push(() => Promise.resolve(clearInterval(poll)));
-    let httpPort: number | undefined;
-    if (config.httpPort !== undefined) {
-      const dashboard = dashboardHandler({
-        wsUrl,
-        prefix: config.prefix,
-        alpha: config.head.alpha,
-        user: config.nats.user,
-        password: config.nats.password,
-        token: config.nats.token,
-      });
-      const http = serveHttp(config.httpPort, metrics, log, dashboard);
-      httpPort = http.port;
-      cleanups.push(() => http.shutdown());
-      if (wsUrl === undefined) {
-        log(
-          "dashboard: no NATS WebSocket URL known (--ws-url / MVN_WS_URL); open the page with " +
-            "?nats=ws://host:port",
-        );
-      }
-    }
+    const httpPort = _serveHttp(config, wsUrl, metrics, log, cleanups);
     metrics.ready = true;
     const done = loop.run();
     let stopping: Promise<void> | undefined;
@@ -245,4 +327,32 @@ function watchStatus(nc: NatsConnection, metrics: LiveMetrics, log: (l: string) 
 
 function _engineThread(t: LiveConfig["engineThread"]): boolean | "auto" {
   return t === "auto" ? "auto" : t === "thread";
+}
+
+/** The dashboard, health and metrics on `--http`; returns the port it listens on. */
+function _serveHttp(
+  config: LiveConfig,
+  wsUrl: string | undefined,
+  metrics: LiveMetrics,
+  log: (l: string) => void,
+  cleanups: (() => Promise<void>)[],
+): number | undefined {
+  if (config.httpPort === undefined) return undefined;
+  const dashboard = dashboardHandler({
+    wsUrl,
+    prefix: config.prefix,
+    alpha: config.head.alpha,
+    user: config.nats.user,
+    password: config.nats.password,
+    token: config.nats.token,
+  });
+  const http = serveHttp(config.httpPort, metrics, log, dashboard);
+  cleanups.push(() => http.shutdown());
+  if (wsUrl === undefined) {
+    log(
+      "dashboard: no NATS WebSocket URL known (--ws-url / MVN_WS_URL); open the page with " +
+        "?nats=ws://host:port",
+    );
+  }
+  return http.port;
 }

@@ -25,16 +25,40 @@ function isWrongLastSequence(e: unknown): boolean {
     (e instanceof Error && /wrong last sequence/i.test(e.message));
 }
 
+/** Options of {@link KvCheckpointStore}. */
+export interface CheckpointStoreOptions {
+  /**
+   * Prefix of every KV key (one partition's checkpoints: `p<N>.`); `loadAll` reads only keys
+   * under it. Default none (the unpartitioned layout: one KV key per model key).
+   */
+  readonly keyPrefix?: string;
+  /**
+   * Called before every write attempt; throws when this store may no longer write (its
+   * partition's lease is no longer fresh).
+   */
+  readonly fence?: () => void;
+}
+
 /** Checkpoints in a KV bucket, one entry per (encoded) model key, revision-checked. */
 export class KvCheckpointStore implements CheckpointStore {
   readonly #revisions = new Map<string, number>();
+  readonly #prefix: string;
+  readonly #fence: () => void;
 
-  constructor(private readonly kv: KV, private readonly log: (line: string) => void) {}
+  constructor(
+    private readonly kv: KV,
+    private readonly log: (line: string) => void,
+    options: CheckpointStoreOptions = {},
+  ) {
+    this.#prefix = options.keyPrefix ?? "";
+    this.#fence = options.fence ?? (() => {});
+  }
 
   async loadAll(): Promise<Checkpoint[]> {
     const out: Checkpoint[] = [];
     const keys: string[] = [];
-    for await (const k of await this.kv.keys()) keys.push(k);
+    const filter = this.#prefix === "" ? undefined : `${this.#prefix}>`;
+    for await (const k of await this.kv.keys(filter)) keys.push(k);
     for (const k of keys) {
       const e = await this.kv.get(k);
       if (e === null || e.operation !== "PUT") continue;
@@ -58,9 +82,10 @@ export class KvCheckpointStore implements CheckpointStore {
 
   async #saveOne(cp: Checkpoint): Promise<void> {
     const key = cp.state.key;
-    const k = encodeKvKey(key);
+    const k = this.#prefix + encodeKvKey(key);
     const data = JSON.stringify(cp);
     for (let attempt = 1;; attempt++) {
+      this.#fence();
       const rev = this.#revisions.get(key);
       try {
         const next = rev === undefined

@@ -69,7 +69,8 @@ export async function connectNats(
   }
   if (settings.token !== undefined) authenticators.push(tokenAuthenticator(settings.token));
   const base: ConnectionOptions = {
-    servers: url,
+    // A comma-separated list: the servers of one cluster (the client also learns the others).
+    servers: url.split(",").map((u) => u.trim()).filter((u) => u.length > 0),
     name: extras.name ?? "mvn-online",
     maxReconnectAttempts: extras.maxReconnectAttempts ?? -1,
     reconnectTimeWait: 500,

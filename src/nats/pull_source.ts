@@ -102,6 +102,15 @@ export class JetStreamSource implements MessageSource {
         failures = 0;
       } catch (e) {
         if (this.#closing) break;
+        if (this.#s.reset !== undefined && _consumerDeleted(e) && !this.#needsReset) {
+          // Someone deleted the consumer (a worker that lost this partition's lease while it
+          // was re-creating it): re-create it from its ack floor, like after a hole.
+          this.#s.log("the consumer was deleted under us; re-creating it from its ack floor");
+          this.#needsReset = true;
+          this.#generation++;
+          for (const it of this.#active) it.stop();
+          continue;
+        }
         failures++;
         if (failures === 1 || failures % 20 === 0) {
           this.#s.log(`pull failed (retrying): ${e instanceof Error ? e.message : e}`);
@@ -261,6 +270,11 @@ export class JetStreamSource implements MessageSource {
     // resolves, so that what they still deliver is in the queue too.
     await this.#whenQuiet();
   }
+}
+
+/** The pull ended because the consumer was deleted (status 409 "consumer deleted"). */
+function _consumerDeleted(e: unknown): boolean {
+  return e instanceof Error && /consumer deleted/i.test(e.message);
 }
 
 function wrap(m: JsMsg): InputMessage {

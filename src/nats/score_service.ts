@@ -40,10 +40,11 @@ export interface ScoreServiceSettings {
   /** Largest request body accepted, in bytes. */
   readonly maxMessageBytes: number;
   /**
-   * Runs `f` with the engine in the live loop's engine order (`LiveLoop.withEngine`), so that a
-   * request never races a batch.
+   * Runs `f` with the engine that holds `key`, in its live loop's engine order
+   * (`LiveLoop.withEngine`), so that a request never races a batch. Throws an `unknown_key`
+   * EngineError when this worker holds no engine for the key (a partition it does not own).
    */
-  readonly withEngine: <T>(f: (engine: ScoringEngine) => Promise<T>) => Promise<T>;
+  readonly withEngine: <T>(key: string, f: (engine: ScoringEngine) => Promise<T>) => Promise<T>;
   readonly log?: (line: string) => void;
 }
 
@@ -92,7 +93,7 @@ export async function scoreRequest(
     scoreOnly: true,
   };
   try {
-    const records = await s.withEngine(async (engine) => {
+    const records = await s.withEngine(key, async (engine) => {
       const scores = await engine.process(batch);
       const out: ServiceScoreRecord[] = new Array(n);
       for (let i = 0; i < n; i++) {

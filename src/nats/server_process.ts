@@ -32,6 +32,18 @@ export interface NatsServerOptions {
   readonly wsPort?: number;
   /** Readiness deadline. Default 10 s. */
   readonly readyTimeoutMs?: number;
+  /**
+   * More configuration appended to the server's file, e.g. the partition mapping
+   * (`partitionMapping`, the text of `deploy/nats/partitions.conf`) or a `cluster { … }` block.
+   */
+  readonly extraConfig?: string;
+  /** `server_name` (needed in a JetStream cluster). */
+  readonly serverName?: string;
+  /**
+   * Start the server in its own session, so that a terminal's Ctrl-C reaches only its parent
+   * (which then stops the workers before the servers). Default false.
+   */
+  readonly detached?: boolean;
 }
 
 interface PortsFile {
@@ -129,9 +141,11 @@ async function launch(
   const conf = join(opts.workDir, "nats-server.conf");
   await Deno.writeTextFile(
     conf,
-    opts.websocket
-      ? `websocket {\n  host: "127.0.0.1"\n  port: ${wsPort}\n  no_tls: true\n}\n`
-      : "",
+    (opts.serverName !== undefined ? `server_name: ${JSON.stringify(opts.serverName)}\n` : "") +
+      (opts.websocket
+        ? `websocket {\n  host: "127.0.0.1"\n  port: ${wsPort}\n  no_tls: true\n}\n`
+        : "") +
+      (opts.extraConfig ?? ""),
   );
   let child: Deno.ChildProcess;
   try {
@@ -154,6 +168,7 @@ async function launch(
       stdin: "null",
       stdout: "null",
       stderr: "null",
+      detached: opts.detached ?? false,
     }).spawn();
   } catch (cause) {
     if (cause instanceof Deno.errors.NotFound) throw new NatsServerMissingError({ cause });

@@ -57,6 +57,7 @@ export async function ensureStream(
   name: string,
   subject: string,
   duplicateWindowNs?: number,
+  replicas = 1,
 ): Promise<StreamInfo> {
   try {
     const info = await jsm.streams.info(name);
@@ -75,6 +76,7 @@ export async function ensureStream(
   return await jsm.streams.add({
     name,
     subjects: [subject],
+    num_replicas: replicas,
     ...(duplicateWindowNs !== undefined ? { duplicate_window: duplicateWindowNs } : {}),
   });
 }
@@ -88,8 +90,9 @@ export async function ensureStreams(
   topo: Topology,
   log: (line: string) => void = () => {},
   outputWindowNs = DUPLICATE_WINDOW_NS,
+  replicas = 1,
 ): Promise<void> {
-  await ensureStream(jsm, topo.inputStream, topo.obsSubject, DUPLICATE_WINDOW_NS);
+  await ensureStream(jsm, topo.inputStream, topo.obsSubject, DUPLICATE_WINDOW_NS, replicas);
   for (
     const [name, subject] of [
       [topo.scoresStream, `${topo.prefix}.scores.>`],
@@ -97,7 +100,7 @@ export async function ensureStreams(
       [topo.alarmsStream, `${topo.prefix}.alarms.>`],
     ]
   ) {
-    const info = await ensureStream(jsm, name, subject, outputWindowNs);
+    const info = await ensureStream(jsm, name, subject, outputWindowNs, replicas);
     const window = info.config.duplicate_window ?? 0;
     if (window < outputWindowNs) {
       log(
@@ -113,6 +116,10 @@ export async function ensureStreams(
 export interface ConsumerSettings {
   readonly durable: string;
   readonly ackWaitMs: number;
+  /** Filter subject (one partition: `<prefix>.obs.<N>.>`); default: the whole input. */
+  readonly filterSubject?: string;
+  /** Replicas of the consumer; default: the stream's. */
+  readonly replicas?: number;
 }
 
 /** `max_ack_pending` of the consumer: large so that pipelined batches never starve. */
@@ -147,7 +154,8 @@ export async function resetConsumer(
   // A filter equal to the stream's only subject selects nothing more, and nats-server 2.9 pays
   // for a wildcard filter on every delivery (see docs/live.md, "backlog stall"): omit it then.
   const subjects = (await jsm.streams.info(topo.inputStream)).config.subjects ?? [];
-  const needsFilter = !(subjects.length === 1 && subjects[0] === topo.obsSubject);
+  const filter = settings.filterSubject ?? topo.obsSubject;
+  const needsFilter = !(subjects.length === 1 && subjects[0] === filter);
   await jsm.consumers.add(topo.inputStream, {
     durable_name: settings.durable,
     // One ack per checkpoint acks everything before it: per-message acks were a third of the
@@ -156,7 +164,8 @@ export async function resetConsumer(
     ack_wait: settings.ackWaitMs * 1e6,
     max_ack_pending: MAX_ACK_PENDING,
     max_deliver: -1,
-    ...(needsFilter ? { filter_subject: topo.obsSubject } : {}),
+    ...(needsFilter ? { filter_subject: filter } : {}),
+    ...(settings.replicas !== undefined ? { num_replicas: settings.replicas } : {}),
     ...(startSeq > 1
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }
       : { deliver_policy: DeliverPolicy.All }),
@@ -176,12 +185,13 @@ export async function openBuckets(
   nc: NatsConnection,
   topo: Topology,
   log: (line: string) => void = () => {},
+  replicas = 1,
 ): Promise<{ params: KV; checkpoints: KV }> {
   const kvm = new Kvm(nc);
   const jsm = await jetstreamManager(nc);
   const existed = await streamExists(jsm, `KV_${topo.checkpointBucket}`);
-  const params = await kvm.create(topo.paramsBucket, { history: 1 });
-  const checkpoints = await kvm.create(topo.checkpointBucket, { history: 1 });
+  const params = await kvm.create(topo.paramsBucket, { history: 1, replicas });
+  const checkpoints = await kvm.create(topo.checkpointBucket, { history: 1, replicas });
   if (!existed && topo.prefix === DEFAULT_PREFIX) {
     if (await streamExists(jsm, `KV_${LEGACY_BUCKETS.checkpoints}`)) {
       const legacy = await kvm.open(LEGACY_BUCKETS.checkpoints);
@@ -199,6 +209,28 @@ export async function openBuckets(
     }
   }
   return { params, checkpoints };
+}
+
+/**
+ * Opens (creating if missing) the lease bucket: entries expire `leaseMs` after their last write
+ * (the bucket's max age), so a dead worker's leases and heartbeat vanish by themselves.
+ */
+export async function openLeaseBucket(
+  nc: NatsConnection,
+  topo: Topology,
+  leaseMs: number,
+  replicas = 1,
+): Promise<KV> {
+  const kvm = new Kvm(nc);
+  const kv = await kvm.create(topo.leaseBucket, { history: 1, ttl: leaseMs, replicas });
+  const status = await kv.status();
+  if (Math.abs(status.ttl - leaseMs) > 1) {
+    throw new TopologyError(
+      `expected lease bucket ${topo.leaseBucket} to expire entries after ${leaseMs} ms ` +
+        `(--lease-ms), found ${status.ttl} ms: every worker must use the same --lease-ms`,
+    );
+  }
+  return kv;
 }
 
 async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { NatsServerProcess } from "../../src/nats/server_process.ts";
+import { partitionMapping } from "../../src/nats/partitions.ts";
 
 /** A nats-server for one test, removed with its store on dispose. */
 export interface TestNatsServer extends AsyncDisposable {
@@ -18,8 +19,13 @@ export interface TestNatsServer extends AsyncDisposable {
   restart(): Promise<void>;
 }
 
-/** Starts nats-server -js -a 127.0.0.1 -p -1 with a temp store (and `websocket` when asked). */
-export async function startNatsServer(opts: { websocket?: boolean } = {}): Promise<TestNatsServer> {
+/**
+ * Starts nats-server -js -a 127.0.0.1 -p -1 with a temp store (and `websocket` when asked; with
+ * `partitions`, the partition mapping of prefix `telemetry` into that many partitions).
+ */
+export async function startNatsServer(
+  opts: { websocket?: boolean; partitions?: number } = {},
+): Promise<TestNatsServer> {
   const dir = await Deno.makeTempDir({ prefix: "mvn-nats-" });
   let server: NatsServerProcess;
   try {
@@ -30,6 +36,9 @@ export async function startNatsServer(opts: { websocket?: boolean } = {}): Promi
       websocket: opts.websocket,
       wsPort: -1,
       readyTimeoutMs: 60_000,
+      extraConfig: opts.partitions === undefined
+        ? undefined
+        : partitionMapping("telemetry", opts.partitions),
     });
   } catch (e) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
