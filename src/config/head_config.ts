@@ -33,8 +33,11 @@ export const HeadConfigInput = z.object({
    * old parameters as a prior worth d + 2 observations. 0 switches detection off. Default 24.
    */
   change_threshold: z.number().min(0).default(24),
-  /** Adam learning rate, in whitened units (see README). Default 0.01. */
-  lr: z.number().positive().max(10).default(0.01),
+  /**
+   * Adam learning rate, in whitened units (see README). Default 0.01 (the unconditional head),
+   * 0.002 (the conditional head's network).
+   */
+  lr: z.number().positive().max(10).optional(),
   /** Adam β1. Default 0.9. */
   beta1: z.number().min(0).lt(1).default(0.9),
   /** Adam β2. Default 0.999. */
@@ -67,6 +70,22 @@ export const HeadConfigInput = z.object({
   robust_floor: z.number().min(0).max(1).default(0.01),
   /** `auto` picks webgpu on a hardware adapter, cpu otherwise. Default `auto`. */
   backend: z.enum(["auto", "webgpu", "cpu"]).default("auto"),
+  // ---- the conditional head (docs/model.md, "The conditional head") ----
+  /**
+   * `unconditional` (default): one Gaussian per key. `conditional`: per key, a small network maps
+   * the observation's context (carried `features` and/or `time_features`) to loc and scale_tril.
+   */
+  head: z.enum(["unconditional", "conditional"]).default("unconditional"),
+  /** Conditional head: hidden layer widths. Default [32, 32]. */
+  hidden: z.array(z.number().int().min(1).max(1024)).max(8).default([32, 32]),
+  /** Conditional head: activation of the hidden layers. Default `tanh`. */
+  activation: z.enum(["tanh", "relu"]).default("tanh"),
+  /** Conditional head: number of features each observation carries (`features`). Default 0. */
+  features: z.number().int().min(0).max(1024).default(0),
+  /** Conditional head: periods whose sin/cos (UTC) are appended to the features. Default none. */
+  time_features: z.array(z.enum(["daily", "weekly"])).default([]),
+  /** Conditional head: rows per Adam step (a key's learned rows of a batch are cut into chunks). */
+  minibatch: z.number().int().min(1).default(64),
 });
 
 /** Partial head configuration, as given by flags or files. */
@@ -89,14 +108,37 @@ export interface HeadConfig {
   readonly robust_p: number;
   readonly robust_floor: number;
   readonly backend: "auto" | "webgpu" | "cpu";
+  readonly head: "unconditional" | "conditional";
+  readonly hidden: readonly number[];
+  readonly activation: "tanh" | "relu";
+  readonly features: number;
+  readonly time_features: readonly ("daily" | "weekly")[];
+  readonly minibatch: number;
+}
+
+/** Inputs of the conditional head's network: carried features, then 2 per time period. */
+export function contextDim(config: HeadConfig): number {
+  return config.features + 2 * config.time_features.length;
 }
 
 /** Parses and resolves a head configuration; throws a zod error naming the bad field. */
 export function resolveHeadConfig(input: HeadConfigInput = {}): HeadConfig {
   const parsed = HeadConfigInput.parse(input);
+  const conditional = parsed.head === "conditional";
+  if (conditional && parsed.features + parsed.time_features.length === 0) {
+    throw new RangeError(
+      "head conditional: expected features (features > 0) or time_features, found neither",
+    );
+  }
+  if (new Set(parsed.time_features).size !== parsed.time_features.length) {
+    throw new RangeError(`time_features: expected distinct periods, found ${parsed.time_features}`);
+  }
   return {
     ...parsed,
+    lr: parsed.lr ?? (conditional ? 0.002 : 0.01),
     init_rows: parsed.init_rows ?? Math.max(64, 4 * parsed.dim),
-    warmup: parsed.warmup ?? (parsed.optimizer === "natural" ? 10 * parsed.dim : 256),
+    // The conditional head's network needs some hundred steps before its tails mean much.
+    warmup: parsed.warmup ??
+      (conditional ? 2000 : parsed.optimizer === "natural" ? 10 * parsed.dim : 256),
   };
 }
