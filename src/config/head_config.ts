@@ -86,6 +86,13 @@ export const HeadConfigInput = z.object({
   time_features: z.array(z.enum(["daily", "weekly"])).default([]),
   /** Conditional head: rows per Adam step (a key's learned rows of a batch are cut into chunks). */
   minibatch: z.number().int().min(1).default(64),
+  /**
+   * Conditional head: scores and published parameters use an exponential moving average of the
+   * network's weights over about this many Adam steps (Polyak averaging: the raw weights keep
+   * learning at the full rate, the average smooths out their step-to-step noise). 0 = raw weights.
+   * Default 100.
+   */
+  average: z.number().int().min(0).default(100),
 });
 
 /** Partial head configuration, as given by flags or files. */
@@ -114,6 +121,7 @@ export interface HeadConfig {
   readonly features: number;
   readonly time_features: readonly ("daily" | "weekly")[];
   readonly minibatch: number;
+  readonly average: number;
 }
 
 /** Inputs of the conditional head's network: carried features, then 2 per time period. */

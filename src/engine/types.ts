@@ -162,5 +162,7 @@ export interface HeadState {
     readonly architecture: ConditionalArchitecture;
     readonly standardiser: { count: number; mean: number[]; m2: number[] };
     readonly context: number[] | null;
+    /** The moving average of θ that scores use (see `average` in head_config.ts). */
+    readonly average?: number[];
   };
 }

@@ -77,6 +77,8 @@ interface CondKey {
   readonly frameTril: Float64Array;
   frameLogDet: number;
   theta: Float64Array;
+  /** Moving average of θ (what scores and snapshots use); θ itself when averaging is off. */
+  avg: Float64Array;
   adamM: Float64Array;
   adamV: Float64Array;
   /** Feature standardiser (Welford). */
@@ -109,6 +111,8 @@ export async function createConditionalEngine(
     throw new Error("expected tfjs to initialise the cpu backend, found it failed");
   }
   await tf.ready();
+  // PROD: no "running TensorFlow.js in Node.js" banner (backend_util.warn) on the first tensor.
+  tf.env().set("PROD", true);
   return new ConditionalEngine(config, {
     tf,
     backend: choice.backend,
@@ -339,6 +343,7 @@ export class ConditionalEngine implements ScoringEngine {
       frameTril,
       frameLogDet: 0,
       theta: initTheta(this.layout, d, this.config.diag),
+      avg: initTheta(this.layout, d, this.config.diag),
       adamM: new Float64Array(this.layout.size),
       adamV: new Float64Array(this.layout.size),
       std: { count: 0, mean: new Float64Array(F), m2: new Float64Array(F) },
@@ -393,7 +398,7 @@ export class ConditionalEngine implements ScoringEngine {
     const tf = this.#tf;
     const F = this.#F;
     const t = tf.tidy(() => {
-      const params = paramTensors(tf, this.layout, h.theta);
+      const params = paramTensors(tf, this.layout, h.avg);
       return forwardTf(tf, params, tf.tensor2d(stdCtx, [m, F]), this.config.activation);
     });
     try {
@@ -511,6 +516,15 @@ export class ConditionalEngine implements ScoringEngine {
     h.adamM = mm;
     h.adamV = vv;
     h.steps = t;
+    // Polyak average with a warm start: 1/t at first, then 1/average.
+    const A = cfg.average;
+    if (A === 0) h.avg = theta;
+    else {
+      const r = Math.max(1 / t, 1 / A);
+      const avg = h.avg;
+      for (let p = 0; p < size; p++) avg[p] += r * (theta[p] - avg[p]);
+      h.avg = avg;
+    }
     return true;
   }
 
@@ -690,6 +704,9 @@ export class ConditionalEngine implements ScoringEngine {
       unpackLower(s.frame_tril, d, h.frameTril);
       h.frameLogDet = _logDiag(h.frameTril, d);
       h.theta = Float64Array.from(s.theta);
+      h.avg = c.average !== undefined && c.average.length === s.theta.length
+        ? Float64Array.from(c.average)
+        : h.theta.slice();
       h.adamM = Float64Array.from(s.adam_m);
       h.adamV = Float64Array.from(s.adam_v);
       if (s.init === null) h.init = null;

@@ -148,17 +148,18 @@ export function nllRowsTf(
   const loc = tf.slice(out, [0, 0], [-1, d]);
   const r = tf.sub(x, loc);
   const diagT = diagTf(tf, diag, tf.slice(out, [0, d + T], [-1, d]));
-  const rc = tf.unstack(r, 1);
-  const dc = tf.unstack(diagT, 1);
-  const low = T > 0 ? tf.unstack(tf.slice(out, [0, d], [-1, T]), 1) : [];
+  // Columns as [n, 1] slices (slice's gradient is a pad; unstack's fails on unused outputs).
+  const col = (t: Tensor, c: number) => tf.slice(t, [0, c], [-1, 1]);
   const z: Tensor[] = [];
-  let p = 0;
   for (let a = 0; a < d; a++) {
-    let s = rc[a];
-    for (let b = 0; b < a; b++) s = tf.sub(s, tf.mul(low[p++], z[b]));
-    z.push(tf.div(s, dc[a]));
+    let s = col(r, a);
+    for (let b = 0; b < a; b++) {
+      s = tf.sub(s, tf.mul(col(out, d + (a * (a - 1)) / 2 + b), z[b]));
+    }
+    z.push(tf.div(s, col(diagT, a)));
   }
-  const half = tf.mul(tf.addN(z.map((v) => tf.square(v))), 0.5);
+  const zz = z.length === 1 ? tf.square(z[0]) : tf.addN(z.map((v) => tf.square(v)));
+  const half = tf.reshape(tf.mul(zz, 0.5), [-1]);
   return tf.add(half, tf.sum(tf.log(diagT), 1));
 }
 
