@@ -17,7 +17,13 @@ const B = Number(Deno.args[1] ?? 64);
 const d = 3;
 const K = MODES_3D.length;
 const engine = await createEngine(
-  resolveHeadConfig({ dim: d, head: "conditional", features: K, backend: "cpu" }),
+  resolveHeadConfig({
+    dim: d,
+    head: "conditional",
+    features: K,
+    backend: "cpu",
+    ...JSON.parse(Deno.args[2] ?? "{}"),
+  }),
   { thread: false, log: () => {} },
 ) as ConditionalEngine;
 const s = modeStream(N, MODES_3D, 11);

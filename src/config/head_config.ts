@@ -90,9 +90,15 @@ export const HeadConfigInput = z.object({
    * Conditional head: scores and published parameters use an exponential moving average of the
    * network's weights over about this many Adam steps (Polyak averaging: the raw weights keep
    * learning at the full rate, the average smooths out their step-to-step noise). 0 = raw weights.
-   * Default 100.
+   * Default 30.
    */
-  average: z.number().int().min(0).default(100),
+  average: z.number().int().min(0).default(30),
+  /**
+   * Conditional head: recent learned rows kept per key and replayed, as many as the new rows, in
+   * every step, so that steps see a spread of contexts even when the context drifts slowly (a
+   * daily cycle spans hundreds of batches). Part of the checkpoint. 0 = no replay. Default 512.
+   */
+  memory: z.number().int().min(0).max(65_536).default(512),
 });
 
 /** Partial head configuration, as given by flags or files. */
@@ -122,6 +128,7 @@ export interface HeadConfig {
   readonly time_features: readonly ("daily" | "weekly")[];
   readonly minibatch: number;
   readonly average: number;
+  readonly memory: number;
 }
 
 /** Inputs of the conditional head's network: carried features, then 2 per time period. */
@@ -144,7 +151,9 @@ export function resolveHeadConfig(input: HeadConfigInput = {}): HeadConfig {
   return {
     ...parsed,
     lr: parsed.lr ?? (conditional ? 0.002 : 0.01),
-    init_rows: parsed.init_rows ?? Math.max(64, 4 * parsed.dim),
+    // The conditional head's whitening frame should span the context's range (a day of 5-minute
+    // rows is 288): it starts from more rows.
+    init_rows: parsed.init_rows ?? Math.max(conditional ? 512 : 64, 4 * parsed.dim),
     // The conditional head's network needs some hundred steps before its tails mean much.
     warmup: parsed.warmup ??
       (conditional ? 2000 : parsed.optimizer === "natural" ? 10 * parsed.dim : 256),

@@ -164,5 +164,13 @@ export interface HeadState {
     readonly context: number[] | null;
     /** The moving average of θ that scores use (see `average` in head_config.ts). */
     readonly average?: number[];
+    /** The replay memory: the key's most recent learned rows (raw), oldest overwritten first. */
+    readonly memory?: {
+      size: number;
+      next: number;
+      values: number[];
+      context: number[];
+      weights: number[];
+    };
   };
 }

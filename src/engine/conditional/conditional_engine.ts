@@ -34,6 +34,7 @@ import {
   unpackLower,
 } from "../../model/linalg.ts";
 import { robustWeight } from "../../model/natural_step.ts";
+import { mulberry32 } from "../../model/prng.ts";
 import { timeFeaturesInto } from "../../model/time_features.ts";
 import type { ScoringEngine } from "../engine.ts";
 import { EngineError } from "../errors.ts";
@@ -85,6 +86,16 @@ interface CondKey {
   readonly std: { count: number; mean: Float64Array; m2: Float64Array };
   /** Latest raw context seen. */
   context: Float64Array | null;
+  /** Recent learned rows (ring buffer; raw values, raw context, robust weight), replayed in steps. */
+  readonly memory: _Memory;
+}
+
+interface _Memory {
+  readonly values: Float64Array;
+  readonly ctx: Float64Array;
+  readonly w: Float64Array;
+  size: number;
+  next: number;
 }
 
 /** Options of {@link ConditionalEngine}. */
@@ -317,7 +328,7 @@ export class ConditionalEngine implements ScoringEngine {
       } else {
         const local = new Map<number, number>();
         rows.forEach((i, r) => local.set(i, r));
-        await this.#train(h, use, local, values, stdCtx!, out.mahalanobis2);
+        await this.#train(h, use, local, values, ctx, stdCtx!, out.mahalanobis2);
       }
       // Standardiser and latest context (after the steps: frozen during them).
       const F = this.#F;
@@ -348,6 +359,13 @@ export class ConditionalEngine implements ScoringEngine {
       adamV: new Float64Array(this.layout.size),
       std: { count: 0, mean: new Float64Array(F), m2: new Float64Array(F) },
       context: null,
+      memory: {
+        values: new Float64Array(this.config.memory * d),
+        ctx: new Float64Array(this.config.memory * F),
+        w: new Float64Array(this.config.memory),
+        size: 0,
+        next: 0,
+      },
     };
   }
 
@@ -443,24 +461,32 @@ export class ConditionalEngine implements ScoringEngine {
     use: number[],
     local: Map<number, number>,
     values: Float64Array,
+    ctx: Float64Array,
     stdCtx: Float32Array,
     m2: Float64Array,
   ): Promise<void> {
     const d = this.config.dim;
     const F = this.#F;
     const mb = this.config.minibatch;
+    const mem = h.memory;
+    const { mean, sd } = _standardiser(h.std, F);
+    // Replayed rows: drawn from the key's memory with a generator seeded by its step count, so a
+    // resumed key draws the same rows.
+    const rand = mulberry32((h.steps * 2654435761) ^ _hash(h.key));
     // Even chunks of at most `minibatch` rows.
     const chunks = Math.ceil(use.length / mb);
     const xw = new Float64Array(d);
     for (let c = 0; c < chunks; c++) {
       const from = Math.floor((c * use.length) / chunks);
       const to = Math.floor(((c + 1) * use.length) / chunks);
-      const m = to - from;
+      const cur = to - from;
+      const old = Math.min(cur, mem.size);
+      const m = cur + old;
       const X = new Float32Array(m * F);
       const XW = new Float32Array(m * d);
       const W = new Float32Array(m);
       let sumW = 0;
-      for (let r = 0; r < m; r++) {
+      for (let r = 0; r < cur; r++) {
         const i = use[from + r];
         X.set(stdCtx.subarray(local.get(i)! * F, local.get(i)! * F + F), r * F);
         _whiten(values, i * d, h, d, xw);
@@ -468,8 +494,27 @@ export class ConditionalEngine implements ScoringEngine {
         W[r] = robustWeight(m2[i], this.#robustC, this.config.robust_floor);
         sumW += W[r];
       }
+      for (let r = cur; r < m; r++) {
+        const j = Math.min(mem.size - 1, Math.floor(rand() * mem.size));
+        for (let a = 0; a < F; a++) X[r * F + a] = (mem.ctx[j * F + a] - mean[a]) / sd[a];
+        _whiten(mem.values, j * d, h, d, xw);
+        for (let a = 0; a < d; a++) XW[r * d + a] = xw[a];
+        W[r] = mem.w[j];
+        sumW += W[r];
+      }
       if (!(sumW > 0)) continue;
       await this.step(h, X, XW, W, sumW, m);
+    }
+    // The batch's rows join the memory (ring buffer) with their robust weights.
+    const M = this.config.memory;
+    if (M === 0) return;
+    for (const i of use) {
+      const j = mem.next;
+      mem.values.set(values.subarray(i * d, i * d + d), j * d);
+      mem.ctx.set(ctx.subarray(i * F, i * F + F), j * F);
+      mem.w[j] = robustWeight(m2[i], this.#robustC, this.config.robust_floor);
+      mem.next = (j + 1) % M;
+      mem.size = Math.min(M, mem.size + 1);
     }
   }
 
@@ -636,6 +681,7 @@ export class ConditionalEngine implements ScoringEngine {
 
   exportState(keys?: readonly string[]): Promise<HeadState[]> {
     const d = this.config.dim;
+    const F = this.#F;
     return Promise.resolve(
       this.#select(keys).map((k) => {
         const h = this.#heads.get(k)!;
@@ -666,6 +712,14 @@ export class ConditionalEngine implements ScoringEngine {
               m2: Array.from(h.std.m2),
             },
             context: h.context === null ? null : Array.from(h.context),
+            average: Array.from(h.avg),
+            memory: {
+              size: h.memory.size,
+              next: h.memory.next,
+              values: Array.from(h.memory.values.subarray(0, h.memory.size * d)),
+              context: Array.from(h.memory.ctx.subarray(0, h.memory.size * F)),
+              weights: Array.from(h.memory.w.subarray(0, h.memory.size)),
+            },
           },
         };
       }),
@@ -722,6 +776,14 @@ export class ConditionalEngine implements ScoringEngine {
       h.std.mean.set(c.standardiser.mean.slice(0, F));
       h.std.m2.set(c.standardiser.m2.slice(0, F));
       h.context = c.context === null ? null : Float64Array.from(c.context);
+      const mem = c.memory;
+      if (mem !== undefined && mem.size <= this.config.memory) {
+        h.memory.size = mem.size;
+        h.memory.next = mem.next % Math.max(1, this.config.memory);
+        h.memory.values.set(mem.values.slice(0, mem.size * d));
+        h.memory.ctx.set(mem.context.slice(0, mem.size * F));
+        h.memory.w.set(mem.weights.slice(0, mem.size));
+      }
       this.#heads.set(s.key, h);
     }
     return Promise.resolve();
@@ -860,6 +922,13 @@ function _shrunkCholesky(
   L.fill(0);
   for (let a = 0; a < d; a++) L[a * d + a] = Math.sqrt(cov[a * d + a]);
   return L;
+}
+
+/** FNV-1a hash of a key (seeds its replay draws). */
+function _hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 function _logDiag(L: Float64Array, d: number): number {
