@@ -67,6 +67,24 @@ export const ReplayOptions = z.object({
   key_column: Name.optional(),
   label_column: Name.optional(),
   max_warnings: num(z.number().int().min(0)).default(DEFAULT_MAX_WARNINGS),
+  head: z.enum(["unconditional", "conditional"]).default("unconditional"),
+  /** Conditional head: hidden widths, comma-separated. */
+  hidden: z.preprocess(
+    (v) => (typeof v === "string" ? v.split(",").map((s) => toNumber(s)) : v),
+    z.array(z.number().int().min(1).max(1024)).min(1).max(8),
+  ).optional(),
+  /** Conditional head: CSV columns / NDJSON fields holding the context features. */
+  feature_columns: z.preprocess(
+    (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()) : v),
+    z.array(Name).min(1).max(1024).refine((a) => new Set(a).size === a.length),
+  ).optional(),
+  /** Conditional head: count of the `features` array each NDJSON observation carries. */
+  features: num(z.number().int().min(1).max(1024)).optional(),
+  /** Conditional head: periods of the time features, comma-separated (daily, weekly). */
+  time_features: z.preprocess(
+    (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()) : v),
+    z.array(z.enum(["daily", "weekly"])).min(1).max(2).refine((a) => new Set(a).size === a.length),
+  ).optional(),
 });
 
 /** What a caller may pass (flags as strings, or typed values). */
@@ -107,6 +125,14 @@ export const REPLAY_OPTION_INFO: Readonly<
   key_column: { flag: "--key-column", expects: "a column name" },
   label_column: { flag: "--label-column", expects: "a column name" },
   max_warnings: { flag: "--max-warnings", expects: "an integer ≥ 0" },
+  head: { flag: "--head", expects: "one of unconditional, conditional" },
+  hidden: { flag: "--hidden", expects: "1 to 8 comma-separated layer widths in [1, 1024]" },
+  feature_columns: {
+    flag: "--feature-columns",
+    expects: "distinct comma-separated column names",
+  },
+  features: { flag: "--features", expects: "an integer in [1, 1024]" },
+  time_features: { flag: "--time-features", expects: "daily, weekly or daily,weekly" },
 };
 
 const Finite = z.number().refine(Number.isFinite, { message: "expected a finite number" });
@@ -136,6 +162,18 @@ export const ParamsOutEntry = z.object({
   observations: z.number().int().min(0),
   steps: z.number().int().min(0),
   rejected_updates: z.number().int().min(0),
+  /** Conditional head: loc/scale_tril are at `context`; the network's shape and version. */
+  head: z.literal("conditional").optional(),
+  architecture: z.object({
+    inputs: z.number().int(),
+    hidden: z.array(z.number().int()),
+    activation: z.enum(["tanh", "relu"]),
+    outputs: z.number().int(),
+    diag: z.enum(["softplus", "elu1p", "exp"]),
+    time_features: z.array(z.enum(["daily", "weekly"])),
+  }).optional(),
+  context: z.array(z.number()).optional(),
+  version: z.number().int().min(0).optional(),
 });
 export type ParamsOutEntry = z.output<typeof ParamsOutEntry>;
 /** A `--params-out` file: key → final parameters, keys sorted. */
@@ -153,6 +191,7 @@ export const SKIP_REASONS = [
   "bad_key",
   "bad_time",
   "header",
+  "features",
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 

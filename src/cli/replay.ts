@@ -34,6 +34,12 @@ model:
   --change-threshold h  natural: CUSUM limit of the change detector (default 24; 0 = off)
   --lr X  --alpha X  --warmup N  --diag softplus|elu1p|exp  --backend auto|webgpu|cpu
   --seed N              recorded in the summary (the engine is deterministic)
+conditional head (docs/model.md):
+  --head conditional    a per-key network maps each row's context to loc and scale_tril
+  --feature-columns a,b CSV columns / NDJSON fields holding the context features
+  --features K          NDJSON: each observation carries "features": [K numbers]
+  --time-features daily,weekly  sin/cos of the time of day / week from the time column
+  --hidden 32,32        hidden layer widths (default 32,32)
 output:
   --out FILE            score records (default: stdout)
   --summary FILE        summary JSON (counts, skipped lines by reason, F1/FAR/MAR with labels)
@@ -68,6 +74,11 @@ const FLAGS = {
   strict: { type: "boolean" },
   "max-warnings": { type: "string" },
   quiet: { type: "boolean" },
+  head: { type: "string" },
+  hidden: { type: "string" },
+  "feature-columns": { type: "string" },
+  features: { type: "string" },
+  "time-features": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -115,6 +126,11 @@ export function parseReplayArgs(args: string[]): ReplayOptionsInput | "help" {
     strict: v.strict ?? false,
     max_warnings: v["max-warnings"],
     quiet: v.quiet ?? false,
+    head: v.head as ReplayOptionsInput["head"],
+    hidden: v.hidden,
+    feature_columns: v["feature-columns"],
+    features: v.features,
+    time_features: v["time-features"],
   };
 }
 

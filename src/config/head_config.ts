@@ -85,7 +85,7 @@ export const HeadConfigInput = z.object({
   /** Conditional head: periods whose sin/cos (UTC) are appended to the features. Default none. */
   time_features: z.array(z.enum(["daily", "weekly"])).default([]),
   /** Conditional head: rows per Adam step (a key's learned rows of a batch are cut into chunks). */
-  minibatch: z.number().int().min(1).default(64),
+  minibatch: z.number().int().min(1).default(32),
   /**
    * Conditional head: scores and published parameters use an exponential moving average of the
    * network's weights over about this many Adam steps (Polyak averaging: the raw weights keep
