@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { BenchFlags, BenchResult } from "./schema.ts";
 import { chooseBackend } from "../src/engine/backend.ts";
 import { benchEngine } from "./engine_bench.ts";
+import { benchConditional } from "./conditional_bench.ts";
 import { benchLive, liveBenchSizes, loadWindow, soakLive } from "./live_bench.ts";
 import { benchReplay } from "./replay_bench.ts";
 import { checkFloors, formatReport } from "./report.ts";
@@ -16,7 +17,7 @@ import type { BackendName } from "../src/engine/types.ts";
 
 const USAGE = `usage: main.ts bench [options]
   --json FILE          also write the results as JSON (schemas/bench.ts)
-  --sections LIST      comma-separated: engine,replay,live (default all)
+  --sections LIST      comma-separated: engine,replay,live,conditional (default all)
   --quick              small sizes, short timings (a smoke test, not a measurement)
   --backend B          all (default: every backend with an adapter), cpu or webgpu
   --soak               also run the soaks (engine, then the live worker: 10 min each at half
@@ -70,7 +71,8 @@ export async function run(args: string[]): Promise<number> {
   const log = (line: string) => console.error(line);
   const notes: string[] = [];
   // The live section always runs on cpu: probe WebGPU only for the sections that use it.
-  const needsBackends = flags.sections.includes("engine") || flags.soak;
+  const needsBackends = flags.sections.includes("engine") ||
+    flags.sections.includes("conditional") || flags.soak;
   const backends: BackendName[] = needsBackends ? await _backends(flags.backend, notes) : ["cpu"];
   const quick = flags.quick;
   const result: Omit<BenchResult, "floors"> = {
@@ -83,6 +85,7 @@ export async function run(args: string[]): Promise<number> {
     live: [],
     soak: null,
     soak_live: null,
+    conditional: [],
     notes,
   };
   if (flags.sections.includes("engine")) {
@@ -98,6 +101,21 @@ export async function run(args: string[]): Promise<number> {
       log,
     });
     notes.push("engine: op-by-op baseline measured at K=1 only (one minimize per key per step)");
+  }
+  if (flags.sections.includes("conditional")) {
+    result.conditional = await benchConditional({
+      backends,
+      batches: quick ? [256] : [256, 4096],
+      dims: quick ? [3] : [3, 8],
+      hidden: [32, 32],
+      budget: quick
+        ? { minMs: 30, minIters: 2, warmIters: 1 }
+        : { minMs: 1000, minIters: 3, warmIters: 1 },
+      log,
+    });
+    notes.push(
+      "conditional: one key, 4 context features, hidden 32,32, engine in the calling thread",
+    );
   }
   if (flags.sections.includes("replay")) {
     result.replay = await benchReplay(
