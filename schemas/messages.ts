@@ -10,10 +10,15 @@ import { ScoreRecord } from "./score_record.ts";
 
 /** `Content-Type` of a binary block of little-endian float32 rows of `dim` values each. */
 export const F32_CONTENT_TYPE = "application/vnd.mvn.f32";
+/**
+ * Header of an f32 block for a conditional head with K carried features: `Mvn-Features: K`, and
+ * each row is then `dim + K` floats (the values, then the features).
+ */
+export const F32_FEATURES_HEADER = "Mvn-Features";
 
 /** Headers set on every dead letter (besides `Nats-Msg-Id`). */
 export const DLQ_HEADERS = {
-  /** Short reason code: malformed, shape, dimension, non_finite, oversize, f32_length. */
+  /** Short reason code: malformed, shape, dimension, non_finite, oversize, f32_length, features. */
   reason: "Mvn-Reason",
   /** Human explanation: what was expected, what was found. */
   detail: "Mvn-Detail",
@@ -38,6 +43,7 @@ export const DeadLetterHeaders: z.ZodType<DeadLetterHeaders> = z.object({
     "non_finite",
     "oversize",
     "f32_length",
+    "features",
   ])
     .describe("Short reason code"),
   [DLQ_HEADERS.detail]: z.string().describe("What was expected, what was found"),
@@ -69,7 +75,8 @@ export type DeadLetterReason =
   | "dimension"
   | "non_finite"
   | "oversize"
-  | "f32_length";
+  | "f32_length"
+  | "features";
 
 const Finite = z.number().refine(Number.isFinite, "expected a finite number");
 
@@ -84,6 +91,21 @@ export const ParamsMessage = z.object({
   steps: z.number().int().min(0),
   /** ISO-8601 time the snapshot was taken. */
   updated_at: z.string(),
+  /** Conditional head: `loc`/`scale_tril` are the MVN at `context` (the key's latest). */
+  head: z.literal("conditional").optional(),
+  /** Conditional head: the network's shape. */
+  architecture: z.object({
+    inputs: z.number().int().min(0),
+    hidden: z.array(z.number().int().min(1)),
+    activation: z.enum(["tanh", "relu"]),
+    outputs: z.number().int().min(1),
+    diag: z.enum(["softplus", "elu1p", "exp"]),
+    time_features: z.array(z.enum(["daily", "weekly"])),
+  }).optional(),
+  /** Conditional head: the raw context (carried features, then time features). */
+  context: z.array(Finite).optional(),
+  /** Conditional head: parameter version (accepted Adam steps). */
+  version: z.number().int().min(0).optional(),
 });
 export type ParamsMessage = z.infer<typeof ParamsMessage>;
 

@@ -10,6 +10,11 @@ import { z } from "zod";
 import { type HeadConfig, HeadConfigInput, resolveHeadConfig } from "./head_config.ts";
 
 /** A setting had a bad value; the message names it. Start-up exits with code 2. */
+/** A comma-separated flag value as a list. */
+const _list = z.string().transform((v) =>
+  v.split(",").map((x) => x.trim()).filter((x) => x !== "")
+);
+
 export class ConfigError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -146,6 +151,10 @@ export const LIVE_FLAGS = {
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
   dim: { type: "string" },
+  head: { type: "string" },
+  hidden: { type: "string" },
+  features: { type: "string" },
+  "time-features": { type: "string" },
   diag: { type: "string" },
   optimizer: { type: "string" },
   horizon: { type: "string" },
@@ -182,6 +191,8 @@ Model:
   --dim N (3) --diag softplus|elu1p|exp --alpha P --warmup N (10·dim) --backend auto|webgpu|cpu
   --optimizer natural|adam (natural)  --horizon H (10000)  --change-threshold h (24; 0 = off)
   --lr X (adam only)
+  --head conditional  --features K  --time-features daily,weekly  --hidden 32,32
+                        a per-key network maps each observation's context to loc and scale_tril
 Pipeline:
   --batch N (256)  --max-wait-ms MS (20)  --prefix P (telemetry)  --params-every-ms MS (1000)
   --checkpoint-every-ms MS (100)
@@ -260,6 +271,15 @@ export function resolveLiveConfig(
     alpha: pick("alpha", undefined, z.coerce.number().pipe(HeadShape.alpha.unwrap())),
     warmup: pick("warmup", undefined, z.coerce.number().pipe(HeadShape.warmup.unwrap())),
     backend: pick("backend", undefined, HeadShape.backend.unwrap()),
+    // The conditional head (docs/model.md).
+    head: pick("head", undefined, HeadShape.head.unwrap()),
+    hidden: pick(
+      "hidden",
+      undefined,
+      _list.transform((a) => a.map(Number)).pipe(HeadShape.hidden.unwrap()),
+    ),
+    features: pick("features", undefined, z.coerce.number().pipe(HeadShape.features.unwrap())),
+    time_features: pick("time-features", undefined, _list.pipe(HeadShape.time_features.unwrap())),
   };
   const nats: NatsSettings = {
     url: pick("nats-url", "NATS_URL", NatsUrl),

@@ -131,6 +131,14 @@ export async function startWorker(
         scoreMessages: config.scoreMessages,
         metrics,
         log,
+        ...(config.head.head === "conditional"
+          ? {
+            context: {
+              features: config.head.features,
+              timed: config.head.time_features.length > 0,
+            },
+          }
+          : {}),
       },
     );
     const restored = await loop.init();

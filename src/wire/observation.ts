@@ -47,7 +47,7 @@ export interface Observation {
 /** Why an observation was refused; `reason` is a short machine-friendly code. */
 export class ObservationError extends Error {
   constructor(
-    readonly reason: "malformed" | "shape" | "dimension" | "non_finite",
+    readonly reason: "malformed" | "shape" | "dimension" | "non_finite" | "features",
     message: string,
     options?: ErrorOptions,
   ) {
