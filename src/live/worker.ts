@@ -155,6 +155,14 @@ export async function startWorker(
         maxMessageBytes: config.maxMessageBytes,
         withEngine: (f) => loop.withEngine(f),
         log,
+        ...(config.head.head === "conditional"
+          ? {
+            context: {
+              features: config.head.features,
+              timed: config.head.time_features.length > 0,
+            },
+          }
+          : {}),
       });
       cleanups.push(() => service.stop());
       log(`scoring service 'mvn' answering on ${config.prefix}.svc.score.<key>`);
