@@ -9,6 +9,7 @@ import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
 import { F32_CONTENT_TYPE, type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
+import { ServiceScoreReply } from "../schemas/service.ts";
 import { decodeMessage, encodeF32 } from "../src/wire/decode.ts";
 import type { Publication } from "../src/nats/acked_publisher.ts";
 import { publishAllAcked } from "../src/nats/publish_retry.ts";
@@ -169,6 +170,83 @@ Deno.test({
     assert.equal(params.head, "conditional");
     assert.deepEqual(params.architecture?.hidden, [32, 32]);
     assert.equal(params.context?.length, 3);
+    // The scoring service takes the same context: a mode-0 value is normal with mode-0
+    // features and an anomaly with mode-2 features; without features it is refused.
+    const ask = async (body: unknown) =>
+      await nc.request("telemetry.svc.score.pump", JSON.stringify(body), { timeout: 10_000 });
+    const reply = ServiceScoreReply.parse(
+      (await ask([{ v: [0, 0, 0], features: [1, 0, 0] }, { v: [0, 0, 0], features: [0, 0, 1] }]))
+        .json(),
+    );
+    assert.deepEqual(reply.map((r) => r.anomaly), [false, true]);
+    const refused = await ask({ v: [0, 0, 0] });
+    assert.equal(refused.headers?.get("Nats-Service-Error-Code"), "422");
+    await nc.close();
+  },
+});
+
+Deno.test({
+  name: "live --head conditional: a restarted worker resumes the key from its checkpoint",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using srv = await startNatsServer();
+    const config = resolveLiveConfig(
+      parseLiveFlags([
+        "--nats-url",
+        srv.url,
+        "--backend",
+        "cpu",
+        "--params-every-ms",
+        "100",
+        "--head",
+        "conditional",
+        "--features",
+        "3",
+      ]),
+      {},
+    );
+    const nc = await connect({ servers: srv.url });
+    const s = modeStream(3000, MODES_3D, 43);
+    const publish = async (from: number, to: number) => {
+      const pubs: Publication[] = [];
+      for (let i = from; i < to; i += 50) {
+        const obs = [];
+        for (let r = i; r < i + 50; r++) {
+          obs.push({
+            v: Array.from(s.values.subarray(3 * r, 3 * r + 3)),
+            features: Array.from(s.features.subarray(3 * r, 3 * r + 3)),
+          });
+        }
+        pubs.push({ subject: "telemetry.obs.k", data: JSON.stringify(obs), msgID: `r-${i}` });
+      }
+      await publishAllAcked(jetstream(nc), pubs, () => {});
+    };
+    const kv = await new Kvm(nc).open(topologyFor("telemetry").paramsBucket);
+    const paramsAt = async (obs: number) => {
+      await waitFor(`params after ${obs} observations`, async () => {
+        const e = await kv.get(encodeKvKey("k"));
+        return e !== null && e.length > 0 && ParamsMessage.parse(e.json()).observations >= obs;
+      }, 60_000);
+      return ParamsMessage.parse((await kv.get(encodeKvKey("k")))!.json());
+    };
+    let first: ParamsMessage;
+    {
+      await using _w = await startWorker(config, { log: () => {} });
+      await publish(0, 1500);
+      first = await paramsAt(1500);
+    }
+    {
+      await using _w = await startWorker(config, { log: () => {} });
+      await publish(1500, 3000);
+      const second = await paramsAt(3000);
+      // Resumed: the count went on from the checkpoint and the network kept learning.
+      assert.equal(second.observations, 3000);
+      assert.ok(second.version! > first.version!, `${second.version} > ${first.version}`);
+      assert.equal(second.head, "conditional");
+    }
+    await waitFor("scores", async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 3000);
+    assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), 3000);
     await nc.close();
   },
 });
