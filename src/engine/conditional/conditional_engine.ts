@@ -414,6 +414,7 @@ export class ConditionalEngine implements ScoringEngine {
   /** Raw network outputs [rows, P] for standardised contexts. */
   async #forward(h: CondKey, stdCtx: Float32Array, m: number): Promise<Float32Array> {
     const tf = this.#tf;
+    await this.#onBackend();
     const F = this.#F;
     const t = tf.tidy(() => {
       const params = paramTensors(tf, this.layout, h.avg);
@@ -586,6 +587,7 @@ export class ConditionalEngine implements ScoringEngine {
     const d = this.config.dim;
     const F = this.#F;
     const cfg = this.config;
+    await this.#onBackend();
     const res = tf.tidy(() => {
       const params = paramTensors(tf, this.layout, theta);
       const x = tf.tensor2d(X, [m, F]);
@@ -608,6 +610,15 @@ export class ConditionalEngine implements ScoringEngine {
     } finally {
       tf.dispose(res);
     }
+  }
+
+  /**
+   * tfjs has one global backend: another engine in this process (a conditional one on the other
+   * backend, the webgpu fused kernel) may have switched it. Every call creates and disposes its
+   * own tensors, so switching back between calls is safe.
+   */
+  async #onBackend(): Promise<void> {
+    if (this.#tf.getBackend() !== this.backend) await this.#tf.setBackend(this.backend);
   }
 
   /** Fixes a key's whitening frame from its initial moments; the network starts there. */
