@@ -136,6 +136,33 @@ export const HeadStateSchema = z.looseObject({
   init: InitState.nullable(),
   memory: z.object({ w: z.number(), w2: z.number(), cusum: z.number(), restarts: z.number() })
     .optional(),
+  /** Conditional head (`--head conditional`): `theta` holds the network's weights. */
+  head: z.literal("conditional").optional(),
+  /** Conditional head: architecture, standardiser, latest context, averaged weights, memory. */
+  conditional: z.looseObject({
+    architecture: z.object({
+      inputs: z.number().int(),
+      hidden: z.array(z.number().int()),
+      activation: z.enum(["tanh", "relu"]),
+      outputs: z.number().int(),
+      diag: z.enum(["softplus", "elu1p", "exp"]),
+      time_features: z.array(z.enum(["daily", "weekly"])),
+    }),
+    standardiser: z.object({
+      count: z.number(),
+      mean: z.array(z.number()),
+      m2: z.array(z.number()),
+    }),
+    context: z.array(z.number()).nullable(),
+    average: z.array(z.number()).optional(),
+    memory: z.object({
+      size: z.number().int().min(0),
+      next: z.number().int().min(0),
+      values: z.array(z.number()),
+      context: z.array(z.number()),
+      weights: z.array(z.number()),
+    }).optional(),
+  }).optional(),
 });
 
 /** Per-key checkpoint in KV bucket `mvn_checkpoints`. */
