@@ -54,9 +54,11 @@ import {
   lossTf,
   type NetLayout,
   netLayout,
+  nllOutputGradients,
   outputsFor,
   paramTensors,
   type Tf,
+  weightGradsTf,
 } from "./network.ts";
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
@@ -531,7 +533,7 @@ export class ConditionalEngine implements ScoringEngine {
     sumW: number,
     m: number,
   ): Promise<boolean> {
-    const { loss, grad } = await this.lossAndGradient(h.theta, X, XW, W, sumW, m);
+    const { loss, grad } = await this.gradient(h.theta, X, XW, W, sumW, m);
     const cfg = this.config;
     let ok = Number.isFinite(loss);
     for (let p = 0; ok && p < grad.length; p++) ok = Number.isFinite(grad[p]);
@@ -574,7 +576,55 @@ export class ConditionalEngine implements ScoringEngine {
     return true;
   }
 
-  /** The weighted mean NLL of m rows and its gradient w.r.t. θ (tfjs autodiff). */
+  /**
+   * The weighted mean NLL of m rows and its gradient w.r.t. θ as the engine computes it: the
+   * network's outputs (tfjs forward), the NLL's gradient w.r.t. them in closed form on the host
+   * (float64), then tfjs autodiff back through the network with that as `dy`. Same value as
+   * {@link lossAndGradient} (tested), with a tenth of its ops: the NLL graph's forward
+   * substitution costs O(d²) tiny ops forward and backward.
+   */
+  async gradient(
+    theta: Float64Array,
+    X: Float32Array,
+    XW: Float32Array,
+    W: Float32Array,
+    sumW: number,
+    m: number,
+  ): Promise<{ loss: number; grad: Float64Array }> {
+    const tf = this.#tf;
+    const d = this.config.dim;
+    const F = this.#F;
+    const P = this.layout.outputs;
+    const cfg = this.config;
+    await this.#onBackend();
+    const params = paramTensors(tf, this.layout, theta);
+    const x = tf.tensor2d(X, [m, F]);
+    try {
+      const outT = tf.tidy(() => forwardTf(tf, params, x, cfg.activation));
+      const out = await outT.data();
+      outT.dispose();
+      const dyArr = new Float32Array(m * P);
+      const loss = nllOutputGradients(out, XW, W, sumW, m, d, cfg.diag, dyArr);
+      // One flat tensor in θ's order: one read-back.
+      const flat = tf.tidy(() =>
+        tf.concat(
+          weightGradsTf(tf, params, x, tf.tensor2d(dyArr, [m, P]), cfg.activation)
+            .map((g) => tf.reshape(g, [-1])),
+        )
+      );
+      try {
+        const grad = Float64Array.from(await flat.data());
+        return { loss: loss + d * HALF_LOG_2PI, grad };
+      } finally {
+        flat.dispose();
+      }
+    } finally {
+      tf.dispose(params);
+      x.dispose();
+    }
+  }
+
+  /** The weighted mean NLL of m rows and its gradient w.r.t. θ, all by tfjs autodiff (reference). */
   async lossAndGradient(
     theta: Float64Array,
     X: Float32Array,

@@ -13,7 +13,13 @@
  * @module
  */
 import type * as tfNs from "@tensorflow/tfjs";
-import { diagInverse, RAW_LIMIT, SOFTPLUS_EPS } from "../../model/diag_transform.ts";
+import {
+  diagDerivative,
+  diagForward,
+  diagInverse,
+  RAW_LIMIT,
+  SOFTPLUS_EPS,
+} from "../../model/diag_transform.ts";
 import { mulberry32 } from "../../model/prng.ts";
 import type { DiagTransform } from "../types.ts";
 
@@ -180,4 +186,72 @@ export function lossTf(
 ): tfNs.Scalar {
   const out = forwardTf(tf, params, ctx, activation);
   return tf.div(tf.sum(tf.mul(nllRowsTf(tf, out, x, d, diag), w)), sumW) as tfNs.Scalar;
+}
+
+/**
+ * The weighted mean NLL Σ w_i·nll_i / sumW of m rows from their raw outputs (float64, on the host)
+ * and its gradient w.r.t. the outputs into `dy` [m, P], in the closed form of the unconditional
+ * head (src/engine/head_bank.ts `gradientFromStats`, one row at a time): with z = L′⁻¹(x − loc′)
+ * and u = L′⁻ᵀz, ∂nll/∂loc′ = −u, ∂nll/∂L′_ab = −u_a·z_b (a > b), ∂nll/∂r_a = (1/L′_aa − u_a·z_a)·f′(r_a).
+ * The network's part of the gradient is then tfjs autodiff with this `dy` ({@link weightGradsTf}).
+ * Returns the loss without the constant d/2·log 2π.
+ */
+export function nllOutputGradients(
+  out: ArrayLike<number>,
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  sumW: number,
+  m: number,
+  d: number,
+  diag: DiagTransform,
+  dy: Float32Array,
+): number {
+  const P = outputsFor(d);
+  const T = (d * (d - 1)) / 2;
+  const L = new Float64Array(d * d);
+  const z = new Float64Array(d);
+  const u = new Float64Array(d);
+  let loss = 0;
+  for (let r = 0; r < m; r++) {
+    const o = r * P;
+    // L′ row by row: strictly lower from the outputs, diagonal through the transform.
+    let p = o + d;
+    for (let a = 0; a < d; a++) {
+      for (let b = 0; b < a; b++) L[a * d + b] = out[p++];
+      L[a * d + a] = diagForward(diag, out[o + d + T + a]);
+    }
+    let nll = 0;
+    for (let a = 0; a < d; a++) {
+      let s = x[r * d + a] - out[o + a];
+      for (let b = 0; b < a; b++) s -= L[a * d + b] * z[b];
+      z[a] = s / L[a * d + a];
+      nll += 0.5 * z[a] * z[a] + Math.log(L[a * d + a]);
+    }
+    for (let a = d - 1; a >= 0; a--) {
+      let s = z[a];
+      for (let b = a + 1; b < d; b++) s -= L[b * d + a] * u[b];
+      u[a] = s / L[a * d + a];
+    }
+    const k = w[r] / sumW;
+    loss += k * nll;
+    for (let a = 0; a < d; a++) dy[o + a] = -k * u[a];
+    p = o + d;
+    for (let a = 0; a < d; a++) for (let b = 0; b < a; b++) dy[p++] = -k * u[a] * z[b];
+    for (let a = 0; a < d; a++) {
+      const raw = out[o + d + T + a];
+      dy[o + d + T + a] = k * (1 / L[a * d + a] - u[a] * z[a]) * diagDerivative(diag, raw);
+    }
+  }
+  return loss;
+}
+
+/** Gradients of Σ dy ⊙ MLP(x) w.r.t. the parameters (tfjs autodiff), in θ's order. */
+export function weightGradsTf(
+  tf: Tf,
+  params: readonly Tensor[],
+  x: Tensor2D,
+  dy: Tensor2D,
+  activation: "tanh" | "relu",
+): Tensor[] {
+  return tf.grads((...ps: Tensor[]) => forwardTf(tf, ps, x, activation))([...params], dy);
 }
