@@ -328,3 +328,46 @@ Deno.test("the engine's step gradient (closed-form NLL + autodiff MLP) equals fu
     }
   }
 });
+
+Deno.test("keys are independent (interleaved = alone), and the compute thread runs the head too", async () => {
+  const a = modeStream(1200, MODES_3D, 51);
+  const b = modeStream(1200, MODES_3D, 52);
+  const alone = await conditional({ dim: d, features: K, init_rows: 64 });
+  const mixed = await createEngine(
+    resolveHeadConfig({ dim: d, head: "conditional", features: K, init_rows: 64, backend: "cpu" }),
+    { thread: true, log: () => {} },
+  );
+  try {
+    for (let i = 0; i < 1200; i += 100) {
+      const sa = await alone.process(batchOf(a.values, a.features, i, 100));
+      // The same rows of key "k" interleaved with key "other".
+      const n = 200;
+      const values = new Float64Array(n * d);
+      const features = new Float64Array(n * K);
+      const keyIndex = new Uint32Array(n);
+      for (let r = 0; r < 100; r++) {
+        for (const [src, slot] of [[a, 2 * r], [b, 2 * r + 1]] as const) {
+          values.set(src.values.subarray((i + r) * d, (i + r + 1) * d), slot * d);
+          features.set(src.features.subarray((i + r) * K, (i + r + 1) * K), slot * K);
+          keyIndex[slot] = slot % 2;
+        }
+      }
+      const sm = await mixed.process({
+        dim: d,
+        n,
+        values,
+        keyIndex,
+        keys: ["k", "other"],
+        features,
+        featureDim: K,
+      });
+      for (let r = 0; r < 100; r++) assert.equal(sm.logProb[2 * r], sa.logProb[r]);
+    }
+    assert.deepEqual((await mixed.keys()).sort(), ["k", "other"]);
+    const [snap] = await mixed.snapshot(["k"]);
+    assert.equal(snap.head, "conditional");
+    assert.equal(snap.observations, 1200);
+  } finally {
+    await mixed.close();
+  }
+});
