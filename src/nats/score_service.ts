@@ -14,6 +14,7 @@
  * @module
  */
 import { timeMs } from "../model/time_features.ts";
+import { F32_FEATURES_HEADER } from "../../schemas/messages.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
 import {
@@ -162,7 +163,12 @@ export async function startScoreService(
     const outcome: ScoreOutcome = stopping
       ? failure("unavailable", "the worker is stopping")
       : await scoreRequest(
-        { subject: msg.subject, data: msg.data, contentType: contentTypeOf(msg) },
+        {
+          subject: msg.subject,
+          data: msg.data,
+          contentType: contentTypeOf(msg),
+          features: msg.headers?.get(F32_FEATURES_HEADER) || undefined,
+        },
         s,
       );
     if (outcome.ok) {
