@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
+import { headers } from "@nats-io/nats-core";
 import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
 import { F32_CONTENT_TYPE, type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
 import { ServiceScoreReply } from "../schemas/service.ts";
@@ -179,6 +180,14 @@ Deno.test({
         .json(),
     );
     assert.deepEqual(reply.map((r) => r.anomaly), [false, true]);
+    const h = headers();
+    h.set("Content-Type", F32_CONTENT_TYPE);
+    h.set("Mvn-Features", "3");
+    const block = encodeF32([[0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 0, 1]], 6);
+    const f32 = ServiceScoreReply.parse(
+      (await nc.request("telemetry.svc.score.pump", block, { timeout: 10_000, headers: h })).json(),
+    );
+    assert.deepEqual(f32.map((r) => r.anomaly), [false, true]);
     const refused = await ask({ v: [0, 0, 0] });
     assert.equal(refused.headers?.get("Nats-Service-Error-Code"), "422");
     await nc.close();
