@@ -8,6 +8,7 @@ import { BENCH_SETTINGS, BenchResult } from "./schema.ts";
 import { parseFlags, resolveSettings, SettingsError, usage } from "../src/config/settings.ts";
 import { chooseBackend } from "../src/engine/backend.ts";
 import { benchEngine } from "./engine_bench.ts";
+import { benchConditional } from "./conditional_bench.ts";
 import { benchLive, liveBenchSizes, loadWindow, soakLive } from "./live_bench.ts";
 import { benchReplay } from "./replay_bench.ts";
 import { checkFloors, formatReport } from "./report.ts";
@@ -54,7 +55,8 @@ export async function run(args: string[]): Promise<number> {
   const log = (line: string) => console.error(line);
   const notes: string[] = [];
   // The live section always runs on cpu: probe WebGPU only for the sections that use it.
-  const needsBackends = flags.sections.includes("engine") || flags.soak;
+  const needsBackends = flags.sections.includes("engine") ||
+    flags.sections.includes("conditional") || flags.soak;
   const backends: BackendName[] = needsBackends ? await _backends(flags.backend, notes) : ["cpu"];
   const quick = flags.quick;
   const result: Omit<BenchResult, "floors"> = {
@@ -67,6 +69,7 @@ export async function run(args: string[]): Promise<number> {
     live: [],
     soak: null,
     soak_live: null,
+    conditional: [],
     notes,
   };
   if (flags.sections.includes("engine")) {
@@ -82,6 +85,21 @@ export async function run(args: string[]): Promise<number> {
       log,
     });
     notes.push("engine: op-by-op baseline measured at K=1 only (one minimize per key per step)");
+  }
+  if (flags.sections.includes("conditional")) {
+    result.conditional = await benchConditional({
+      backends,
+      batches: quick ? [256] : [256, 4096],
+      dims: quick ? [3] : [3, 8],
+      hidden: [32, 32],
+      budget: quick
+        ? { minMs: 30, minIters: 2, warmIters: 1 }
+        : { minMs: 1000, minIters: 3, warmIters: 1 },
+      log,
+    });
+    notes.push(
+      "conditional: one key, 4 context features, hidden 32,32, engine in the calling thread",
+    );
   }
   if (flags.sections.includes("replay")) {
     result.replay = await benchReplay(

@@ -131,6 +131,21 @@ export function formatReport(r: BenchResult): string {
       ),
     );
   }
+  if (r.conditional.length > 0) {
+    parts.push(
+      "conditional head (obs/s, one key, 4 features)\n" + table(
+        ["backend", "d", "batch", "hidden", "conditional", "unconditional"],
+        r.conditional.map((c) => [
+          c.backend,
+          String(c.dim),
+          String(c.batch),
+          c.hidden,
+          fmtRate(c.obs_per_s),
+          fmtRate(c.unconditional_obs_per_s),
+        ]),
+      ),
+    );
+  }
   if (r.replay) {
     parts.push(
       "replay\n" + table(["observations", "replay obs/s", "floor obs/s"], [[

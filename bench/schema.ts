@@ -8,7 +8,7 @@ import { SCORE_MESSAGES } from "../src/config/live_config.ts";
 import { num, option, type Resolved, toggle } from "../src/config/settings.ts";
 
 /** Sections the benchmark can run. */
-export const BENCH_SECTIONS = ["engine", "replay", "live"] as const;
+export const BENCH_SECTIONS = ["engine", "replay", "live", "conditional"] as const;
 
 /** `--sections engine,replay,live` (comma-separated or an array). */
 const Sections = z.preprocess(
@@ -182,6 +182,20 @@ export const FloorCheck = z.object({
 });
 export type FloorCheck = z.output<typeof FloorCheck>;
 
+/** One conditional-head measurement (one key, same thread), beside the unconditional head. */
+export const ConditionalRow = z.object({
+  backend: z.enum(["cpu", "webgpu"]),
+  batch: z.number().int().positive(),
+  dim: z.number().int().positive(),
+  hidden: z.string(),
+  features: z.number().int().positive(),
+  /** The conditional head: scores, then its Adam steps (minibatch 32 + as many replayed rows). */
+  obs_per_s: Rate,
+  /** The unconditional head (natural step) on the same rows. */
+  unconditional_obs_per_s: Rate,
+});
+export type ConditionalRow = z.output<typeof ConditionalRow>;
+
 /** The `--json` file. */
 export const BenchResult = z.object({
   version: z.literal(1),
@@ -194,6 +208,8 @@ export const BenchResult = z.object({
   soak: SoakResult.nullable(),
   /** Absent in files written before the live soak existed. */
   soak_live: LiveSoakResult.nullable().default(null),
+  /** Absent in files written before the conditional head existed. */
+  conditional: z.array(ConditionalRow).default([]),
   floors: z.array(FloorCheck),
   /** Sections or measurements skipped, with why. */
   notes: z.array(z.string()),

@@ -12,10 +12,15 @@ import type { AlarmState } from "../src/model/alarm.ts";
 
 /** `Content-Type` of a binary block of little-endian float32 rows of `dim` values each. */
 export const F32_CONTENT_TYPE = "application/vnd.mvn.f32";
+/**
+ * Header of an f32 block for a conditional head with K carried features: `Mvn-Features: K`, and
+ * each row is then `dim + K` floats (the values, then the features).
+ */
+export const F32_FEATURES_HEADER = "Mvn-Features";
 
 /** Headers set on every dead letter (besides `Nats-Msg-Id`). */
 export const DLQ_HEADERS = {
-  /** Short reason code: malformed, shape, dimension, non_finite, oversize, f32_length. */
+  /** Short reason code: malformed, shape, dimension, non_finite, oversize, f32_length, features. */
   reason: "Mvn-Reason",
   /** Human explanation: what was expected, what was found. */
   detail: "Mvn-Detail",
@@ -40,6 +45,7 @@ export const DeadLetterHeaders: z.ZodType<DeadLetterHeaders> = z.object({
     "non_finite",
     "oversize",
     "f32_length",
+    "features",
   ])
     .describe("Short reason code"),
   [DLQ_HEADERS.detail]: z.string().describe("What was expected, what was found"),
@@ -71,7 +77,8 @@ export type DeadLetterReason =
   | "dimension"
   | "non_finite"
   | "oversize"
-  | "f32_length";
+  | "f32_length"
+  | "features";
 
 const Finite = z.number().refine(Number.isFinite, "expected a finite number");
 
@@ -86,6 +93,21 @@ export const ParamsMessage = z.object({
   steps: z.number().int().min(0),
   /** ISO-8601 time the snapshot was taken. */
   updated_at: z.string(),
+  /** Conditional head: `loc`/`scale_tril` are the MVN at `context` (the key's latest). */
+  head: z.literal("conditional").optional(),
+  /** Conditional head: the network's shape. */
+  architecture: z.object({
+    inputs: z.number().int().min(0),
+    hidden: z.array(z.number().int().min(1)),
+    activation: z.enum(["tanh", "relu"]),
+    outputs: z.number().int().min(1),
+    diag: z.enum(["softplus", "elu1p", "exp"]),
+    time_features: z.array(z.enum(["daily", "weekly"])),
+  }).optional(),
+  /** Conditional head: the raw context (carried features, then time features). */
+  context: z.array(Finite).optional(),
+  /** Conditional head: parameter version (accepted Adam steps). */
+  version: z.number().int().min(0).optional(),
 });
 export type ParamsMessage = z.infer<typeof ParamsMessage>;
 
@@ -116,6 +138,33 @@ export const HeadStateSchema = z.looseObject({
   init: InitState.nullable(),
   memory: z.object({ w: z.number(), w2: z.number(), cusum: z.number(), restarts: z.number() })
     .optional(),
+  /** Conditional head (`--head conditional`): `theta` holds the network's weights. */
+  head: z.literal("conditional").optional(),
+  /** Conditional head: architecture, standardiser, latest context, averaged weights, memory. */
+  conditional: z.looseObject({
+    architecture: z.object({
+      inputs: z.number().int(),
+      hidden: z.array(z.number().int()),
+      activation: z.enum(["tanh", "relu"]),
+      outputs: z.number().int(),
+      diag: z.enum(["softplus", "elu1p", "exp"]),
+      time_features: z.array(z.enum(["daily", "weekly"])),
+    }),
+    standardiser: z.object({
+      count: z.number(),
+      mean: z.array(z.number()),
+      m2: z.array(z.number()),
+    }),
+    context: z.array(z.number()).nullable(),
+    average: z.array(z.number()).optional(),
+    memory: z.object({
+      size: z.number().int().min(0),
+      next: z.number().int().min(0),
+      values: z.array(z.number()),
+      context: z.array(z.number()),
+      weights: z.array(z.number()),
+    }).optional(),
+  }).optional(),
 });
 
 /** Per-key checkpoint in KV bucket `mvn_checkpoints`. */

@@ -21,6 +21,9 @@ const Key = z.string().min(1).describe(
 const Label = z.union([z.literal(0), z.literal(1), z.boolean()]).describe(
   "Ground truth (1/true = anomaly), echoed in its score",
 );
+const Features = z.array(z.number()).describe(
+  "Context features of a conditional head (--head conditional): the configured count of numbers",
+);
 
 /** Fields every object form may carry besides its values. */
 export interface ObservationExtras {
@@ -30,6 +33,8 @@ export interface ObservationExtras {
   readonly key?: string;
   /** Ground truth (1/true = anomaly), echoed in its score. */
   readonly label?: 0 | 1 | boolean;
+  /** Context features of a conditional head (`--head conditional`): a fixed count per model. */
+  readonly features?: number[];
 }
 
 /** `{"v": [d numbers]}`. */
@@ -53,6 +58,7 @@ export const VectorObservation: z.ZodType<VectorObservation> = z.object({
   t: Time.optional(),
   key: Key.optional(),
   label: Label.optional(),
+  features: Features.optional(),
 });
 
 /** `{"x": n, "y": n, "z": n}` (d ≤ 3; y and z present up to d). */
@@ -63,6 +69,7 @@ export const XyzObservation: z.ZodType<XyzObservation> = z.object({
   t: Time.optional(),
   key: Key.optional(),
   label: Label.optional(),
+  features: Features.optional(),
 });
 
 /** A bare array of d numbers. */

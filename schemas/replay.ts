@@ -114,6 +114,23 @@ export const REPLAY_SETTINGS = {
   warmup: MODEL_SETTINGS.warmup,
   diag: MODEL_SETTINGS.diag,
   backend: MODEL_SETTINGS.backend,
+  head: MODEL_SETTINGS.head,
+  hidden: MODEL_SETTINGS.hidden,
+  features: MODEL_SETTINGS.features,
+  time_features: MODEL_SETTINGS.time_features,
+  feature_columns: option({
+    flag: "feature-columns",
+    arg: "a,b",
+    group: MODEL,
+    schema: list(
+      z.array(Name).min(1).max(1024).refine(
+        (a) => new Set(a).size === a.length,
+        "expected distinct names",
+      ),
+    ),
+    expects: "distinct comma-separated column names",
+    help: "conditional: CSV columns / NDJSON fields holding the context features",
+  }),
   seed: option({
     flag: "seed",
     arg: "N",
@@ -183,6 +200,18 @@ export const ParamsOutEntry = z.object({
   observations: z.number().int().min(0),
   steps: z.number().int().min(0),
   rejected_updates: z.number().int().min(0),
+  /** Conditional head: loc/scale_tril are at `context`; the network's shape and version. */
+  head: z.literal("conditional").optional(),
+  architecture: z.object({
+    inputs: z.number().int(),
+    hidden: z.array(z.number().int()),
+    activation: z.enum(["tanh", "relu"]),
+    outputs: z.number().int(),
+    diag: z.enum(["softplus", "elu1p", "exp"]),
+    time_features: z.array(z.enum(["daily", "weekly"])),
+  }).optional(),
+  context: z.array(z.number()).optional(),
+  version: z.number().int().min(0).optional(),
 });
 export type ParamsOutEntry = z.output<typeof ParamsOutEntry>;
 /** A `--params-out` file: key → final parameters, keys sorted. */
@@ -200,6 +229,7 @@ export const SKIP_REASONS = [
   "bad_key",
   "bad_time",
   "header",
+  "features",
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 

@@ -36,6 +36,8 @@ export const SERVICE_ERROR_CODES = {
   dimension: 422,
   /** A value is not finite (or too large to score). */
   non_finite: 422,
+  /** Conditional head: the request lacks its context (features of the configured count, a time). */
+  features: 422,
   /** The worker is stopping. */
   unavailable: 503,
   /** Anything else (an engine failure). */

@@ -13,10 +13,11 @@ import {
   type WorkerRequest,
 } from "../src/engine/thread/compute_thread.ts";
 import { serializeEngineError } from "../src/engine/errors.ts";
-import type { LocalEngine } from "../src/engine/local_engine.ts";
+import type { ScoringEngine } from "../src/engine/engine.ts";
+import { createConditionalEngine } from "../src/engine/conditional/conditional_engine.ts";
 import { currentThreadId } from "../src/engine/thread/thread_exit.ts";
 
-let engine: LocalEngine | null = null;
+let engine: ScoringEngine | null = null;
 // Requests are chained so that batches are processed strictly in arrival order.
 let chain: Promise<void> = Promise.resolve();
 
@@ -27,7 +28,10 @@ function reply(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
 async function handle(req: WorkerRequest): Promise<void> {
   try {
     if (req.op === "init") {
-      engine = await createLocalEngine(req.config, (line) => reply({ log: line }), req.choice);
+      const log = (line: string) => reply({ log: line });
+      engine = req.config.head === "conditional"
+        ? await createConditionalEngine(req.config, log, req.choice)
+        : await createLocalEngine(req.config, log, req.choice);
       reply({
         id: req.id,
         ok: true,

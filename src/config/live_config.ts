@@ -24,6 +24,11 @@ import {
 } from "./settings.ts";
 
 /** A setting had a bad value; the message names it. Start-up exits with code 2. */
+/** A comma-separated flag value as a list. */
+const _list = z.string().transform((v) =>
+  v.split(",").map((x) => x.trim()).filter((x) => x !== "")
+);
+
 export class ConfigError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { HeadConfigInput } from "./head_config.ts";
-import { num, option, type Setting } from "./settings.ts";
+import { list, num, option, type Setting } from "./settings.ts";
 import { DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
 
 const HEAD = HeadConfigInput.shape;
@@ -71,6 +71,40 @@ export const MODEL_SETTINGS = {
       "(default 10·dim with natural, 256 with adam)",
   }),
   backend: headSetting("backend", { help: "auto: webgpu on a hardware adapter, else cpu" }),
+  // The conditional head (docs/model.md): no defaults here, so that a flag given without
+  // `--head conditional` can be told from one left out (the head's defaults apply).
+  head: headSetting("head", {
+    help: "unconditional, or conditional: a per-key network maps each observation's context " +
+      "(features, time) to loc and scale_tril",
+  }),
+  hidden: option({
+    flag: "hidden",
+    arg: "W,W",
+    group: MODEL_GROUP,
+    schema: list(z.array(num(z.number().int().min(1).max(1024))).min(1).max(8)),
+    expects: "1 to 8 comma-separated layer widths in [1, 1024]",
+    help: "conditional: hidden layer widths (default 32,32)",
+  }),
+  features: option({
+    flag: "features",
+    arg: "K",
+    group: MODEL_GROUP,
+    schema: num(z.number().int().min(1).max(1024)),
+    help: 'conditional: each observation carries "features": [K numbers]',
+  }),
+  time_features: option({
+    flag: "time-features",
+    arg: "daily,weekly",
+    group: MODEL_GROUP,
+    schema: list(
+      z.array(z.enum(["daily", "weekly"])).min(1).max(2).refine(
+        (a) => new Set(a).size === a.length,
+        "expected distinct periods",
+      ),
+    ),
+    expects: "daily, weekly or daily,weekly",
+    help: "conditional: sin/cos of the time of day / of the week (UTC) from each observation's t",
+  }),
 } as const;
 
 /**

@@ -16,18 +16,22 @@
  * - `closed`: the engine was closed.
  * - `unknown_key`: a score-only batch (`ObservationBatch.scoreOnly`) names a key the engine does
  *   not hold; refused before any work.
+ * - `bad_features`: a conditional head's batch lacks its context (features of the configured
+ *   count, or times for `time_features`); refused before any work.
  */
 export type EngineErrorCode =
   | "non_finite_input"
   | "thread_error"
   | "thread_failed"
   | "closed"
-  | "unknown_key";
+  | "unknown_key"
+  | "bad_features";
 
 const _CODES: ReadonlySet<string> = new Set<EngineErrorCode>([
   "non_finite_input",
   "thread_error",
   "thread_failed",
+  "bad_features",
   "closed",
   "unknown_key",
 ]);

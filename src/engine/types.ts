@@ -49,6 +49,18 @@ export interface ObservationBatch {
    * `counted` say. `seq` is the key's current observation count. Default false.
    */
   readonly scoreOnly?: boolean;
+  /**
+   * Conditional head: row-major carried context features, `n * featureDim` (the head's
+   * `features` count). Ignored by the unconditional head.
+   */
+  readonly features?: Float64Array;
+  /** Features per row in `features`. */
+  readonly featureDim?: number;
+  /**
+   * Conditional head with `time_features`: per row, the observation's time in milliseconds since
+   * the epoch (see src/model/time_features.ts), NaN where it has none (refused).
+   */
+  readonly timeMs?: Float64Array;
 }
 
 /** Per-observation scores of one batch, in the batch's row order. */
@@ -85,6 +97,25 @@ export interface HeadSnapshot extends HeadParams {
   readonly steps: number;
   /** Updates rejected because they were non-finite. */
   readonly rejected_updates: number;
+  /** Conditional head: `loc`/`scale_tril` are the MVN at the key's latest context. */
+  readonly head?: "conditional";
+  /** Conditional head: the network (inputs, hidden widths, activation, outputs). */
+  readonly architecture?: ConditionalArchitecture;
+  /** Conditional head: the context the parameters are given at (raw, before standardising). */
+  readonly context?: number[];
+  /** Conditional head: parameter version (Adam steps taken; grows with every accepted step). */
+  readonly version?: number;
+}
+
+/** The conditional head's network, as published and checkpointed. */
+export interface ConditionalArchitecture {
+  readonly inputs: number;
+  readonly hidden: number[];
+  readonly activation: "tanh" | "relu";
+  /** d + d(d−1)/2 + d: loc, strictly-lower part, raw diagonal of scale_tril (whitened frame). */
+  readonly outputs: number;
+  readonly diag: DiagTransform;
+  readonly time_features: ("daily" | "weekly")[];
 }
 
 /**
@@ -120,4 +151,26 @@ export interface HeadState {
    * number of restarts. During initialisation `init.count` is the weight sum and `init.w2` its Σw².
    */
   readonly memory?: { w: number; w2: number; cusum: number; restarts: number };
+  /**
+   * Conditional head only: `theta` holds the network's weights (layer by layer, W row-major
+   * [in][out] then b), `adam_m`/`adam_v` their Adam moments, `frame_*` the whitening frame from
+   * the key's first rows; this adds the architecture, the feature standardiser (Welford) and the
+   * latest context.
+   */
+  readonly head?: "conditional";
+  readonly conditional?: {
+    readonly architecture: ConditionalArchitecture;
+    readonly standardiser: { count: number; mean: number[]; m2: number[] };
+    readonly context: number[] | null;
+    /** The moving average of θ that scores use (see `average` in head_config.ts). */
+    readonly average?: number[];
+    /** The replay memory: the key's most recent learned rows (raw), oldest overwritten first. */
+    readonly memory?: {
+      size: number;
+      next: number;
+      values: number[];
+      context: number[];
+      weights: number[];
+    };
+  };
 }

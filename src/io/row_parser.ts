@@ -21,6 +21,8 @@ export interface ParsedRow {
   readonly t: number | string | undefined;
   readonly label: 0 | 1 | undefined;
   readonly labelProblem?: string;
+  /** Context features (named feature columns, or an NDJSON observation's `features`). */
+  readonly features?: ArrayLike<number>;
 }
 
 /** Parses the data lines of one file. */
@@ -46,6 +48,8 @@ export interface FieldSpec {
   readonly key?: string;
   readonly label?: string;
   readonly delimiter?: Delimiter;
+  /** Columns (CSV) or top-level fields (NDJSON) holding context features; never value columns. */
+  readonly features?: readonly string[];
 }
 
 const DEFAULT_TIME = "t";
@@ -108,10 +112,12 @@ export class NdjsonParser implements RowParser {
   readonly #key: string;
   readonly #keyRequired: boolean;
   readonly #label: string;
+  readonly #features: readonly string[] | undefined;
   readonly valueNames: readonly string[];
 
   constructor(readonly dim: number, fields: FieldSpec) {
     this.#columns = fields.columns;
+    this.#features = fields.features;
     this.valueNames = fields.columns?.map((c) => `field '${c}'`) ??
       Array.from({ length: dim }, (_, j) => `value ${j}`);
     this.#time = fields.time ?? DEFAULT_TIME;
@@ -140,6 +146,18 @@ export class NdjsonParser implements RowParser {
       ? { label: undefined }
       : readLabel(obj[this.#label], this.#label);
     let values: ArrayLike<number>;
+    let features: ArrayLike<number> | undefined;
+    if (this.#features !== undefined) {
+      if (obj === undefined) {
+        throw new BadInputError("shape", `expected a JSON object, found ${brief(value)}`);
+      }
+      try {
+        features = this.#namedValues(obj, this.#features);
+      } catch (e) {
+        if (!(e instanceof BadInputError)) throw e;
+        throw new BadInputError("features", e.message, { cause: e });
+      }
+    }
     if (this.#columns !== undefined) {
       if (obj === undefined) {
         throw new BadInputError("shape", `expected a JSON object, found ${brief(value)}`);
@@ -154,7 +172,9 @@ export class NdjsonParser implements RowParser {
         ? value
         : { ...obj, label: undefined };
       try {
-        values = parseObservation(forms, this.dim).values;
+        const obs = parseObservation(forms, this.dim);
+        values = obs.values;
+        features ??= obs.features;
       } catch (e) {
         if (e instanceof ObservationError) {
           throw new BadInputError(e.reason, e.message, { cause: e });
@@ -162,9 +182,10 @@ export class NdjsonParser implements RowParser {
         throw e;
       }
     }
-    return label.problem === undefined
+    const row: ParsedRow = label.problem === undefined
       ? { values, key, t, label: label.label }
       : { values, key, t, label: undefined, labelProblem: label.problem };
+    return features === undefined ? row : { ...row, features };
   }
 
   #namedValues(obj: Record<string, unknown>, columns: readonly string[]): number[] {
@@ -273,6 +294,9 @@ export class CsvParser implements RowParser {
   readonly #timeIdx: number;
   readonly #keyIdx: number;
   readonly #labelIdx: number;
+  readonly #featureIdx: Int32Array | null;
+  /** Names of the feature columns, in order (empty without `fields.features`). */
+  readonly featureColumns: readonly string[];
 
   /**
    * Lays out a CSV from its header line and up to {@link CSV_SAMPLE_LINES} data lines. Without
@@ -301,11 +325,14 @@ export class CsvParser implements RowParser {
     this.#timeIdx = find(fields.time, DEFAULT_TIME);
     this.#keyIdx = find(fields.key, DEFAULT_KEY);
     this.#labelIdx = find(fields.label, DEFAULT_LABEL);
+    const featureIdx = fields.features?.map((c) => find(c, c)) ?? null;
+    this.#featureIdx = featureIdx === null ? null : Int32Array.from(featureIdx);
+    this.featureColumns = fields.features ?? [];
     let valueIdx: number[];
     if (fields.columns !== undefined) {
       valueIdx = fields.columns.map((c) => find(c, c));
     } else {
-      const special = new Set([this.#timeIdx, this.#keyIdx, this.#labelIdx]);
+      const special = new Set([this.#timeIdx, this.#keyIdx, this.#labelIdx, ...(featureIdx ?? [])]);
       const rows = samples.map((s) => splitCsvLine(s, this.delimiter)).filter((
         r,
       ): r is string[] => r !== null && r.length === header.length);
@@ -379,10 +406,31 @@ export class CsvParser implements RowParser {
         t = r.ok ? r.value : cell;
       }
     }
-    if (this.#labelIdx < 0) return { values, key, t, label: undefined };
-    const label = readLabel(cells[this.#labelIdx], this.header[this.#labelIdx]);
-    return label.problem === undefined
-      ? { values, key, t, label: label.label }
-      : { values, key, t, label: undefined, labelProblem: label.problem };
+    let features: number[] | undefined;
+    if (this.#featureIdx !== null) {
+      features = new Array<number>(this.#featureIdx.length);
+      for (let j = 0; j < features.length; j++) {
+        const cell = cells[this.#featureIdx[j]];
+        const r = parseNumericCell(cell);
+        if (!r.ok) {
+          throw new BadInputError(
+            "features",
+            `feature column '${this.featureColumns[j]}': expected a finite number, found ${
+              r.reason === "empty_cell" ? "an empty cell" : brief(cell)
+            }`,
+          );
+        }
+        features[j] = r.value;
+      }
+    }
+    let row: ParsedRow;
+    if (this.#labelIdx < 0) row = { values, key, t, label: undefined };
+    else {
+      const label = readLabel(cells[this.#labelIdx], this.header[this.#labelIdx]);
+      row = label.problem === undefined
+        ? { values, key, t, label: label.label }
+        : { values, key, t, label: undefined, labelProblem: label.problem };
+    }
+    return features === undefined ? row : { ...row, features };
   }
 }

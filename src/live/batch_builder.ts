@@ -7,6 +7,7 @@
  */
 import type { ObservationBatch, ScoreBatch } from "../engine/types.ts";
 import type { Decoded, DecodedRow } from "../wire/decode.ts";
+import { timeMs } from "../model/time_features.ts";
 import type { InputMessage } from "./ports.ts";
 
 /** One input message and what decoding made of it. */
@@ -40,10 +41,20 @@ export interface Part {
   readonly scores: ScoreBatch;
 }
 
-/** One engine batch of the groups' rows, in order; a new message's rows are `counted`. */
+/** Conditional head: the context rows carry into the batch (features count, times). */
+export interface BatchContext {
+  readonly features: number;
+  readonly timed: boolean;
+}
+
+/**
+ * One engine batch of the groups' rows, in order; a new message's rows are `counted`. With a
+ * context, rows' features and times go into the batch (decoding checked they are there).
+ */
 export function buildBatch(
   groups: readonly Group[],
   dim: number,
+  context?: BatchContext,
 ): { batch: ObservationBatch; rows: RowRef[] } {
   let n = 0;
   for (const g of groups) n += g.rows.length;
@@ -76,5 +87,26 @@ export function buildBatch(
       r++;
     });
   }
-  return { batch: { dim, n, values, keyIndex, keys, counted }, rows };
+  const batch: ObservationBatch = { dim, n, values, keyIndex, keys, counted };
+  if (context === undefined || (context.features === 0 && !context.timed)) return { batch, rows };
+  const F = context.features;
+  const features = new Float64Array(n * F);
+  const times = new Float64Array(n);
+  let i = 0;
+  for (const g of groups) {
+    for (const row of g.rows) {
+      const f = row.features;
+      if (F > 0 && f !== undefined) { for (let j = 0; j < F; j++) features[i * F + j] = f[j]; }
+      if (context.timed) times[i] = timeMs(row.t);
+      i++;
+    }
+  }
+  return {
+    batch: {
+      ...batch,
+      ...(F > 0 ? { features, featureDim: F } : {}),
+      ...(context.timed ? { timeMs: times } : {}),
+    },
+    rows,
+  };
 }

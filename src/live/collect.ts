@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { decodeMessage } from "../wire/decode.ts";
+import { decodeMessage, type DecodeSettings } from "../wire/decode.ts";
+import type { BatchContext } from "./batch_builder.ts";
 import type { Item } from "./batch_builder.ts";
 import type { InputMessage, MessageSource } from "./ports.ts";
 
@@ -18,6 +19,8 @@ export interface CollectSettings {
   /** `<prefix>.obs.` */
   readonly obsPrefix: string;
   readonly maxMessageBytes: number;
+  /** Conditional head: the context each observation must carry (see `DecodeSettings`). */
+  readonly context?: BatchContext;
 }
 
 /** The loop's state that {@link collectBatch} looks at while it waits. */
@@ -46,7 +49,13 @@ export async function collectBatch(
   let obs = 0;
   let deadline = 0;
   let firstAt = 0;
-  const decodeSettings = { dim: s.dim, obsPrefix: s.obsPrefix, maxBytes: s.maxMessageBytes };
+  const decodeSettings = {
+    dim: s.dim,
+    obsPrefix: s.obsPrefix,
+    maxBytes: s.maxMessageBytes,
+    features: s.context?.features,
+    timed: s.context?.timed,
+  };
   while (obs < s.batch) {
     let wait = items.length === 0 ? 1000 : deadline - performance.now();
     if (items.length > 0 && wait <= 0) break;
@@ -86,7 +95,7 @@ export async function collectBatch(
 function take(
   m: InputMessage,
   items: Item[],
-  settings: { dim: number; obsPrefix: string; maxBytes: number },
+  settings: DecodeSettings,
 ): number {
   const decoded = decodeMessage(m, settings);
   items.push({ msg: m, decoded });

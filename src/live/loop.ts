@@ -31,7 +31,7 @@ import type { Checkpoint, DeadLetterReason } from "../../schemas/messages.ts";
 import type { ScoreMessages } from "../config/live_config.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import type { HeadState } from "../engine/types.ts";
-import type { Group, Item, Part } from "./batch_builder.ts";
+import type { BatchContext, Group, Item, Part } from "./batch_builder.ts";
 import { collectBatch, type PipelineState } from "./collect.ts";
 import type { LiveMetrics } from "./metrics.ts";
 import { ParamsPublisher } from "./params.ts";
@@ -91,6 +91,8 @@ export interface LoopSettings {
    * what is in flight. Default: always allowed.
    */
   readonly fence?: () => void;
+  /** Conditional head: the context observations carry (checked when decoding: dead letters). */
+  readonly context?: BatchContext;
 }
 
 interface Prepared {
@@ -305,7 +307,15 @@ export class LiveLoop {
       const parts: Part[] = [];
       const refused = new Map<Item, string>();
       if (groups.length > 0) {
-        await processIsolating(this.#engine, groups, this.#s.dim, parts, refused, this.#s.log);
+        await processIsolating(
+          this.#engine,
+          groups,
+          this.#s.dim,
+          parts,
+          refused,
+          this.#s.log,
+          this.#s.context,
+        );
       }
       const states = learnedKeys.length > 0 ? await this.#engine.exportState(learnedKeys) : [];
       return { parts, refused, states };

@@ -73,6 +73,10 @@ export class ParamsPublisher {
           observations: s.observations,
           steps: s.steps,
           updated_at,
+          // Conditional head: the MVN above is at the key's latest context.
+          ...(s.head === "conditional"
+            ? { head: s.head, architecture: s.architecture, context: s.context, version: s.version }
+            : {}),
         }));
         await this.#s.sink.publishParams(msgs);
         this.#s.metrics.paramsPublished += msgs.length;

@@ -19,6 +19,7 @@ import { LeaseLostError, LeaseManager } from "../nats/leases.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
 import { resetConsumer } from "../nats/topology.ts";
 import { LiveLoop } from "./loop.ts";
+import { contextOf } from "./context.ts";
 import type { LiveMetrics } from "./metrics.ts";
 import type { OutputSink } from "./ports.ts";
 
@@ -159,6 +160,7 @@ export class PartitionedWorker {
           alarmThreshold: config.alarmThreshold,
           alarmReference: alarmReference(config.head.alpha),
           alarmArmedFrom: config.head.warmup + 1,
+          ...contextOf(config),
           metrics: this.#d.metrics,
           log,
           fence,

@@ -8,7 +8,13 @@
  */
 import type { ScoringEngine } from "../engine/engine.ts";
 import { hasEngineErrorCode } from "../engine/errors.ts";
-import { buildBatch, type Group, type Item, type Part } from "./batch_builder.ts";
+import {
+  type BatchContext,
+  buildBatch,
+  type Group,
+  type Item,
+  type Part,
+} from "./batch_builder.ts";
 
 /**
  * Processes the groups in order, appending their scores to `parts`; a message the engine refused
@@ -21,9 +27,10 @@ export async function processIsolating(
   parts: Part[],
   refused: Map<Item, string>,
   log: (line: string) => void,
+  context?: BatchContext,
 ): Promise<void> {
   // The batch's buffers may be transferred to the engine's worker: build it afresh per try.
-  const { batch, rows } = buildBatch(groups, dim);
+  const { batch, rows } = buildBatch(groups, dim, context);
   try {
     parts.push({ rows, scores: await engine.process(batch) });
   } catch (e) {
@@ -34,7 +41,7 @@ export async function processIsolating(
       return;
     }
     const half = Math.ceil(groups.length / 2);
-    await processIsolating(engine, groups.slice(0, half), dim, parts, refused, log);
-    await processIsolating(engine, groups.slice(half), dim, parts, refused, log);
+    await processIsolating(engine, groups.slice(0, half), dim, parts, refused, log, context);
+    await processIsolating(engine, groups.slice(half), dim, parts, refused, log, context);
   }
 }

@@ -22,6 +22,7 @@ import { startScoreService } from "../nats/score_service.ts";
 import { ensureStreams, openBuckets, openLeaseBucket, resetConsumer } from "../nats/topology.ts";
 import { partitionMapping, probePartitions } from "../nats/partitions.ts";
 import { PartitionedWorker } from "./partitioned.ts";
+import { contextOf } from "./context.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
@@ -164,6 +165,7 @@ export async function startWorker(
           maxMessageBytes: config.maxMessageBytes,
           withEngine: (key, f) => part.withEngine(key, f),
           log,
+          ...contextOf(config),
         });
         cleanups.push(() => service.stop());
         log(
@@ -247,6 +249,7 @@ export async function startWorker(
         alarmArmedFrom: config.head.warmup + 1,
         metrics,
         log,
+        ...contextOf(config),
       },
     );
     const restored = await loop.init();
@@ -263,6 +266,7 @@ export async function startWorker(
         maxMessageBytes: config.maxMessageBytes,
         withEngine: (_key, f) => loop.withEngine(f),
         log,
+        ...contextOf(config),
       });
       cleanups.push(() => service.stop());
       log(`scoring service 'mvn' answering on ${config.prefix}.svc.score.<key>`);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { F32_FEATURES_HEADER } from "../../schemas/messages.ts";
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { InputMessage, MessageSource } from "../live/ports.ts";
 import { fetchWithCallback } from "./client_internals.ts";
@@ -283,6 +284,7 @@ function wrap(m: JsMsg): InputMessage {
     subject: m.subject,
     data: m.data,
     contentType: ct ? ct : undefined,
+    features: m.headers?.get(F32_FEATURES_HEADER) || undefined,
     seq: m.seq,
     ack: () => m.ack(),
   };

@@ -13,6 +13,8 @@
  *
  * @module
  */
+import { timeMs } from "../model/time_features.ts";
+import { F32_FEATURES_HEADER } from "../../schemas/messages.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
 import {
@@ -27,7 +29,7 @@ import {
 import { hasEngineErrorCode } from "../engine/errors.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import type { ObservationBatch } from "../engine/types.ts";
-import { decodeMessage, type RawMessage } from "../wire/decode.ts";
+import { type DecodedRow, decodeMessage, type RawMessage } from "../wire/decode.ts";
 
 /** Version the service announces. */
 export const SERVICE_VERSION = "0.1.0";
@@ -46,6 +48,8 @@ export interface ScoreServiceSettings {
    */
   readonly withEngine: <T>(key: string, f: (engine: ScoringEngine) => Promise<T>) => Promise<T>;
   readonly log?: (line: string) => void;
+  /** Conditional head: the context requests carry (`features`, a time `t`), as for input. */
+  readonly context?: { readonly features: number; readonly timed: boolean };
 }
 
 /** Outcome of one request. */
@@ -74,6 +78,8 @@ export async function scoreRequest(
     dim: s.dim,
     obsPrefix: scoreSubjectPrefix(s.prefix),
     maxBytes: s.maxMessageBytes,
+    features: s.context?.features,
+    timed: s.context?.timed,
   });
   if (!decoded.ok) return failure(decoded.reason, decoded.detail);
   const { key, rows, multi } = decoded;
@@ -91,6 +97,7 @@ export async function scoreRequest(
     keyIndex: new Uint32Array(n),
     keys: [key],
     scoreOnly: true,
+    ...contextArrays(rows, s.context),
   };
   try {
     const records = await s.withEngine(key, async (engine) => {
@@ -157,7 +164,12 @@ export async function startScoreService(
     const outcome: ScoreOutcome = stopping
       ? failure("unavailable", "the worker is stopping")
       : await scoreRequest(
-        { subject: msg.subject, data: msg.data, contentType: contentTypeOf(msg) },
+        {
+          subject: msg.subject,
+          data: msg.data,
+          contentType: contentTypeOf(msg),
+          features: msg.headers?.get(F32_FEATURES_HEADER) || undefined,
+        },
         s,
       );
     if (outcome.ok) {
@@ -214,4 +226,25 @@ function countError(service: Service, message: string): void {
 
 function finiteOrNull(v: number): number | null {
   return Number.isFinite(v) ? v : null;
+}
+
+/** The batch fields of a conditional head's context (features, times) for decoded rows. */
+function contextArrays(
+  rows: readonly DecodedRow[],
+  context: { readonly features: number; readonly timed: boolean } | undefined,
+): Partial<ObservationBatch> {
+  if (context === undefined) return {};
+  const F = context.features;
+  const n = rows.length;
+  const out: { features?: Float64Array; featureDim?: number; timeMs?: Float64Array } = {};
+  if (F > 0) {
+    const f = new Float64Array(n * F);
+    rows.forEach((r, i) => {
+      for (let j = 0; j < F; j++) f[i * F + j] = r.features![j];
+    });
+    out.features = f;
+    out.featureDim = F;
+  }
+  if (context.timed) out.timeMs = Float64Array.from(rows, (r) => timeMs(r.t));
+  return out;
 }

@@ -119,5 +119,9 @@ export function paramsOut(snapshots: readonly HeadSnapshot[]): ParamsOutFile {
     observations: s.observations,
     steps: s.steps,
     rejected_updates: s.rejected_updates,
+    // Conditional head: the parameters above are at the key's latest context.
+    ...(s.head === "conditional"
+      ? { head: s.head, architecture: s.architecture, context: s.context, version: s.version }
+      : {}),
   }]));
 }

@@ -44,6 +44,7 @@ import {
   type RowParser,
 } from "../io/row_parser.ts";
 import { formatScores, type RowEchoes, timeJson } from "../wire/score_format.ts";
+import { timeMs } from "../model/time_features.ts";
 
 /** Batches handed to the engine before the oldest result is awaited. */
 export const PIPELINE_DEPTH = 4;
@@ -147,6 +148,7 @@ export async function replay(
     diag,
     backend,
   };
+  Object.assign(headInput, conditionalInput(opts));
   const config = resolveHeadConfig(headInput);
   const make = io.createEngine ?? _defaultEngine;
   const engine = await make(config, log);
@@ -188,8 +190,46 @@ function _stderrLine(line: string): void {
   while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
 }
 
+/**
+ * The conditional head's part of the head configuration (`--head conditional`, `--hidden`,
+ * `--feature-columns` or `--features`, `--time-features`); throws {@link ReplayUsageError} for
+ * context flags without the conditional head, or the conditional head without context.
+ */
+function conditionalInput(o: ReplayOptions): HeadConfigInput {
+  const features = o.feature_columns?.length ?? o.features ?? 0;
+  const periods = o.time_features ?? [];
+  if (o.head !== "conditional") {
+    const given = [
+      o.feature_columns && "--feature-columns",
+      o.features && "--features",
+      o.time_features && "--time-features",
+      o.hidden && "--hidden",
+    ].filter((f) => f);
+    if (given.length > 0) {
+      throw new ReplayUsageError(
+        `${given[0]}: expected --head conditional, found the default head`,
+      );
+    }
+    return {};
+  }
+  if (features === 0 && periods.length === 0) {
+    throw new ReplayUsageError(
+      "--head conditional: expected context (--feature-columns, --features or --time-features), found none",
+    );
+  }
+  if (o.feature_columns !== undefined && o.features !== undefined && o.features !== features) {
+    throw new ReplayUsageError(
+      `--features: expected ${features} to match --feature-columns, found ${o.features}`,
+    );
+  }
+  const input: HeadConfigInput = { head: "conditional", features, time_features: [...periods] };
+  if (o.hidden !== undefined) input.hidden = o.hidden;
+  return input;
+}
+
 function fieldSpec(o: ReplayOptions): FieldSpec {
   return {
+    features: o.feature_columns,
     columns: o.columns,
     time: o.time_column,
     key: o.key_column,
@@ -282,10 +322,17 @@ class BatchBuilder {
   #keyJson: string[] = [];
   #tJson: string[] = [];
   #label!: Int8Array;
+  /** Conditional head: features per row (0: none) and whether rows carry their time. */
+  readonly #F: number;
+  readonly #timed: boolean;
+  #features!: Float64Array;
+  #timeMs!: Float64Array;
 
-  constructor(cap: number, dim: number) {
+  constructor(cap: number, dim: number, context: { features: number; timed: boolean }) {
     this.#cap = cap;
     this.#dim = dim;
+    this.#F = context.features;
+    this.#timed = context.timed;
     this.#reset();
   }
 
@@ -300,8 +347,14 @@ class BatchBuilder {
     t: number | string | undefined,
     label: 0 | 1 | undefined,
     learn: boolean,
+    features?: ArrayLike<number>,
   ): void {
     const i = this.n++;
+    const F = this.#F;
+    if (F > 0 && features !== undefined) {
+      for (let j = 0; j < F; j++) this.#features[i * F + j] = features[j];
+    }
+    if (this.#timed) this.#timeMs[i] = timeMs(t);
     let k = this.#keyPos.get(key);
     if (k === undefined) {
       k = this.#keys.length;
@@ -327,6 +380,10 @@ class BatchBuilder {
       keyIndex: n === this.#cap ? this.#keyIndex : this.#keyIndex.slice(0, n),
       keys: this.#keys,
       learn: n === this.#cap ? this.#learn : this.#learn.slice(0, n),
+      ...(this.#F > 0
+        ? { features: this.#features.slice(0, n * this.#F), featureDim: this.#F }
+        : {}),
+      ...(this.#timed ? { timeMs: this.#timeMs.slice(0, n) } : {}),
     };
     const echoes: RowEchoes = { keyJson: this.#keyJson, tJson: this.#tJson, label: this.#label };
     this.#reset();
@@ -343,6 +400,8 @@ class BatchBuilder {
     this.#keyJson = [];
     this.#tJson = [];
     this.#label = new Int8Array(this.#cap);
+    if (this.#F > 0) this.#features = new Float64Array(this.#cap * this.#F);
+    if (this.#timed) this.#timeMs = new Float64Array(this.#cap);
   }
 }
 
@@ -367,8 +426,11 @@ async function _run(
   engine: ReplayEngine,
   config: HeadConfig,
 ): Promise<ReplaySummary> {
-  const started = performance.now();
   const initRows = config.init_rows;
+  const conditional = config.head === "conditional";
+  const nFeatures = conditional ? config.features : 0;
+  const timed = conditional && config.time_features.length > 0;
+  const started = performance.now();
   // Warm-up observations add no evidence to the alarm (heads given by --params-in flag at once).
   const armedFrom = params !== null ? 0 : config.warmup + 1;
   if (params !== null) {
@@ -433,7 +495,7 @@ async function _run(
     const degenerate: DegenerateEntry[] = [];
     let bytesDone = 0;
     let stopped = false;
-    const builder = new BatchBuilder(opts.batch, dim);
+    const builder = new BatchBuilder(opts.batch, dim, { features: nFeatures, timed });
     const inflight: { scores: Promise<ScoreBatch>; echoes: RowEchoes }[] = [];
 
     const drainOne = async (): Promise<void> => {
@@ -573,6 +635,12 @@ async function _run(
             if (stopped) break files;
             continue;
           }
+          const problem = conditional ? contextProblem(row, nFeatures, timed) : null;
+          if (problem !== null) {
+            bad(file, lineNo, problem);
+            if (stopped) break files;
+            continue;
+          }
           const key = row.key ?? file.key;
           const info = keys.get(key) ?? (await newKey(key));
           if (row.labelProblem !== undefined) {
@@ -587,7 +655,7 @@ async function _run(
             info.moments.add(row.values);
             if (info.moments.count >= initRows) checkColumns(key, info);
           }
-          builder.add(key, info.json, row.values, row.t, row.label, learn);
+          builder.add(key, info.json, row.values, row.t, row.label, learn, row.features);
           if (builder.full) {
             await submit();
             bar?.update(bytesDone + src.bytesRead, observations);
@@ -648,6 +716,28 @@ async function _run(
     outFile?.close();
     alarmsFile?.close();
   }
+}
+
+/** Why a row cannot feed the conditional head (features of the wrong count, no time), or null. */
+function contextProblem(row: ParsedRow, features: number, timed: boolean): BadInputError | null {
+  if (features > 0) {
+    const f = row.features;
+    if (f === undefined || f.length !== features) {
+      return new BadInputError(
+        "features",
+        `expected ${features} features, found ${f === undefined ? "none" : f.length}`,
+      );
+    }
+  }
+  if (timed && !Number.isFinite(timeMs(row.t))) {
+    return new BadInputError(
+      "bad_time",
+      `expected a time (epoch number or ISO-8601) for --time-features, found ${
+        row.t === undefined ? "none" : JSON.stringify(row.t)
+      }`,
+    );
+  }
+  return null;
 }
 
 async function _writeJson(path: string, flag: string, value: unknown): Promise<void> {

@@ -10,6 +10,7 @@
  * @module
  */
 import { type DeadLetterReason, F32_CONTENT_TYPE } from "../../schemas/messages.ts";
+import { timeMs } from "../model/time_features.ts";
 import { ObservationError, parseObservation } from "./observation.ts";
 
 /** The fields of a JetStream message the decoder needs. */
@@ -17,6 +18,8 @@ export interface RawMessage {
   readonly subject: string;
   readonly data: Uint8Array;
   readonly contentType?: string;
+  /** The `Mvn-Features` header of an f32 block (features per row after the values). */
+  readonly features?: string;
 }
 
 /** One decoded observation. */
@@ -24,6 +27,8 @@ export interface DecodedRow {
   readonly values: ArrayLike<number>;
   readonly t?: number | string;
   readonly label?: 0 | 1;
+  /** Context features (conditional head). */
+  readonly features?: ArrayLike<number>;
 }
 
 /** Result of {@link decodeMessage}. */
@@ -49,6 +54,13 @@ export interface DecodeSettings {
   /** `<prefix>.obs.` */
   readonly obsPrefix: string;
   readonly maxBytes: number;
+  /**
+   * Conditional head: features each observation must carry (JSON `features`, f32 blocks with
+   * `Mvn-Features`); 0 or absent: none asked (any carried are passed on).
+   */
+  readonly features?: number;
+  /** Conditional head with time features: every observation needs a readable `t`. */
+  readonly timed?: boolean;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -73,7 +85,25 @@ export function decodeMessage(msg: RawMessage, s: DecodeSettings): Decoded {
   if (msg.data.length > s.maxBytes) {
     return bad("oversize", `expected at most ${s.maxBytes} bytes, found ${msg.data.length}`);
   }
-  if (msg.contentType === F32_CONTENT_TYPE) return decodeF32(msg.data, s.dim, key, bad);
+  if (msg.contentType === F32_CONTENT_TYPE) {
+    if (s.timed) {
+      return bad(
+        "features",
+        "expected JSON observations with a time t (time features), found an f32 block",
+      );
+    }
+    const k = s.features ?? 0;
+    const given = msg.features === undefined ? 0 : Number(msg.features);
+    if (given !== k) {
+      return bad(
+        "features",
+        `expected header Mvn-Features: ${k} (rows of ${s.dim} values then ${k} features), found ${
+          msg.features === undefined ? "none" : JSON.stringify(msg.features)
+        }`,
+      );
+    }
+    return decodeF32(msg.data, s.dim, key, bad, k);
+  }
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(msg.data));
@@ -84,7 +114,7 @@ export function decodeMessage(msg: RawMessage, s: DecodeSettings): Decoded {
     if (Array.isArray(value) && value.length > 0 && typeof value[0] !== "number") {
       const rows = value.map((v, i) => {
         try {
-          return parseRow(v, s.dim);
+          return parseRow(v, s);
         } catch (e) {
           if (e instanceof ObservationError) {
             throw new ObservationError(e.reason, `row ${i}: ${e.message}`, { cause: e });
@@ -97,7 +127,7 @@ export function decodeMessage(msg: RawMessage, s: DecodeSettings): Decoded {
     if (Array.isArray(value) && value.length === 0) {
       return bad("shape", "expected an observation or a non-empty array of them, found []");
     }
-    return { ok: true, key, rows: [rowOf(parseRow(value, s.dim))], multi: false };
+    return { ok: true, key, rows: [rowOf(parseRow(value, s))], multi: false };
   } catch (e) {
     if (e instanceof ObservationError) return bad(e.reason, e.message);
     throw e;
@@ -106,7 +136,8 @@ export function decodeMessage(msg: RawMessage, s: DecodeSettings): Decoded {
 
 /** Every parsed observation goes through here: JSON overflow (1e999) becomes Infinity, which the
  * observation schema would call a shape error; the DLQ reason should say non_finite. */
-function parseRow(value: unknown, dim: number) {
+function parseRow(value: unknown, s: DecodeSettings) {
+  const dim = s.dim;
   const nums: unknown[] | undefined = Array.isArray(value)
     ? value
     : value !== null && typeof value === "object"
@@ -117,11 +148,32 @@ function parseRow(value: unknown, dim: number) {
   const j = nums?.findIndex((v) => typeof v === "number" && !Number.isFinite(v)) ?? -1;
   if (j >= 0) throw new ObservationError("non_finite", `value ${j} is not finite: ${nums![j]}`);
   const obs = parseObservation(value, dim);
+  const nf = s.features ?? 0;
+  if (nf > 0 && obs.features?.length !== nf) {
+    throw new ObservationError(
+      "features",
+      `expected "features": [${nf} numbers], found ${
+        obs.features === undefined ? "none" : `${obs.features.length}`
+      }`,
+    );
+  }
+  if (s.timed && !Number.isFinite(timeMs(obs.t))) {
+    throw new ObservationError(
+      "features",
+      `expected a time t (epoch or ISO-8601) for the time features, found ${
+        obs.t === undefined ? "none" : JSON.stringify(obs.t)
+      }`,
+    );
+  }
   return obs;
 }
 
-function rowOf(o: { values: number[]; t?: number | string; label?: 0 | 1 }): DecodedRow {
-  return { values: o.values, t: o.t, label: o.label };
+function rowOf(
+  o: { values: number[]; t?: number | string; label?: 0 | 1; features?: number[] },
+): DecodedRow {
+  return o.features === undefined
+    ? { values: o.values, t: o.t, label: o.label }
+    : { values: o.values, t: o.t, label: o.label, features: o.features };
 }
 
 function decodeF32(
@@ -129,12 +181,16 @@ function decodeF32(
   dim: number,
   key: string,
   bad: (reason: DeadLetterReason, detail: string) => Decoded,
+  k = 0,
 ): Decoded {
-  const rowBytes = 4 * dim;
+  const width = dim + k;
+  const rowBytes = 4 * width;
   if (data.length === 0 || data.length % rowBytes !== 0) {
     return bad(
       "f32_length",
-      `expected a positive multiple of ${rowBytes} bytes (float32 rows of ${dim}), found ${data.length}`,
+      `expected a positive multiple of ${rowBytes} bytes (float32 rows of ${dim}${
+        k > 0 ? ` + ${k} features` : ""
+      }), found ${data.length}`,
     );
   }
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -144,11 +200,23 @@ function decodeF32(
     // A plain array: a Float64Array per row cost ~0.8 µs to allocate, a plain one ~20 ns.
     const values: number[] = new Array(dim);
     for (let j = 0; j < dim; j++) {
-      const v = view.getFloat32((i * dim + j) * 4, true);
+      const v = view.getFloat32((i * width + j) * 4, true);
       if (!Number.isFinite(v)) return bad("non_finite", `row ${i}: value ${j} is not finite: ${v}`);
       values[j] = v;
     }
-    rows[i] = { values };
+    if (k === 0) {
+      rows[i] = { values };
+      continue;
+    }
+    const features: number[] = new Array(k);
+    for (let j = 0; j < k; j++) {
+      const v = view.getFloat32((i * width + dim + j) * 4, true);
+      if (!Number.isFinite(v)) {
+        return bad("non_finite", `row ${i}: feature ${j} is not finite: ${v}`);
+      }
+      features[j] = v;
+    }
+    rows[i] = { values, features };
   }
   return { ok: true, key, rows, multi: true };
 }

@@ -1,7 +1,8 @@
 /**
  * The JSON forms of one observation, shared by replay (NDJSON) and the live worker:
  * `{"v":[...]}`, `{"x":..,"y":..,"z":..}` (x, y, z for d ≤ 3), or a bare array of d numbers.
- * Optional fields: `t` (time, echoed), `key` (model key), `label` (0/1 ground truth).
+ * Optional fields: `t` (time, echoed), `key` (model key), `label` (0/1 ground truth), `features`
+ * (numbers: the context of a conditional head; their count is checked by the caller).
  *
  * @module
  */
@@ -14,14 +15,18 @@ const Label = z.union([z.literal(0), z.literal(1), z.boolean()], "expected 0, 1,
   .transform((v) => (v ? 1 : 0));
 const Time = z.union([z.number(), z.string()]);
 
+const Features = z.array(Num);
+
 const VectorForm = z.object({
   v: z.array(Num).min(1),
+  features: Features.optional(),
   t: Time.optional(),
   key: z.string().min(1).optional(),
   label: Label.optional(),
 });
 const XyzForm = z.object({
   x: Num,
+  features: Features.optional(),
   y: Num.optional(),
   z: Num.optional(),
   t: Time.optional(),
@@ -35,12 +40,14 @@ export interface Observation {
   readonly t?: number | string;
   readonly key?: string;
   readonly label?: 0 | 1;
+  /** Context features (conditional head), when the observation carries them. */
+  readonly features?: number[];
 }
 
 /** Why an observation was refused; `reason` is a short machine-friendly code. */
 export class ObservationError extends Error {
   constructor(
-    readonly reason: "malformed" | "shape" | "dimension" | "non_finite",
+    readonly reason: "malformed" | "shape" | "dimension" | "non_finite" | "features",
     message: string,
     options?: ErrorOptions,
   ) {
@@ -80,6 +87,7 @@ export function parseObservation(value: unknown, dim: number): Observation {
       key: r.data.key,
       label: r.data.label as 0 | 1 | undefined,
     };
+    if (r.data.features !== undefined) obs = { ...obs, features: r.data.features };
   } else if (value !== null && typeof value === "object" && "x" in value) {
     const r = XyzForm.safeParse(value);
     if (!r.success) {
@@ -90,6 +98,7 @@ export function parseObservation(value: unknown, dim: number): Observation {
     }
     const values = [r.data.x, r.data.y, r.data.z].filter((v): v is number => v !== undefined);
     obs = { values, t: r.data.t, key: r.data.key, label: r.data.label as 0 | 1 | undefined };
+    if (r.data.features !== undefined) obs = { ...obs, features: r.data.features };
   } else {
     throw new ObservationError(
       "shape",
@@ -105,6 +114,14 @@ export function parseObservation(value: unknown, dim: number): Observation {
   for (let j = 0; j < dim; j++) {
     if (!Number.isFinite(obs.values[j])) {
       throw new ObservationError("non_finite", `value ${j} is not finite: ${obs.values[j]}`);
+    }
+  }
+  const f = obs.features;
+  if (f !== undefined) {
+    for (let j = 0; j < f.length; j++) {
+      if (!Number.isFinite(f[j])) {
+        throw new ObservationError("non_finite", `feature ${j} is not finite: ${f[j]}`);
+      }
     }
   }
   return obs;
@@ -128,8 +145,12 @@ export function parseObservationJson(text: string, dim: number): Observation {
  * time; undefined sends the value to the schema, which words the error.
  */
 function _vectorForm(o: Record<string, unknown>): z.output<typeof VectorForm> | undefined {
-  const { v, t, key, label } = o;
+  const { v, t, key, label, features } = o;
   if (!Array.isArray(v) || v.length === 0) return undefined;
+  if (features !== undefined) {
+    if (!Array.isArray(features)) return undefined;
+    for (let i = 0; i < features.length; i++) if (typeof features[i] !== "number") return undefined;
+  }
   for (let i = 0; i < v.length; i++) if (typeof v[i] !== "number") return undefined;
   if (t !== undefined && typeof t !== "string" && !(typeof t === "number" && Number.isFinite(t))) {
     return undefined;
@@ -139,7 +160,7 @@ function _vectorForm(o: Record<string, unknown>): z.output<typeof VectorForm> | 
   if (label === 0 || label === false) l = 0;
   else if (label === 1 || label === true) l = 1;
   else if (label !== undefined) return undefined;
-  return { v: v as number[], t, key, label: l } as z.output<typeof VectorForm>;
+  return { v: v as number[], t, key, label: l, features } as z.output<typeof VectorForm>;
 }
 
 function _issue(err: z.ZodError): string {

@@ -74,6 +74,11 @@ export async function createEngine(
   options: EngineOptions = {},
 ): Promise<ScoringEngine> {
   const log = options.log ?? ((l: string) => console.error(l));
+  if (config.head === "conditional" && options.thread !== true) {
+    // The conditional head runs its network in this thread unless a thread is asked for.
+    const { createConditionalEngine } = await import("../conditional/conditional_engine.ts");
+    return await createConditionalEngine(config, log, await chooseBackend(config.backend));
+  }
   if (options.thread === false) return await createLocalEngine(config, log);
   // The backend is chosen here, in the calling thread: probing WebGPU inside the worker when the
   // worker ends up on cpu left a GPU instance behind that could crash the process at exit.
