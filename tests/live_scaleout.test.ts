@@ -242,7 +242,7 @@ async function scaleOutRun(
     }
     const alive = all.filter((w) => !killed.has(w));
     // (A worker signalled before it is running exits 143: wait until it runs.)
-    for (const w of alive) await waitFor("worker running", () => running(w), 60_000);
+    for (const w of alive) await waitFor("worker running", () => running(w), 150_000);
     for (const w of alive) w.child.kill("SIGTERM");
     for (const w of alive) assert.equal((await w.status()).code, 0, w.stderr());
   } catch (e) {
@@ -263,7 +263,7 @@ function running(w: CliProcess): boolean {
 async function addWorker(all: CliProcess[], url: string, extra: string[] = []): Promise<void> {
   const w = spawnWorker(url, extra);
   all.push(w);
-  await waitFor("the new worker running", () => running(w), 60_000);
+  await waitFor("the new worker running", () => running(w), 150_000);
 }
 
 const killed = new WeakSet<CliProcess>();

@@ -10,6 +10,8 @@ import {
   parseLiveFlags,
   resolveLiveConfig,
 } from "../config/live_config.ts";
+import { NoRespondersError, RequestError, TimeoutError } from "@nats-io/nats-core";
+import { JetStreamApiError } from "@nats-io/jetstream";
 import { NatsServerMissingError } from "../nats/server_process.ts";
 import { startWorker } from "../live/worker.ts";
 
@@ -33,7 +35,7 @@ export async function run(args: string[]): Promise<number> {
   const log = (line: string) => console.error(`[worker] ${line}`);
   let worker;
   try {
-    worker = await startWorker(config, { log });
+    worker = await _startRetrying(() => startWorker(config, { log }), log);
   } catch (e) {
     if (e instanceof NatsServerMissingError) {
       console.error(`start: ${e.message}`);
@@ -74,5 +76,28 @@ export async function run(args: string[]): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}
+
+/** How long start-up keeps retrying while the server does not answer its setup requests. */
+const START_RETRY_MS = 120_000;
+
+/**
+ * Starts the worker, again after a pause while the server's JetStream does not answer in time (a
+ * cluster still electing its leaders, a server restarting): setup requests time out or find no
+ * responder then, and the worker is worth starting once it answers.
+ */
+async function _startRetrying<T>(start: () => Promise<T>, log: (l: string) => void): Promise<T> {
+  const deadline = Date.now() + START_RETRY_MS;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      const transient = e instanceof TimeoutError || e instanceof NoRespondersError ||
+        e instanceof RequestError || (e instanceof JetStreamApiError && e.code === 503);
+      if (!transient || Date.now() > deadline) throw e;
+      log(`start-up attempt ${attempt} failed (${e.message}); retrying in 2 s`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
   }
 }
