@@ -1,0 +1,90 @@
+/**
+ * Replay's alarm bookkeeping: each key's alarm stepped over its scored rows, the alarm episodes
+ * (counted, and written to `--alarms`), and the labelled rows' confusion and episode counts for
+ * both the anomaly flag and the alarm.
+ *
+ * @module
+ */
+import type { ScoreBatch } from "../engine/types.ts";
+import type { BufferedTextWriter } from "../io/buffered_writer.ts";
+import { AlarmBank, type AlarmEpisode, alarmReference } from "../model/alarm.ts";
+import type { RowEchoes } from "../wire/score_format.ts";
+import { EpisodeCounter } from "./episode_metrics.ts";
+import { Confusion } from "./metrics.ts";
+
+/** The alarms of a replay and what is counted of them and of the anomaly flag. */
+export class AlarmTally {
+  /** Labelled rows: anomaly flag against label. */
+  readonly confusion = new Confusion();
+  /** Labelled rows: alarm against label. */
+  readonly alarmConfusion = new Confusion();
+  readonly anomalyEpisodes = new EpisodeCounter();
+  readonly alarmEpisodes = new EpisodeCounter();
+  /** Alarm episodes closed so far (the open ones included after {@link closeOpen}). */
+  episodes = 0;
+  // Keyed by the key's JSON text (what the rows carry); time values kept as their JSON text.
+  readonly #bank: AlarmBank<string>;
+  readonly #writer: BufferedTextWriter | null;
+  readonly #armedFrom: number;
+
+  /**
+   * `armedFrom`: the first sequence number whose evidence counts towards the alarm; `writer`:
+   * where episodes go (`--alarms`), or null.
+   */
+  constructor(
+    dim: number,
+    threshold: number,
+    alpha: number,
+    armedFrom: number,
+    writer: BufferedTextWriter | null,
+  ) {
+    this.#bank = new AlarmBank<string>(dim, threshold, alarmReference(alpha));
+    this.#armedFrom = armedFrom;
+    this.#writer = writer;
+  }
+
+  /** Steps the alarms over one batch's scores; the alarm flag of each row. */
+  step(scores: ScoreBatch, echoes: RowEchoes): Uint8Array {
+    const { keyJson, tJson, label: labels } = echoes;
+    const d = scores.dim;
+    const alarm = new Uint8Array(scores.n);
+    for (let i = 0; i < scores.n; i++) {
+      const seq = scores.seq[i];
+      const r = this.#bank.step(keyJson[i], {
+        seq,
+        t: tJson[i],
+        pValue: scores.pValue[i],
+        contrib: scores.contrib.subarray(i * d, i * d + d),
+        armed: seq >= this.#armedFrom,
+      });
+      alarm[i] = r.alarm ? 1 : 0;
+      if (r.closed !== null) this.#writeEpisode(r.closed, false);
+      const l = labels[i];
+      if (l >= 0) {
+        this.confusion.add(l as 0 | 1, scores.anomaly[i] === 1);
+        this.alarmConfusion.add(l as 0 | 1, r.alarm);
+        this.anomalyEpisodes.add(keyJson[i], l as 0 | 1, scores.anomaly[i] === 1);
+        this.alarmEpisodes.add(keyJson[i], l as 0 | 1, r.alarm);
+      }
+    }
+    return alarm;
+  }
+
+  /** Writes the episodes still open at the end of the input (marked `open`). */
+  closeOpen(): void {
+    for (const e of this.#bank.openEpisodes()) this.#writeEpisode(e, true);
+  }
+
+  #writeEpisode(e: AlarmEpisode<string>, open: boolean): void {
+    this.episodes++;
+    if (this.#writer === null) return;
+    const ep = {
+      ...e,
+      key: JSON.parse(e.key),
+      start_t: e.start_t === "" ? null : JSON.parse(e.start_t),
+      end_t: e.end_t === "" ? null : JSON.parse(e.end_t),
+      ...(open ? { open: true } : {}),
+    };
+    this.#writer.write(JSON.stringify(ep) + "\n");
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The batch accumulator of a replay: rows collected for one engine call (values, keys, what is
+ * learned, the conditional head's features and times), with what their score records echo.
+ *
+ * @module
+ */
+import type { ObservationBatch } from "../engine/types.ts";
+import { timeMs } from "../model/time_features.ts";
+import { type RowEchoes, timeJson } from "../wire/score_format.ts";
+
+/** Rows collected for one engine call, with what their records echo. */
+export class BatchBuilder {
+  n = 0;
+  #cap: number;
+  #dim: number;
+  #values!: Float64Array;
+  #keyIndex!: Uint32Array;
+  #learn!: Uint8Array;
+  #keys: string[] = [];
+  #keyPos = new Map<string, number>();
+  #keyJson: string[] = [];
+  #tJson: string[] = [];
+  #label!: Int8Array;
+  /** Conditional head: features per row (0: none) and whether rows carry their time. */
+  readonly #F: number;
+  readonly #timed: boolean;
+  #features!: Float64Array;
+  #timeMs!: Float64Array;
+
+  constructor(cap: number, dim: number, context: { features: number; timed: boolean }) {
+    this.#cap = cap;
+    this.#dim = dim;
+    this.#F = context.features;
+    this.#timed = context.timed;
+    this.#reset();
+  }
+
+  get full(): boolean {
+    return this.n >= this.#cap;
+  }
+
+  add(
+    key: string,
+    keyJson: string,
+    values: ArrayLike<number>,
+    t: number | string | undefined,
+    label: 0 | 1 | undefined,
+    learn: boolean,
+    features?: ArrayLike<number>,
+  ): void {
+    const i = this.n++;
+    const F = this.#F;
+    if (F > 0 && features !== undefined) {
+      for (let j = 0; j < F; j++) this.#features[i * F + j] = features[j];
+    }
+    if (this.#timed) this.#timeMs[i] = timeMs(t);
+    let k = this.#keyPos.get(key);
+    if (k === undefined) {
+      k = this.#keys.length;
+      this.#keys.push(key);
+      this.#keyPos.set(key, k);
+    }
+    this.#keyIndex[i] = k;
+    const d = this.#dim;
+    for (let j = 0; j < d; j++) this.#values[i * d + j] = values[j];
+    this.#learn[i] = learn ? 1 : 0;
+    this.#keyJson.push(keyJson);
+    this.#tJson.push(timeJson(t));
+    this.#label[i] = label ?? -1;
+  }
+
+  /** The batch so far (fresh arrays each time: the engine may take ownership of them). */
+  take(): { batch: ObservationBatch; echoes: RowEchoes } {
+    const n = this.n;
+    const batch: ObservationBatch = {
+      dim: this.#dim,
+      n,
+      values: n === this.#cap ? this.#values : this.#values.slice(0, n * this.#dim),
+      keyIndex: n === this.#cap ? this.#keyIndex : this.#keyIndex.slice(0, n),
+      keys: this.#keys,
+      learn: n === this.#cap ? this.#learn : this.#learn.slice(0, n),
+      ...(this.#F > 0
+        ? { features: this.#features.slice(0, n * this.#F), featureDim: this.#F }
+        : {}),
+      ...(this.#timed ? { timeMs: this.#timeMs.slice(0, n) } : {}),
+    };
+    const echoes: RowEchoes = { keyJson: this.#keyJson, tJson: this.#tJson, label: this.#label };
+    this.#reset();
+    return { batch, echoes };
+  }
+
+  #reset(): void {
+    this.n = 0;
+    this.#values = new Float64Array(this.#cap * this.#dim);
+    this.#keyIndex = new Uint32Array(this.#cap);
+    this.#learn = new Uint8Array(this.#cap);
+    this.#keys = [];
+    this.#keyPos = new Map();
+    this.#keyJson = [];
+    this.#tJson = [];
+    this.#label = new Int8Array(this.#cap);
+    if (this.#F > 0) this.#features = new Float64Array(this.#cap * this.#F);
+    if (this.#timed) this.#timeMs = new Float64Array(this.#cap);
+  }
+}

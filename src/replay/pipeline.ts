@@ -1,0 +1,311 @@
+/**
+ * Replay's pipeline: reads the input files in order, parses their rows, collects them in batches,
+ * keeps up to {@link PIPELINE_DEPTH} engine calls in flight and writes the score records (and
+ * alarm episodes) in input order; then the parameters and the summary.
+ *
+ * @module
+ */
+import type { HeadConfig } from "../config/head_config.ts";
+import type { DegenerateEntry, ReplayOptions, SkipReason } from "../../schemas/replay.ts";
+import type { ReplaySummary } from "../../schemas/replay.ts";
+import type { ScoringEngine } from "../engine/engine.ts";
+import type { ScoreBatch } from "../engine/types.ts";
+import { BufferedTextWriter } from "../io/buffered_writer.ts";
+import type { ByteSink } from "../io/buffered_writer.ts";
+import { BadInputError, ReplayUsageError } from "../io/errors.ts";
+import { type InputFile, sniffFormat } from "../io/input_files.ts";
+import {
+  CSV_SAMPLE_LINES,
+  CsvParser,
+  type FieldSpec,
+  NdjsonParser,
+  type ParsedRow,
+  type RowParser,
+} from "../io/row_parser.ts";
+import { formatScores, type RowEchoes } from "../wire/score_format.ts";
+import { AlarmTally } from "./alarms.ts";
+import { BatchBuilder } from "./batch.ts";
+import { ColumnMoments, degenerateColumns, describeDegenerate } from "./degenerate_columns.ts";
+import { contextProblem, isBlank, openInput } from "./input.ts";
+import { openOut, stderrWrite, writeJson } from "./output.ts";
+import { paramsOut } from "./params_io.ts";
+import type { StartParams } from "./params_io.ts";
+import { ProgressBar } from "./progress.ts";
+import { buildSummary, summaryLine } from "./summary.ts";
+
+/** Batches handed to the engine before the oldest result is awaited. */
+export const PIPELINE_DEPTH = 4;
+
+/** What replay needs of an engine (a {@link ScoringEngine} has it all). */
+export type ReplayEngine =
+  & Pick<
+    ScoringEngine,
+    "backendReason" | "process" | "setParams" | "snapshot" | "close"
+  >
+  & Partial<Pick<ScoringEngine, "release">>
+  & { readonly backend: string };
+
+/** Where replay reads and writes besides its files; every field has a default. */
+export interface ReplayIO {
+  /** Score records when `--out` is not given. Default `Deno.stdout`. */
+  readonly stdout?: ByteSink;
+  /** One line of diagnostics (no newline). Default: written to `Deno.stderr`. */
+  readonly stderr?: (line: string) => void;
+  /**
+   * Whether to draw a progress bar on stderr. Default: when stderr is a terminal and the records
+   * do not go to that terminal.
+   */
+  readonly progress?: boolean;
+  /**
+   * Makes the engine. Default: `createEngine(config, { thread: "auto", log })` from
+   * `src/engine/thread/compute_thread.ts`.
+   */
+  readonly createEngine?: (
+    config: HeadConfig,
+    log: (line: string) => void,
+  ) => Promise<ReplayEngine>;
+}
+
+/** What the pipeline knows of a key. */
+interface KeyInfo {
+  readonly json: string;
+  /** Rows of this key read so far. */
+  rows: number;
+  /** Moments of its first training rows, until they are checked for degenerate columns. */
+  moments: ColumnMoments | null;
+  /** The parser of its latest row (names its value columns). */
+  parser: RowParser | null;
+}
+
+/**
+ * Runs the replay on an engine made for `config` (closed by the caller): writes the records, and
+ * `--alarms`, `--params-out` and `--summary` when asked; resolves to the summary.
+ */
+export async function runPipeline(
+  opts: ReplayOptions,
+  io: ReplayIO,
+  log: (line: string) => void,
+  files: readonly InputFile[],
+  fields: FieldSpec,
+  dim: number,
+  params: StartParams | null,
+  engine: ReplayEngine,
+  config: HeadConfig,
+): Promise<ReplaySummary> {
+  const initRows = config.init_rows;
+  const conditional = config.head === "conditional";
+  const nFeatures = conditional ? config.features : 0;
+  const timed = conditional && config.time_features.length > 0;
+  const started = performance.now();
+  // Warm-up observations add no evidence to the alarm (heads given by --params-in flag at once).
+  const armedFrom = params !== null ? 0 : config.warmup + 1;
+  if (params !== null) {
+    for (const [key, p] of params.byKey) await engine.setParams(key, p);
+  }
+  let outFile: Deno.FsFile | null = null;
+  let alarmsFile: Deno.FsFile | null = null;
+  if (opts.out !== undefined) outFile = await openOut(opts.out, "--out");
+  try {
+    if (opts.alarms !== undefined) alarmsFile = await openOut(opts.alarms, "--alarms");
+    const alarmWriter = alarmsFile === null ? null : new BufferedTextWriter(alarmsFile);
+    const writer = new BufferedTextWriter(outFile ?? io.stdout ?? Deno.stdout);
+    // Records on the same terminal would tear the bar apart: draw it only when they go elsewhere.
+    const progressOn = !opts.quiet &&
+      (io.progress ??
+        (Deno.stderr.isTerminal() && (outFile !== null || !Deno.stdout.isTerminal())));
+    const totalBytes = files.reduce((s, f) => s + f.size, 0);
+    const bar = progressOn ? new ProgressBar(totalBytes, stderrWrite) : null;
+    const keys = new Map<string, KeyInfo>();
+    const skipped = new Map<SkipReason, number>();
+    const tally = new AlarmTally(dim, opts.alarm_threshold, config.alpha, armedFrom, alarmWriter);
+    let observations = 0;
+    let anomalies = 0;
+    let blank = 0;
+    let warnings = 0;
+    let badLabels = 0;
+    const degenerate: DegenerateEntry[] = [];
+    let bytesDone = 0;
+    let stopped = false;
+    const builder = new BatchBuilder(opts.batch, dim, { features: nFeatures, timed });
+    const inflight: { scores: Promise<ScoreBatch>; echoes: RowEchoes }[] = [];
+
+    const drainOne = async (): Promise<void> => {
+      const head = inflight.shift();
+      if (head === undefined) return;
+      const scores = await head.scores;
+      const alarm = tally.step(scores, head.echoes);
+      anomalies += formatScores(scores, head.echoes, writer, alarm);
+      await alarmWriter?.flushIfFull();
+      observations += scores.n;
+      // Records are formatted: the score buffers go back to the engine for the next batches.
+      engine.release?.(scores);
+      await writer.flushIfFull();
+    };
+    const submit = async (): Promise<void> => {
+      if (builder.n === 0) return;
+      const { batch, echoes } = builder.take();
+      inflight.push({ scores: engine.process(batch), echoes });
+      // Keep later rejections from surfacing as unhandled while earlier ones are awaited.
+      inflight[inflight.length - 1].scores.catch(() => {});
+      if (inflight.length >= PIPELINE_DEPTH) await drainOne();
+    };
+    /** One warning on stderr, up to --max-warnings of them (bad lines included). */
+    const warn = (text: string): void => {
+      if (warnings < opts.max_warnings) {
+        log(text);
+      } else if (warnings === opts.max_warnings) {
+        log(
+          `replay: more warnings (bad lines, labels, columns) not shown (--max-warnings ${opts.max_warnings}); see the summary`,
+        );
+      }
+      warnings++;
+    };
+    const bad = (file: InputFile, line: number, err: BadInputError): void => {
+      skipped.set(err.reason, (skipped.get(err.reason) ?? 0) + 1);
+      warn(`${file.path}:${line}: ${err.reason}: ${err.message}`);
+      if (opts.strict) stopped = true;
+    };
+    /** Checks a key's training rows so far for constant and collinear columns (once per key). */
+    const checkColumns = (key: string, info: KeyInfo): void => {
+      const m = info.moments;
+      if (m === null) return;
+      info.moments = null;
+      const names = info.parser?.valueNames ?? [];
+      const raw = info.parser instanceof CsvParser ? info.parser.valueColumns : fields.columns;
+      for (const c of degenerateColumns(m)) {
+        degenerate.push({
+          key,
+          index: c.index,
+          column: raw?.[c.index] ?? null,
+          kind: c.kind,
+          with: [...c.with],
+          rows: m.count,
+        });
+        warn(describeDegenerate(key, c, names, m.count));
+      }
+    };
+    const newKey = async (key: string): Promise<KeyInfo> => {
+      const given = params?.byKey.get(key) ?? params?.all ?? null;
+      if (opts.freeze && given === null) {
+        throw new ReplayUsageError(
+          `--freeze: expected --params-in '${opts.params_in}' to hold parameters for key '${key}', found none`,
+        );
+      }
+      // Keys from the map were set up front; the single entry is set as each key appears
+      // (the engine handles calls in order, so the key's first batch sees it).
+      if (given !== null && !params!.byKey.has(key)) await engine.setParams(key, given);
+      const info: KeyInfo = {
+        json: JSON.stringify(key),
+        rows: 0,
+        moments: new ColumnMoments(dim),
+        parser: null,
+      };
+      keys.set(key, info);
+      return info;
+    };
+
+    files: for (const file of files) {
+      await using src = await openInput(file);
+      let parser: RowParser | null = null;
+      for (let chunk = await src.next(); chunk !== null; chunk = await src.next()) {
+        const lines = chunk.lines;
+        for (let j = 0; j < lines.length; j++) {
+          const line = lines[j];
+          const lineNo = chunk.first + j;
+          if (isBlank(line)) {
+            blank++;
+            continue;
+          }
+          if (parser === null) {
+            const format = file.format === "auto" ? sniffFormat(line) : file.format;
+            if (format === "ndjson") {
+              parser = new NdjsonParser(dim, fields);
+            } else {
+              const samples: string[] = [];
+              for (let s = j + 1; s < lines.length && samples.length < CSV_SAMPLE_LINES; s++) {
+                if (!isBlank(lines[s])) samples.push(lines[s]);
+              }
+              try {
+                parser = new CsvParser(line, samples, fields, dim);
+              } catch (e) {
+                if (!(e instanceof BadInputError)) throw e;
+                bad(file, lineNo, e);
+                if (stopped) break files;
+                continue files;
+              }
+              continue;
+            }
+          }
+          let row: ParsedRow;
+          try {
+            row = parser.parse(line);
+          } catch (e) {
+            if (!(e instanceof BadInputError)) throw e;
+            bad(file, lineNo, e);
+            if (stopped) break files;
+            continue;
+          }
+          const problem = conditional ? contextProblem(row, nFeatures, timed) : null;
+          if (problem !== null) {
+            bad(file, lineNo, problem);
+            if (stopped) break files;
+            continue;
+          }
+          const key = row.key ?? file.key;
+          const info = keys.get(key) ?? (await newKey(key));
+          if (row.labelProblem !== undefined) {
+            badLabels++;
+            warn(`${file.path}:${lineNo}: bad_label: ${row.labelProblem}`);
+          }
+          const learn = !opts.freeze &&
+            (opts.train_rows === undefined || info.rows < opts.train_rows);
+          info.rows++;
+          if (learn && info.moments !== null) {
+            info.parser = parser;
+            info.moments.add(row.values);
+            if (info.moments.count >= initRows) checkColumns(key, info);
+          }
+          builder.add(key, info.json, row.values, row.t, row.label, learn, row.features);
+          if (builder.full) {
+            await submit();
+            bar?.update(bytesDone + src.bytesRead, observations);
+          }
+        }
+      }
+      bytesDone += src.bytesRead;
+    }
+    // Keys with fewer training rows than a head's initialisation are checked on what they had.
+    if (!stopped) { for (const [key, info] of keys) checkColumns(key, info); }
+    await submit();
+    while (inflight.length > 0) await drainOne();
+    await writer.flush();
+    tally.closeOpen();
+    await alarmWriter?.flush();
+    bar?.finish();
+
+    if (opts.params_out !== undefined) {
+      const doc = paramsOut(await engine.snapshot());
+      await writeJson(opts.params_out, "--params-out", doc);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const summary = buildSummary(opts, engine, {
+      files: files.length,
+      dim,
+      observations,
+      anomalies,
+      keys: keys.size,
+      skipped,
+      blank,
+      badLabels,
+      degenerate,
+      stopped,
+      seconds,
+    }, tally);
+    if (opts.summary !== undefined) await writeJson(opts.summary, "--summary", summary);
+    if (!opts.quiet) log(summaryLine(summary));
+    return summary;
+  } finally {
+    outFile?.close();
+    alarmsFile?.close();
+  }
+}
