@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { topologyFor } from "../src/config/live_config.ts";
-import { ensureStreams, LEGACY_BUCKETS, openBuckets, resetConsumer } from "../src/nats/topology.ts";
+import {
+  ensureStreams,
+  filterCovers,
+  LEGACY_BUCKETS,
+  openBuckets,
+  resetConsumer,
+} from "../src/nats/topology.ts";
 import { Kvm } from "@nats-io/kv";
 import { startNatsServer } from "./helpers/nats_server.ts";
 
@@ -114,4 +120,13 @@ Deno.test("a new checkpoint bucket of the default prefix is seeded from the lega
   } finally {
     await nc.close();
   }
+});
+
+Deno.test("subject filter coverage", () => {
+  assert.ok(filterCovers("telemetry.obs.>", "telemetry.obs.>"));
+  assert.ok(filterCovers("telemetry.>", "telemetry.obs.>"));
+  assert.ok(filterCovers(">", "telemetry.obs.>"));
+  assert.ok(!filterCovers("telemetry.obs.*", "telemetry.obs.>"));
+  assert.ok(!filterCovers("telemetry.obs.a", "telemetry.obs.>"));
+  assert.ok(!filterCovers("other.>", "telemetry.obs.>"));
 });

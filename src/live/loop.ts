@@ -2,8 +2,9 @@
  * The learning loop of the live worker, independent of NATS: messages in (a {@link MessageSource}),
  * scores, dead letters and parameters out (an {@link OutputSink}), checkpoints to a
  * {@link CheckpointStore} (the ports, `ports.ts`; `src/nats/` implements them on JetStream). This
- * file sequences batches through the engine and commits them; `batch_builder.ts` builds engine
- * batches, `refusals.ts` isolates refused messages, `records.ts` assembles score records and
+ * file sequences batches through the engine and commits them; `in_flight.ts` holds a batch's
+ * bookkeeping from submission to commit (and a barrier's checkpoints), `batch_builder.ts` builds
+ * engine batches, `refusals.ts` isolates refused messages, `records.ts` assembles score records and
  * `params.ts` publishes parameters.
  *
  * Exactly-once argument (per key k, messages arrive in stream order, see `resetConsumer`):
@@ -27,27 +28,22 @@
  *
  * @module
  */
-import type { Checkpoint, DeadLetterReason } from "../../schemas/messages.ts";
 import type { ScoreMessages } from "../config/live_config.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
-import type { HeadState } from "../engine/types.ts";
 import type { BatchContext, Group, Item, Part } from "./batch_builder.ts";
 import { collectBatch, type PipelineState } from "./collect.ts";
+import {
+  barrierAlarmStates,
+  barrierCheckpoints,
+  type EngineResult,
+  type InFlight,
+  type Prepared,
+  type Published,
+} from "./in_flight.ts";
 import type { LiveMetrics } from "./metrics.ts";
 import { ParamsPublisher } from "./params.ts";
-import type {
-  AlarmOut,
-  CheckpointStore,
-  InputMessage,
-  MessageSource,
-  OutputSink,
-} from "./ports.ts";
-import {
-  AlarmBank,
-  type AlarmState,
-  DEFAULT_ALARM_REFERENCE,
-  DEFAULT_ALARM_THRESHOLD,
-} from "../model/alarm.ts";
+import type { AlarmOut, CheckpointStore, MessageSource, OutputSink } from "./ports.ts";
+import { AlarmBank, DEFAULT_ALARM_REFERENCE, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
 import { deadLetters, scoreOutputs } from "./records.ts";
 import { processIsolating } from "./refusals.ts";
 
@@ -93,59 +89,6 @@ export interface LoopSettings {
   readonly fence?: () => void;
   /** Conditional head: the context observations carry (checked when decoding: dead letters). */
   readonly context?: BatchContext;
-}
-
-interface Prepared {
-  readonly items: Item[];
-  /**
-   * A barrier: key → last applied sequence, for every key learned since the previous barrier
-   * (its checkpoint). null for other batches.
-   */
-  readonly learned: Map<string, number> | null;
-  readonly firstAt: number;
-}
-
-/** What a batch published, once the server acknowledged it. */
-interface Published {
-  /**
-   * Messages its commit acks: all of them, or only the last one when the source acks
-   * cumulatively. Nothing else of the batch's input is kept past publication: held until the
-   * checkpoint, it made every garbage collection copy it (10–20 ms pauses at 8 000 obs/s).
-   */
-  readonly acks: InputMessage[];
-  readonly states: HeadState[];
-  /** A barrier: the alarm state of each key learned since the previous one, after this batch. */
-  readonly alarmStates: Map<string, AlarmState> | null;
-  readonly deadReasons: DeadLetterReason[];
-  readonly scored: number;
-  readonly newRows: number;
-  readonly outs: number;
-  readonly anomalies: number;
-}
-
-/** A batch between submission and commit. */
-interface InFlight {
-  /** The batch's input; replaced by an empty one once published. */
-  p: Prepared;
-  /** Input messages of the batch. */
-  readonly messages: number;
-  /** Scores and dead letters acknowledged by the server. */
-  readonly published: Promise<Published>;
-  /** Set once `published` resolved. */
-  result?: Published;
-  committed: boolean;
-  /**
-   * Settles when the batch is finalised: committed (a barrier), published (any other batch, which
-   * the next barrier commits), or skipped after a fatal error.
-   */
-  done: Promise<void>;
-}
-
-interface EngineResult {
-  readonly parts: Part[];
-  /** Messages the engine refused (non-finite scores), with its message. */
-  readonly refused: Map<Item, string>;
-  readonly states: HeadState[];
 }
 
 /** The learning loop. `init()`, then `run()` until `stop()`. */
@@ -419,14 +362,7 @@ export class LiveLoop {
       { bank: this.#alarms, armedFrom: this.#s.alarmArmedFrom ?? 0, out: alarmOuts },
     );
     // A barrier's checkpoints hold the alarm states right after it (as the heads' states).
-    let alarmStates: Map<string, AlarmState> | null = null;
-    if (p.learned !== null) {
-      alarmStates = new Map();
-      for (const key of p.learned.keys()) {
-        const a = this.#alarms.export(key);
-        if (a !== undefined) alarmStates.set(key, a);
-      }
-    }
+    const alarmStates = barrierAlarmStates(this.#alarms, p.learned);
     const dead = deadLetters(p.items, refused, stream);
     await Promise.all([
       this.#sink.publishScores(outs),
@@ -458,18 +394,7 @@ export class LiveLoop {
     last.result = await last.published;
     const end = this.#inFlight.indexOf(last);
     const group = this.#inFlight.slice(0, end + 1).filter((b) => !b.committed);
-    const latest: Checkpoint[] = [];
-    const written_at = new Date().toISOString();
-    for (const state of last.result.states) {
-      const seq = last.p.learned?.get(state.key);
-      if (seq === undefined) {
-        throw new RangeError(
-          `expected state for a key learned before the barrier, found '${state.key}'`,
-        );
-      }
-      const alarm = last.result.alarmStates?.get(state.key);
-      latest.push({ last_seq: seq, state, ...(alarm !== undefined ? { alarm } : {}), written_at });
-    }
+    const latest = barrierCheckpoints(last.p.learned, last.result, new Date().toISOString());
     const m = this.#s.metrics;
     this.#s.fence?.();
     if (latest.length > 0) {
