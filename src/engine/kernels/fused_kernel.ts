@@ -14,7 +14,7 @@
  * overflows: float32 on webgpu from about 1e19σ) has ρ = 0 but w·z = 0·∞ = NaN, which would poison
  * its key's statistics: the cpu pass leaves such rows out of the statistics, and for webgpu the
  * engine reruns the batch with the finite ones parked at their key's loc with row weight 0 (then
- * scores them saturated, `local_engine.ts`). NaN/±Infinity values are refused.
+ * scores them saturated, `overflow.ts`). NaN/±Infinity values are refused.
  *
  * @module
  */
