@@ -19,7 +19,6 @@
  * @module
  */
 import type { HeadConfig } from "../config/head_config.ts";
-import { lowerMatMul, lowerMatVec } from "../model/linalg.ts";
 import { chi2Isf } from "../model/chi2.ts";
 import { restartWeight } from "../model/change_detector.ts";
 import { type PredictiveQuantile, sharedQuantile } from "../model/quantile_table.ts";
@@ -31,7 +30,14 @@ import {
   newNaturalScratch,
 } from "../model/natural_step.ts";
 import { diagForward, diagInverse } from "../model/diag_transform.ts";
-import { diagOffset, thetaLength, trilFromTheta } from "../model/parameterisation.ts";
+import {
+  diagOffset,
+  effectiveParams,
+  identityParams,
+  identityTheta,
+  thetaLength,
+  trilFromTheta,
+} from "../model/parameterisation.ts";
 import { gradientFromStats, type GradientScratch, newGradientScratch } from "../model/gradient.ts";
 import { adamCommit, adamPropose } from "../model/adam.ts";
 import {
@@ -43,6 +49,7 @@ import {
   type WeightedMoments,
 } from "../model/moments.ts";
 import {
+  blankHead,
   checkHeadParams,
   checkHeadState,
   headSnapshot,
@@ -128,9 +135,8 @@ export class HeadBank {
     this.#nat = newNaturalScratch(config.dim);
     this.#locS = new Float64Array(config.dim);
     this.#thetaIdentity = new Float64Array(this.#P);
-    const r1 = diagInverse(config.diag, 1);
-    for (let a = 0; a < config.dim; a++) this.#thetaIdentity[this.#P - config.dim + a] = r1;
-    this.#oneDiag = diagForward(config.diag, r1);
+    identityTheta(config.dim, config.diag, this.#thetaIdentity);
+    this.#oneDiag = diagForward(config.diag, diagInverse(config.diag, 1));
     this.#trilS = new Float64Array(config.dim * config.dim);
   }
 
@@ -287,16 +293,9 @@ export class HeadBank {
    * products' other terms are exact zeros).
    */
   #identityInFrame(h: Head): void {
-    const d = this.#d;
     h.theta.set(this.#thetaIdentity);
     h.locC.fill(0);
-    const one = this.#oneDiag;
-    let logDet = 0;
-    for (let a = 0; a < d; a++) {
-      for (let b = 0; b < d; b++) h.tril[a * d + b] = h.frameTril[a * d + b] * one;
-      logDet += Math.log(h.frameTril[a * d + a]) + Math.log(one);
-    }
-    h.logDet = logDet;
+    h.logDet = identityParams(h.frameTril, this.#oneDiag, this.#d, h.tril);
   }
 
   /**
@@ -392,45 +391,14 @@ export class HeadBank {
   }
 
   #blank(key: string): Head {
-    const d = this.#d;
-    const P = this.#P;
-    const frameTril = new Float64Array(d * d);
-    for (let a = 0; a < d; a++) frameTril[a * d + a] = 1;
-    const h: Head = {
-      key,
-      frameLoc: new Float64Array(d),
-      frameTril,
-      theta: new Float64Array(P),
-      m: new Float64Array(P),
-      v: new Float64Array(P),
-      steps: 0,
-      observations: 0,
-      rejected: 0,
-      preset: false,
-      init: null,
-      wSum: 0,
-      w2Sum: 0,
-      cusum: 0,
-      restarts: 0,
-      thrN: NaN,
-      thr: Infinity,
-      cutN: NaN,
-      cut: Infinity,
-      locC: new Float64Array(d),
-      tril: new Float64Array(d * d),
-      logDet: 0,
-    };
+    const h = blankHead(key, this.#d, this.#P);
     this.#resetTheta(h);
     return h;
   }
 
   /** θ = identity in the frame: loc′ = 0, L′ = I; Adam restarts. */
   #resetTheta(h: Head): void {
-    const d = this.#d;
-    h.theta.fill(0);
-    const one = diagInverse(this.#cfg.diag, 1);
-    const p0 = diagOffset(d);
-    for (let a = 0; a < d; a++) h.theta[p0 + a] = one;
+    identityTheta(this.#d, this.#cfg.diag, h.theta);
     h.m.fill(0);
     h.v.fill(0);
     h.steps = 0;
@@ -447,15 +415,7 @@ export class HeadBank {
   }
 
   #refresh(h: Head): void {
-    const d = this.#d;
     const lp = this.#scratchL;
-    trilFromTheta(h.theta, d, this.#cfg.diag, lp);
-    lowerMatMul(h.frameTril, lp, d, h.tril);
-    lowerMatVec(h.frameTril, h.theta.subarray(0, d), d, h.locC);
-    let logDet = 0;
-    for (let a = 0; a < d; a++) {
-      logDet += Math.log(h.frameTril[a * d + a]) + Math.log(lp[a * d + a]);
-    }
-    h.logDet = logDet;
+    h.logDet = effectiveParams(h.frameTril, h.theta, this.#d, this.#cfg.diag, lp, h.tril, h.locC);
   }
 }
