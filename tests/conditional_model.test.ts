@@ -16,7 +16,8 @@ import {
   outputsFor,
   paramTensors,
 } from "../src/engine/conditional/network.ts";
-import { gradientFromStats, trilFromTheta } from "../src/engine/head_bank.ts";
+import { gradientFromStats } from "../src/model/gradient.ts";
+import { trilFromTheta } from "../src/model/parameterisation.ts";
 import { mulberry32 } from "../src/model/prng.ts";
 import type { DiagTransform } from "../src/engine/types.ts";
 

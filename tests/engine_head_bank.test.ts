@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { resolveHeadConfig } from "../src/config/head_config.ts";
 import { diagDerivative, diagForward, diagInverse } from "../src/model/diag_transform.ts";
-import { gradientFromStats, HeadBank, thetaLength } from "../src/engine/head_bank.ts";
+import { HeadBank } from "../src/engine/head_bank.ts";
+import { gradientFromStats } from "../src/model/gradient.ts";
+import { thetaLength } from "../src/model/parameterisation.ts";
 import { LocalEngine } from "../src/engine/local_engine.ts";
 import { createCpuLoopKernel } from "../src/engine/kernels/cpu_loop_kernel.ts";
 import { mvnFusedCpu } from "../src/engine/kernels/cpu_fused.ts";

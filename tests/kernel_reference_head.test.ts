@@ -1,11 +1,12 @@
 /**
- * The gradient the fused statistics give (head_bank.ts `gradientFromStats`) against tfjs autodiff
+ * The gradient the fused statistics give (model/gradient.ts `gradientFromStats`) against tfjs autodiff
  * of the op-by-op baseline (reference_head.ts), for each diagonal transform.
  */
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { statsWidth } from "../src/engine/kernels/fused_kernel.ts";
-import { gradientFromStats, thetaLength, trilFromTheta } from "../src/engine/head_bank.ts";
+import { gradientFromStats } from "../src/model/gradient.ts";
+import { thetaLength, trilFromTheta } from "../src/model/parameterisation.ts";
 import { mvnFusedCpu } from "../src/engine/kernels/cpu_fused.ts";
 import {
   createReferenceHead,

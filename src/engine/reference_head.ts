@@ -16,7 +16,7 @@ type Tf = typeof tfNs;
 const LOG_2PI = Math.log(2 * Math.PI);
 const SOFTPLUS_EPS = 1e-5;
 
-/** One head's tfjs variables, in the θ order of `head_bank.ts`: loc, strictly-lower, raw diag. */
+/** One head's tfjs variables, in the θ order of `model/parameterisation.ts`: loc, strictly-lower, raw diag. */
 export interface ReferenceHead {
   readonly d: number;
   readonly diag: DiagTransform;

@@ -191,7 +191,7 @@ export function lossTf(
 /**
  * The weighted mean NLL Σ w_i·nll_i / sumW of m rows from their raw outputs (float64, on the host)
  * and its gradient w.r.t. the outputs into `dy` [m, P], in the closed form of the unconditional
- * head (src/engine/head_bank.ts `gradientFromStats`, one row at a time): with z = L′⁻¹(x − loc′)
+ * head (src/model/gradient.ts `gradientFromStats`, one row at a time): with z = L′⁻¹(x − loc′)
  * and u = L′⁻ᵀz, ∂nll/∂loc′ = −u, ∂nll/∂L′_ab = −u_a·z_b (a > b), ∂nll/∂r_a = (1/L′_aa − u_a·z_a)·f′(r_a).
  * The network's part of the gradient is then tfjs autodiff with this `dy` ({@link weightGradsTf}).
  * Returns the loss without the constant d/2·log 2π.

@@ -1,6 +1,6 @@
 /**
  * Contract of the fused hot-path op: per-row Mahalanobis² and contributions, and per-key weighted
- * sufficient statistics from which the exact NLL gradient follows (see `head_bank.ts`).
+ * sufficient statistics from which the exact NLL gradient follows (see `model/gradient.ts`).
  *
  * Math, per row i of key k (x already centred on the key's frame origin by the host):
  *   r  = x_i − loc_k,  z = tril_k⁻¹ r (forward substitution),  m2 = Σ z_j²,  contrib_j = z_j²

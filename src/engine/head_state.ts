@@ -1,0 +1,171 @@
+/**
+ * The forms of a {@link Head} of `head_bank.ts`: a blank one, validation of given parameters, the
+ * snapshot, and the checkpoint state (`HeadState`) — export, validation and restore.
+ *
+ * @module
+ */
+import { covarianceOf, packLower, toRows, unpackLower } from "../model/linalg.ts";
+import type { Head } from "./head_bank.ts";
+import type { DiagTransform, HeadParams, HeadSnapshot, HeadState } from "./types.ts";
+
+/**
+ * A blank head of dimension d with θ length P: identity frame, zero θ and counters, nothing cached.
+ * The caller sets θ and derives the effective parameters.
+ */
+export function blankHead(key: string, d: number, P: number): Head {
+  const frameTril = new Float64Array(d * d);
+  for (let a = 0; a < d; a++) frameTril[a * d + a] = 1;
+  return {
+    key,
+    frameLoc: new Float64Array(d),
+    frameTril,
+    theta: new Float64Array(P),
+    m: new Float64Array(P),
+    v: new Float64Array(P),
+    steps: 0,
+    observations: 0,
+    rejected: 0,
+    preset: false,
+    init: null,
+    wSum: 0,
+    w2Sum: 0,
+    cusum: 0,
+    restarts: 0,
+    thrN: NaN,
+    thr: Infinity,
+    cutN: NaN,
+    cut: Infinity,
+    locC: new Float64Array(d),
+    tril: new Float64Array(d * d),
+    logDet: 0,
+  };
+}
+
+/** Throws unless `params` are d finite loc values and a d×d lower-triangular, positive-diagonal tril. */
+export function checkHeadParams(key: string, params: HeadParams, d: number): void {
+  if (params.loc.length !== d || params.scale_tril.length !== d) {
+    throw new RangeError(
+      `expected loc of ${d} numbers and scale_tril of ${d} rows for key '${key}', found ${params.loc.length} and ${params.scale_tril.length}`,
+    );
+  }
+  for (let a = 0; a < d; a++) {
+    const row = params.scale_tril[a];
+    if (row.length !== d) {
+      throw new RangeError(`expected scale_tril row ${a} of ${d} numbers, found ${row.length}`);
+    }
+    if (!Number.isFinite(params.loc[a])) {
+      throw new RangeError(`expected finite loc[${a}], found ${params.loc[a]}`);
+    }
+    for (let b = 0; b < d; b++) {
+      const v = row[b];
+      if (!Number.isFinite(v)) {
+        throw new RangeError(`expected finite scale_tril[${a}][${b}], found ${v}`);
+      }
+      if (b > a && v !== 0) {
+        throw new RangeError(`expected lower-triangular scale_tril, found ${v} at [${a}][${b}]`);
+      }
+      if (b === a && !(v > 0)) {
+        throw new RangeError(`expected a positive diagonal, found scale_tril[${a}][${a}] = ${v}`);
+      }
+    }
+  }
+}
+
+/** The head's public parameters and counters. */
+export function headSnapshot(h: Head, d: number): HeadSnapshot {
+  const loc = new Float64Array(d);
+  for (let a = 0; a < d; a++) loc[a] = h.frameLoc[a] + h.locC[a];
+  return {
+    key: h.key,
+    dim: d,
+    loc: Array.from(loc),
+    scale_tril: toRows(h.tril, d),
+    covariance: covarianceOf(h.tril, d),
+    observations: h.observations,
+    steps: h.steps,
+    rejected_updates: h.rejected,
+  };
+}
+
+/** The head's checkpoint state; `natural`: with the memory and the initialisation's Σw². */
+export function headToState(h: Head, d: number, diag: DiagTransform, natural: boolean): HeadState {
+  return {
+    key: h.key,
+    dim: d,
+    diag,
+    frame_loc: Array.from(h.frameLoc),
+    frame_tril: packLower(h.frameTril, d),
+    theta: Array.from(h.theta),
+    adam_m: Array.from(h.m),
+    adam_v: Array.from(h.v),
+    steps: h.steps,
+    observations: h.observations,
+    rejected_updates: h.rejected,
+    preset: h.preset,
+    ...(natural
+      ? { memory: { w: h.wSum, w2: h.w2Sum, cusum: h.cusum, restarts: h.restarts } }
+      : {}),
+    init: h.init === null ? null : {
+      count: h.init.count,
+      ...(natural ? { w2: h.init.w2 } : {}),
+      mean: Array.from(h.init.mean),
+      scatter: packLower(h.init.scatter, d),
+    },
+  };
+}
+
+/** Throws unless `s` is a state of dimension d, diagonal transform `diag` and θ length P. */
+export function checkHeadState(s: HeadState, d: number, P: number, diag: DiagTransform): void {
+  if (s.dim !== d) {
+    throw new RangeError(`expected state of dimension ${d} for '${s.key}', found ${s.dim}`);
+  }
+  if (s.diag !== diag) {
+    throw new RangeError(
+      `expected state with diag transform '${diag}' for '${s.key}', found '${s.diag}'`,
+    );
+  }
+  const lens: [string, number, number][] = [
+    ["frame_loc", s.frame_loc.length, d],
+    ["frame_tril", s.frame_tril.length, (d * (d + 1)) / 2],
+    ["theta", s.theta.length, P],
+    ["adam_m", s.adam_m.length, P],
+    ["adam_v", s.adam_v.length, P],
+  ];
+  for (const [name, got, want] of lens) {
+    if (got !== want) {
+      throw new RangeError(`expected ${want} numbers in ${name} of '${s.key}', found ${got}`);
+    }
+  }
+}
+
+/**
+ * Writes a (checked) state into a blank head: frame, θ, Adam moments, counters, memory and
+ * initialisation statistics. The effective parameters are the caller's to refresh. Checkpoints from
+ * before the natural step have no memory: every observation counts once, up to a full memory
+ * under forgetting factor `lambda`.
+ */
+export function restoreHead(h: Head, s: HeadState, d: number, lambda: number): void {
+  h.frameLoc.set(s.frame_loc);
+  unpackLower(s.frame_tril, d, h.frameTril);
+  h.theta.set(s.theta);
+  h.m.set(s.adam_m);
+  h.v.set(s.adam_v);
+  h.steps = s.steps;
+  h.observations = s.observations;
+  h.rejected = s.rejected_updates;
+  h.preset = s.preset ?? false;
+  const lam = lambda;
+  const full = lam < 1 ? 1 / (1 - lam) : Infinity;
+  const mem = s.memory;
+  h.wSum = mem?.w ?? Math.min(s.observations, full);
+  h.w2Sum = mem?.w2 ??
+    (lam < 1 && s.observations > full ? 1 / (1 - lam * lam) : Math.min(s.observations, full));
+  h.cusum = mem?.cusum ?? 0;
+  h.restarts = mem?.restarts ?? 0;
+  h.init = s.init === null ? null : {
+    count: s.init.count,
+    w2: s.init.w2 ?? s.init.count,
+    mean: Float64Array.from(s.init.mean),
+    scatter: unpackLower(s.init.scatter, d),
+  };
+}
