@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { parseLiveFlags, resolveLiveConfig } from "../src/config/live_config.ts";
+import { liveConfig } from "./helpers/live_worker.ts";
 import { LiveScoreRecord } from "../schemas/messages.ts";
 import { AlarmEpisode } from "../schemas/alarm.ts";
 import type { Publication } from "../src/nats/acked_publisher.ts";
@@ -24,10 +24,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     await using srv = await startNatsServer();
-    const config = resolveLiveConfig(
-      parseLiveFlags(["--nats-url", srv.url, "--backend", "cpu", "--warmup", "50"]),
-      {},
-    );
+    const config = liveConfig(srv.url, ["--warmup", "50"]);
     await using worker = await startWorker(config, { log: quiet });
     const nc = await connect({ servers: srv.url });
     const g = gaussian(rng(5));

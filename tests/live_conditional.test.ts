@@ -8,7 +8,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { headers } from "@nats-io/nats-core";
-import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
+import { topologyFor } from "../src/config/live_config.ts";
 import { F32_CONTENT_TYPE, type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
 import { ServiceScoreReply } from "../schemas/service.ts";
 import { decodeMessage, encodeF32 } from "../src/wire/decode.ts";
@@ -17,9 +17,18 @@ import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { startWorker } from "../src/live/worker.ts";
 import { encodeKvKey } from "../src/nats/kv_key.ts";
 import { readStream, startNatsServer, streamCount, waitFor } from "./helpers/nats_server.ts";
-import { MODES_3D, modeStream, normalSampler, sample } from "./helpers/conditional.ts";
+import {
+  modePublications,
+  MODES_3D,
+  modeStream,
+  normalSampler,
+  sample,
+} from "./helpers/conditional.ts";
+import { liveConfig, waitForScores } from "./helpers/live_worker.ts";
 
 const enc = new TextEncoder();
+/** The conditional head on 3 features. */
+const CONDITIONAL = ["--head", "conditional", "--features", "3"];
 const S = { dim: 3, obsPrefix: "telemetry.obs.", maxBytes: 1 << 20, features: 2 };
 
 Deno.test("decode: features in JSON and f32 blocks; missing or wrong-length ones are dead letters", () => {
@@ -72,40 +81,19 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     await using srv = await startNatsServer();
-    const config = resolveLiveConfig(
-      parseLiveFlags([
-        "--nats-url",
-        srv.url,
-        "--backend",
-        "cpu",
-        "--params-every-ms",
-        "200",
-        "--head",
-        "conditional",
-        "--features",
-        "3",
-        "--hidden",
-        "32,32",
-      ]),
-      {},
-    );
+    const config = liveConfig(srv.url, [
+      "--params-every-ms",
+      "200",
+      ...CONDITIONAL,
+      "--hidden",
+      "32,32",
+    ]);
     assert.equal(config.head.head, "conditional");
     await using _worker = await startWorker(config, { log: () => {} });
     const nc = await connect({ servers: srv.url });
     const n = 10_000;
     const s = modeStream(n, MODES_3D, 41);
-    const pubs: Publication[] = [];
-    const per = 100;
-    for (let i = 0; i < n; i += per) {
-      const obs = [];
-      for (let r = i; r < i + per; r++) {
-        obs.push({
-          v: Array.from(s.values.subarray(3 * r, 3 * r + 3)),
-          features: Array.from(s.features.subarray(3 * r, 3 * r + 3)),
-        });
-      }
-      pubs.push({ subject: "telemetry.obs.pump", data: JSON.stringify(obs), msgID: `m-${i}` });
-    }
+    const pubs: Publication[] = modePublications(s, 0, n, 100, "telemetry.obs.pump", "m");
     // Bad ones: no features, wrong count, an f32 block without its header.
     pubs.push({ subject: "telemetry.obs.pump", data: `{"v":[1,2,3]}`, msgID: "bad-1" });
     pubs.push({
@@ -200,35 +188,11 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     await using srv = await startNatsServer();
-    const config = resolveLiveConfig(
-      parseLiveFlags([
-        "--nats-url",
-        srv.url,
-        "--backend",
-        "cpu",
-        "--params-every-ms",
-        "100",
-        "--head",
-        "conditional",
-        "--features",
-        "3",
-      ]),
-      {},
-    );
+    const config = liveConfig(srv.url, ["--params-every-ms", "100", ...CONDITIONAL]);
     const nc = await connect({ servers: srv.url });
     const s = modeStream(3000, MODES_3D, 43);
     const publish = async (from: number, to: number) => {
-      const pubs: Publication[] = [];
-      for (let i = from; i < to; i += 50) {
-        const obs = [];
-        for (let r = i; r < i + 50; r++) {
-          obs.push({
-            v: Array.from(s.values.subarray(3 * r, 3 * r + 3)),
-            features: Array.from(s.features.subarray(3 * r, 3 * r + 3)),
-          });
-        }
-        pubs.push({ subject: "telemetry.obs.k", data: JSON.stringify(obs), msgID: `r-${i}` });
-      }
+      const pubs = modePublications(s, from, to, 50, "telemetry.obs.k", "r");
       await publishAllAcked(jetstream(nc), pubs, () => {});
     };
     const kv = await new Kvm(nc).open(topologyFor("telemetry").paramsBucket);
@@ -254,7 +218,7 @@ Deno.test({
       assert.ok(second.version! > first.version!, `${second.version} > ${first.version}`);
       assert.equal(second.head, "conditional");
     }
-    await waitFor("scores", async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 3000);
+    await waitForScores(nc, 3000, "scores");
     assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), 3000);
     await nc.close();
   },

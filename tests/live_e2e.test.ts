@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
+import { topologyFor } from "../src/config/live_config.ts";
+import { liveConfig, waitForScores } from "./helpers/live_worker.ts";
 import { type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
 import { encodeF32 } from "../src/wire/decode.ts";
 import { publishFile } from "../src/nats/file_publisher.ts";
@@ -26,10 +27,7 @@ const SAMPLE = new URL("../data/sample.ndjson", import.meta.url).pathname;
 const quiet = () => {};
 
 function config(url: string, extra: string[] = []) {
-  return resolveLiveConfig(
-    parseLiveFlags(["--nats-url", url, "--backend", "cpu", "--params-every-ms", "200", ...extra]),
-    {},
-  );
+  return liveConfig(url, ["--params-every-ms", "200", ...extra]);
 }
 
 interface SampleRow {
@@ -70,11 +68,7 @@ Deno.test({
       log: quiet,
     });
     assert.equal(summary.observations, rows.length);
-    await waitFor(
-      "all scores",
-      async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= rows.length,
-      120_000,
-    );
+    await waitForScores(nc, rows.length, "all scores");
     const scores = await readStream(nc, "TELEMETRY_SCORES");
 
     await t.step(
@@ -175,11 +169,7 @@ Deno.test({
       ]);
       assert.equal((await pub.status()).code, 0, pub.stderr());
       assert.match(pub.stderr(), /published 5000 observations in 50 messages/);
-      await waitFor(
-        "block scores",
-        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 2 * rows.length,
-        120_000,
-      );
+      await waitForScores(nc, 2 * rows.length, "block scores");
       const blk = (await readStream(nc, "TELEMETRY_SCORES"))
         .map((m) => m.json<LiveScoreRecord>())
         .filter((r) => r.key === "blk");
@@ -210,11 +200,7 @@ Deno.test({
       msgID: `ws-${i}`,
     }));
     await publishAllAcked(jetstream(nc), pubs, quiet);
-    await waitFor(
-      "300 scores",
-      async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= 300,
-      120_000,
-    );
+    await waitForScores(nc, 300, "300 scores");
     const recs = (await readStream(nc, "TELEMETRY_SCORES")).map((m) => m.json<LiveScoreRecord>());
     assert.deepEqual(new Set(recs.map((r) => r.stream_seq)).size, 300);
     await worker.stop();

@@ -5,7 +5,14 @@
  */
 import assert from "node:assert/strict";
 import type { Checkpoint } from "../schemas/messages.ts";
-import { type ArraySource, type MemorySink, runUntilDrained, setup } from "./helpers/live_fakes.ts";
+import {
+  type ArraySource,
+  fakeHeadState,
+  type MemorySink,
+  runUntilDrained,
+  setup,
+  trickle,
+} from "./helpers/live_fakes.ts";
 import { waitFor } from "./helpers/nats_server.ts";
 
 Deno.test("learning loop with in-memory I/O", async (t) => {
@@ -82,20 +89,7 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
     const cp = (key: string, last_seq: number, observations: number): Checkpoint => ({
       last_seq,
       written_at: "2026-01-01T00:00:00Z",
-      state: {
-        key,
-        dim: 2,
-        diag: "softplus",
-        frame_loc: [0, 0],
-        frame_tril: [1, 0, 1],
-        theta: [0, 0, 0, 0, 0],
-        adam_m: [0, 0, 0, 0, 0],
-        adam_v: [0, 0, 0, 0, 0],
-        steps: 0,
-        observations,
-        rejected_updates: 0,
-        init: null,
-      },
+      state: fakeHeadState(key, observations),
     });
     // Key a applied seqs 1 and 3 before the "crash"; b applied 2.
     const { engine, source, sink, store, loop } = setup([cp("a", 3, 2), cp("b", 2, 1)]);
@@ -188,20 +182,7 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
       const { source, sink, loop } = setup([{
         last_seq: 3,
         written_at: "2026-01-01T00:00:00Z",
-        state: {
-          key: "a",
-          dim: 2,
-          diag: "softplus",
-          frame_loc: [0, 0],
-          frame_tril: [1, 0, 1],
-          theta: [0, 0, 0, 0, 0],
-          adam_m: [0, 0, 0, 0, 0],
-          adam_v: [0, 0, 0, 0, 0],
-          steps: 0,
-          observations: 3,
-          rejected_updates: 0,
-          init: null,
-        },
+        state: fakeHeadState("a", 3),
       }], 1);
       source.add(4, "a", "[0,0]");
       await runUntilDrained(loop, source);
@@ -306,10 +287,7 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
       const t0 = performance.now();
       const done = loop.run();
       // A trickle: one message every ~2 ms (or slower, on a busy machine), two keys.
-      for (let s = 1; s <= 100; s++) {
-        source.add(s, s % 2 === 0 ? "a" : "b", `[${s},1]`);
-        await new Promise((r) => setTimeout(r, 2));
-      }
+      await trickle(source, 100, (s) => s % 2 === 0 ? "a" : "b");
       // Idle now: the last messages are still checkpointed and acked, without a stop.
       await waitFor("all 100 acked", () => events.includes("ack 100"), 120_000);
       const elapsed = performance.now() - t0;
@@ -347,10 +325,7 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
       const t0 = performance.now();
       const done = loop.run();
       // At least 120 ms of trickle: more than one 30 ms checkpoint interval.
-      for (let s = 1; s <= 60; s++) {
-        source.add(s, s % 3 === 0 ? "a" : "b", `[${s},1]`);
-        await new Promise((r) => setTimeout(r, 2));
-      }
+      await trickle(source, 60, (s) => s % 3 === 0 ? "a" : "b");
       await waitFor("the ack of message 60", () => events.includes("ack 60"), 120_000);
       const elapsed = performance.now() - t0;
       const acks = events.filter((e) => e.startsWith("ack")).map((e) => Number(e.slice(4)));

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
+import { topologyFor } from "../src/config/live_config.ts";
+import { liveConfig } from "./helpers/live_worker.ts";
 import { Checkpoint, ParamsMessage } from "../schemas/messages.ts";
 import { startWorker } from "../src/live/worker.ts";
 import { encodeKvKey } from "../src/nats/kv_key.ts";
@@ -15,10 +16,7 @@ import { runCli, startNatsServer, streamCount, waitFor } from "./helpers/nats_se
 const quiet = () => {};
 
 function config(url: string, prefix: string) {
-  return resolveLiveConfig(
-    parseLiveFlags(["--nats-url", url, "--backend", "cpu", "--prefix", prefix]),
-    {},
-  );
+  return liveConfig(url, ["--prefix", prefix]);
 }
 
 Deno.test({

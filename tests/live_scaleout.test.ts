@@ -9,21 +9,29 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { Checkpoint, type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
 import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
-import type { Publication } from "../src/nats/acked_publisher.ts";
-import { encodeKvKey } from "../src/nats/kv_key.ts";
 import { partitionMapping, partitionOf, probePartitions } from "../src/nats/partitions.ts";
 import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { startNatsCluster } from "./helpers/nats_cluster.ts";
 import {
   type CliProcess,
   readStream,
-  runCli,
   startNatsServer,
   streamCount,
   waitFor,
 } from "./helpers/nats_server.ts";
+import {
+  addInputStream,
+  assertExactlyOnce,
+  type Inputs,
+  inputs as inputsOver,
+  publishInBatches,
+  sigkill as sigkillProcess,
+  sigtermExitsZero,
+  spawnWorker as spawnCpuWorker,
+  waitForScores,
+  waitRunning,
+} from "./helpers/live_worker.ts";
 
 const quiet = () => {};
 const P = 16;
@@ -90,38 +98,13 @@ Deno.test({
 });
 
 /** `n` input messages over KEYS; every 10th a JSON array of 2 rows. */
-function inputs(n: number) {
-  const pubs: Publication[] = [];
-  const perKey = new Map<string, number>();
-  let obs = 0;
-  for (let i = 0; i < n; i++) {
-    const key = KEYS[i % KEYS.length];
-    const x = [Math.sin(i * 0.7), Math.cos(i * 1.3), ((i * 7919) % 101) / 50];
-    const multi = i % 10 === 9;
-    const data = JSON.stringify(multi ? [{ v: x }, x.map((v) => v + 0.1)] : { v: x });
-    const rows = multi ? 2 : 1;
-    perKey.set(key, (perKey.get(key) ?? 0) + rows);
-    obs += rows;
-    pubs.push({ subject: `telemetry.obs.${key}`, data, msgID: `in-${i}` });
-  }
-  return { pubs, perKey, obs };
+function inputs(n: number): Inputs {
+  return inputsOver(n, KEYS);
 }
 
+/** A worker process with leases of 4 s (`extra` flags). */
 function spawnWorker(url: string, extra: string[] = []): CliProcess {
-  return runCli([
-    "start",
-    "--nats-url",
-    url,
-    "--backend",
-    "cpu",
-    "--params-every-ms",
-    "200",
-    "--batch",
-    "128",
-    "--lease-ms",
-    "4000",
-    ...extra,
-  ]);
+  return spawnCpuWorker(url, ["--lease-ms", "4000", ...extra]);
 }
 
 /** Sum of unacked and undelivered messages over the `parts` partition consumers. */
@@ -135,45 +118,6 @@ async function pendingTotal(nc: NatsConnection, parts: number): Promise<number> 
     total += ci.num_ack_pending + ci.num_pending;
   }
   return consumers === parts ? total : Infinity;
-}
-
-/** `f()`, tried again (5 times) when it throws: just after a cluster node stopped, requests time out. */
-async function retried<T>(f: () => Promise<T>): Promise<T> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await f();
-    } catch (e) {
-      if (attempt >= 5) throw e;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-}
-
-async function assertExactlyOnce(
-  nc: NatsConnection,
-  nMessages: number,
-  perKey: Map<string, number>,
-  obs: number,
-  parts: number,
-): Promise<void> {
-  const stored = await retried(() => readStream(nc, "TELEMETRY_SCORES"));
-  const scores = stored.map((m) => m.json<LiveScoreRecord>());
-  assert.equal(scores.length, obs, "one score per observation");
-  const ids = new Set(scores.map((r) => `${r.stream_seq}:${r.index ?? "-"}`));
-  assert.equal(ids.size, obs, "no observation scored twice");
-  assert.equal(new Set(scores.map((r) => r.stream_seq)).size, nMessages);
-  const kvm = new Kvm(nc);
-  const cps = await retried(() => kvm.open(topologyFor("telemetry").checkpointBucket));
-  const params = await retried(() => kvm.open(topologyFor("telemetry").paramsBucket));
-  for (const [key, n] of perKey) {
-    const e = await retried(() => cps.get(`p${partitionOf(key, parts)}.${encodeKvKey(key)}`));
-    assert.ok(e !== null, `checkpoint of ${key}`);
-    assert.equal(Checkpoint.parse(e.json()).state.observations, n, `observations of ${key}`);
-    await waitFor(`params of ${key}`, async () => {
-      const p = await params.get(encodeKvKey(key));
-      return p !== null && ParamsMessage.parse(p.json()).observations === n;
-    }, 10_000);
-  }
 }
 
 interface Step {
@@ -195,39 +139,22 @@ async function scaleOutRun(
   replicas: number,
   parts = P,
 ): Promise<void> {
-  const { pubs, perKey, obs } = inputs(n);
+  const input = inputs(n);
+  const { pubs, obs } = input;
   const nc = await connect({ servers: url.split(","), maxReconnectAttempts: -1 });
   const all = workers;
   try {
-    await (await jetstreamManager(nc)).streams.add({
-      name: "TELEMETRY",
-      subjects: ["telemetry.obs.>"],
-      num_replicas: replicas,
-      duplicate_window: 30 * 60 * 1e9,
-    });
-    const publishing = (async () => {
-      for (let i = 0; i < pubs.length; i += 200) {
-        await publishAllAcked(jetstream(nc), pubs.slice(i, i + 200), quiet);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
+    await addInputStream(nc, { num_replicas: replicas, duplicate_window: 30 * 60 * 1e9 });
+    const publishing = publishInBatches(nc, pubs, 200, 100);
     for (const step of steps(all)) {
-      await waitFor(
-        `${step.at} scores before: ${step.what}`,
-        async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= step.at,
-        90_000,
-      );
+      await waitForScores(nc, step.at, `${step.at} scores before: ${step.what}`, 90_000);
       if (Deno.env.get("MVN_TEST_VERBOSE")) console.log(`${new Date().toISOString()} ${step.what}`);
       await step.run();
     }
     await publishing;
     const verbose = Deno.env.get("MVN_TEST_VERBOSE") !== undefined;
     if (verbose) console.log(`${new Date().toISOString()} published`);
-    await waitFor(
-      "all scores",
-      async () => (await streamCount(nc, "TELEMETRY_SCORES")) >= obs,
-      120_000,
-    );
+    await waitForScores(nc, obs, "all scores");
     if (verbose) console.log(`${new Date().toISOString()} all scored`);
     await waitFor(
       "every partition committed",
@@ -236,15 +163,14 @@ async function scaleOutRun(
     );
     if (verbose) console.log(`${new Date().toISOString()} all committed`);
     assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), obs);
-    await assertExactlyOnce(nc, pubs.length, perKey, obs, parts);
+    await assertExactlyOnce(nc, input, parts);
     if (Deno.env.get("MVN_TEST_VERBOSE")) {
       for (const [i, w] of all.entries()) console.log(`--- worker ${i}\n${w.stderr()}`);
     }
     const alive = all.filter((w) => !killed.has(w));
     // (A worker signalled before it is running exits 143: wait until it runs.)
-    for (const w of alive) await waitFor("worker running", () => running(w), 150_000);
-    for (const w of alive) w.child.kill("SIGTERM");
-    for (const w of alive) assert.equal((await w.status()).code, 0, w.stderr());
+    for (const w of alive) await waitRunning(w);
+    await Promise.all(alive.map(sigtermExitsZero));
   } catch (e) {
     for (const [i, w] of all.entries()) console.error(`--- worker ${i}\n${w.stderr()}`);
     throw e;
@@ -254,16 +180,11 @@ async function scaleOutRun(
   }
 }
 
-/** True once the worker runs (its signal handlers installed). */
-function running(w: CliProcess): boolean {
-  return w.stderr().includes("[worker] running");
-}
-
 /** Starts a worker and waits until it runs. */
 async function addWorker(all: CliProcess[], url: string, extra: string[] = []): Promise<void> {
   const w = spawnWorker(url, extra);
   all.push(w);
-  await waitFor("the new worker running", () => running(w), 150_000);
+  await waitRunning(w, "the new worker running");
 }
 
 const killed = new WeakSet<CliProcess>();
@@ -305,8 +226,7 @@ async function sigkillAnOwner(url: string, all: CliProcess[]): Promise<void> {
 
 async function sigkill(w: CliProcess): Promise<void> {
   killed.add(w);
-  w.child.kill("SIGKILL");
-  await w.status();
+  await sigkillProcess(w);
 }
 
 Deno.test({

@@ -9,7 +9,8 @@ import { jetstream } from "@nats-io/jetstream";
 import { headers } from "@nats-io/nats-core";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { parseLiveFlags, resolveLiveConfig, topologyFor } from "../src/config/live_config.ts";
+import { topologyFor } from "../src/config/live_config.ts";
+import { liveConfig } from "./helpers/live_worker.ts";
 import { Checkpoint, F32_CONTENT_TYPE, ParamsMessage } from "../schemas/messages.ts";
 import { ServiceErrorReply, ServiceScoreReply } from "../schemas/service.ts";
 import { startWorker } from "../src/live/worker.ts";
@@ -56,19 +57,7 @@ Deno.test({
   fn: async (t) => {
     await using srv = await startNatsServer();
     const nc = await connect({ servers: srv.url });
-    const config = resolveLiveConfig(
-      parseLiveFlags([
-        "--nats-url",
-        srv.url,
-        "--backend",
-        "cpu",
-        "--prefix",
-        PREFIX,
-        "--params-every-ms",
-        "50",
-      ]),
-      {},
-    );
+    const config = liveConfig(srv.url, ["--prefix", PREFIX, "--params-every-ms", "50"]);
     const worker = await startWorker(config, { log: () => {} });
     const topo = topologyFor(PREFIX);
     try {

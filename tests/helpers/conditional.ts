@@ -5,6 +5,8 @@
  * @module
  */
 import { mulberry32 } from "../../src/model/prng.ts";
+import type { Publication } from "../../src/nats/acked_publisher.ts";
+import { gaussian, klMvn } from "./synthetic.ts";
 
 /** A Gaussian: mean and lower Cholesky factor (row-major d×d). */
 export interface Gaussian {
@@ -21,19 +23,7 @@ export const MODES_3D: readonly Gaussian[] = [
 
 /** Standard normal sampler (Box–Muller) on a seeded uniform. */
 export function normalSampler(seed: number): () => number {
-  const u = mulberry32(seed);
-  let spare: number | null = null;
-  return () => {
-    if (spare !== null) {
-      const s = spare;
-      spare = null;
-      return s;
-    }
-    const r = Math.sqrt(-2 * Math.log(1 - u()));
-    const a = 2 * Math.PI * u();
-    spare = r * Math.sin(a);
-    return r * Math.cos(a);
-  };
+  return gaussian(mulberry32(seed));
 }
 
 /** x = loc + L·ε. */
@@ -71,25 +61,31 @@ export function modeStream(
 
 /** KL(N(μt, Σt) ‖ N(μl, Σl)) from Cholesky factors (row arrays). */
 export function klGaussian(t: Gaussian, l: Gaussian): number {
-  const d = t.loc.length;
-  // Solve with L_l: A = L_l⁻¹ L_t, b = L_l⁻¹(μl − μt).
-  const solve = (v: number[]) => {
-    const z = new Array<number>(d).fill(0);
-    for (let i = 0; i < d; i++) {
-      let s = v[i];
-      for (let j = 0; j < i; j++) s -= l.tril[i][j] * z[j];
-      z[i] = s / l.tril[i][i];
+  return klMvn(t.loc, t.tril, l.loc, l.tril);
+}
+
+/**
+ * Rows [from, to) of a mode stream (d = 3, 3 features) as JSON arrays of `per` observations
+ * `{v, features}` on `subject`, message ids `<idPrefix>-<first row>`.
+ */
+export function modePublications(
+  s: { values: Float64Array; features: Float64Array },
+  from: number,
+  to: number,
+  per: number,
+  subject: string,
+  idPrefix: string,
+): Publication[] {
+  const pubs: Publication[] = [];
+  for (let i = from; i < to; i += per) {
+    const obs = [];
+    for (let r = i; r < i + per; r++) {
+      obs.push({
+        v: Array.from(s.values.subarray(3 * r, 3 * r + 3)),
+        features: Array.from(s.features.subarray(3 * r, 3 * r + 3)),
+      });
     }
-    return z;
-  };
-  let tr = 0;
-  for (let c = 0; c < d; c++) {
-    const col = solve(t.tril.map((row) => row[c]));
-    for (const v of col) tr += v * v;
+    pubs.push({ subject, data: JSON.stringify(obs), msgID: `${idPrefix}-${i}` });
   }
-  const b = solve(l.loc.map((m, i) => m - t.loc[i]));
-  const maha = b.reduce((s, v) => s + v * v, 0);
-  let logDet = 0;
-  for (let i = 0; i < d; i++) logDet += Math.log(l.tril[i][i]) - Math.log(t.tril[i][i]);
-  return 0.5 * (tr + maha - d) + logDet;
+  return pubs;
 }

@@ -26,6 +26,24 @@ import type {
 } from "../../src/engine/types.ts";
 
 /** Counts observations per key (only `counted` rows) and scores every row with m2 = Σ x². */
+/** The state of a d = 2 head that learned nothing but counts `observations`. */
+export function fakeHeadState(key: string, observations: number): HeadState {
+  return {
+    key,
+    dim: 2,
+    diag: "softplus",
+    frame_loc: [0, 0],
+    frame_tril: [1, 0, 1],
+    theta: [0, 0, 0, 0, 0],
+    adam_m: [0, 0, 0, 0, 0],
+    adam_v: [0, 0, 0, 0, 0],
+    steps: 0,
+    observations,
+    rejected_updates: 0,
+    init: null,
+  };
+}
+
 export class CountingEngine implements ScoringEngine {
   readonly backend = "cpu" as const;
   readonly backendReason = "fake";
@@ -89,20 +107,9 @@ export class CountingEngine implements ScoringEngine {
     })));
   }
   exportState(keys?: readonly string[]): Promise<HeadState[]> {
-    return Promise.resolve((keys ?? [...this.obs.keys()]).map((key) => ({
-      key,
-      dim: 2,
-      diag: "softplus" as const,
-      frame_loc: [0, 0],
-      frame_tril: [1, 0, 1],
-      theta: [0, 0, 0, 0, 0],
-      adam_m: [0, 0, 0, 0, 0],
-      adam_v: [0, 0, 0, 0, 0],
-      steps: 0,
-      observations: this.obs.get(key) ?? 0,
-      rejected_updates: 0,
-      init: null,
-    })));
+    return Promise.resolve(
+      (keys ?? [...this.obs.keys()]).map((key) => fakeHeadState(key, this.obs.get(key) ?? 0)),
+    );
   }
   importState(states: readonly HeadState[]): Promise<void> {
     for (const s of states) this.obs.set(s.key, s.observations);
@@ -241,6 +248,18 @@ export function setup(
     fence,
   });
   return { events, engine, source, sink, store, loop };
+}
+
+/** Adds messages 1..n (`[s,1]` to key `keyOf(s)`), one every ~2 ms (or slower, on a busy machine). */
+export async function trickle(
+  source: ArraySource,
+  n: number,
+  keyOf: (s: number) => string,
+): Promise<void> {
+  for (let s = 1; s <= n; s++) {
+    source.add(s, keyOf(s), `[${s},1]`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }
 
 export async function runUntilDrained(loop: LiveLoop, source: ArraySource): Promise<void> {
