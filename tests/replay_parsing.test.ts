@@ -20,6 +20,17 @@ function assertRowsReached(seen: { key: string; values: number[] }[]): void {
   assert.deepEqual(seen.map((r) => r.values), ROWS.map((r) => r.v));
 }
 
+/** Replays `options`: the engine reaches ROWS and the records are theirs (`assertRecords`). */
+async function assertReplaysRows(
+  options: Parameters<typeof replayWith>[0],
+  withEchoes = true,
+): Promise<Awaited<ReturnType<typeof replayWith>>> {
+  const run = await replayWith(options);
+  assertRowsReached(run.engine.rows);
+  assertRecords(run.records, withEchoes);
+  return run;
+}
+
 /** Records must echo key/t/label, count seq per key, and carry the standard-normal scores of v. */
 function assertRecords(records: Record<string, unknown>[], withEchoes = true): void {
   assert.equal(records.length, ROWS.length);
@@ -42,9 +53,7 @@ Deno.test("NDJSON observation forms reach the engine unchanged", async (t) => {
   await t.step("the v form, with key, t and label fields echoed", async () => {
     const text = ROWS.map((r) => JSON.stringify({ t: r.t, key: r.key, v: r.v, label: r.label }))
       .join("\n");
-    const run = await replayWith({ input: await dir.write("v.ndjson", text) });
-    assertRowsReached(run.engine.rows);
-    assertRecords(run.records);
+    const run = await assertReplaysRows({ input: await dir.write("v.ndjson", text) });
     assert.equal(run.summary.keys, 2);
     assert.equal(run.summary.dim, 3);
   });
@@ -53,9 +62,7 @@ Deno.test("NDJSON observation forms reach the engine unchanged", async (t) => {
     const text = ROWS.map((r) =>
       JSON.stringify({ key: r.key, x: r.v[0], y: r.v[1], z: r.v[2], t: r.t, label: r.label })
     ).join("\n");
-    const run = await replayWith({ input: await dir.write("xyz.jsonl", text) });
-    assertRowsReached(run.engine.rows);
-    assertRecords(run.records);
+    await assertReplaysRows({ input: await dir.write("xyz.jsonl", text) });
   });
 
   await t.step(
@@ -64,15 +71,13 @@ Deno.test("NDJSON observation forms reach the engine unchanged", async (t) => {
       const text = ROWS.map((r) =>
         JSON.stringify({ dev: r.key, ts: r.t, truth: r.label, p: r.v[0], q: r.v[1], r: r.v[2] })
       ).join("\n");
-      const run = await replayWith({
+      await assertReplaysRows({
         input: await dir.write("named.ndjson", text),
         columns: "p,q,r",
         key_column: "dev",
         time_column: "ts",
         label_column: "truth",
       });
-      assertRowsReached(run.engine.rows);
-      assertRecords(run.records);
     },
   );
 
@@ -96,9 +101,7 @@ Deno.test("CSV input is read with any delimiter and any column layout", async (t
     await t.step(`${name}-delimited, delimiter detected, numeric columns found`, async () => {
       const lines = ["t,key,a,b,c,label".replaceAll(",", d)];
       for (const r of ROWS) lines.push([r.t, r.key, ...r.v, r.label].join(d));
-      const run = await replayWith({ input: await dir.write(`${name}.csv`, lines.join("\n")) });
-      assertRowsReached(run.engine.rows);
-      assertRecords(run.records);
+      await assertReplaysRows({ input: await dir.write(`${name}.csv`, lines.join("\n")) });
     });
   }
 
@@ -107,27 +110,23 @@ Deno.test("CSV input is read with any delimiter and any column layout", async (t
     async () => {
       const lines = ["c,noise,a,when,who,b,y"];
       for (const r of ROWS) lines.push([r.v[2], 99, r.v[0], r.t, r.key, r.v[1], r.label].join(","));
-      const run = await replayWith({
+      await assertReplaysRows({
         input: await dir.write("cols.csv", lines.join("\r\n") + "\r\n"),
         columns: "a,b,c",
         time_column: "when",
         key_column: "who",
         label_column: "y",
       });
-      assertRowsReached(run.engine.rows);
-      assertRecords(run.records);
     },
   );
 
   await t.step("an explicit --delimiter and quoted cells", async () => {
     const lines = ['"key";"x";"y";"z"'];
     for (const r of ROWS) lines.push([`"${r.key}"`, ...r.v].join(";"));
-    const run = await replayWith({
+    await assertReplaysRows({
       input: await dir.write("quoted.txt", lines.join("\n")),
       delimiter: ";",
-    });
-    assertRowsReached(run.engine.rows);
-    assertRecords(run.records, false);
+    }, false);
   });
 
   await t.step("a non-numeric time column is echoed as a string", async () => {
