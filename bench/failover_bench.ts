@@ -12,6 +12,7 @@
 import { parseArgs } from "node:util";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { workerCommand } from "../src/nats/worker_command.ts";
 import { startNatsServer } from "../tests/helpers/nats_server.ts";
 
 const { values } = parseArgs({
@@ -30,22 +31,8 @@ const afterS = Number(values["after-s"]);
 const KEYS = Array.from({ length: 64 }, (_, i) => `k${i}`);
 
 await using srv = await startNatsServer({ partitions: 16 });
-const root = new URL("..", import.meta.url).pathname;
 const spawn = () =>
-  new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "start",
-      "--nats-url",
-      srv.url,
-      "--backend",
-      "cpu",
-      "--lease-ms",
-      String(leaseMs),
-    ],
-    cwd: root,
+  workerCommand(srv.url, ["--backend", "cpu", "--lease-ms", String(leaseMs)], {
     stdin: "null",
     stdout: "null",
     stderr: "null",

@@ -15,6 +15,7 @@ import { connect } from "@nats-io/transport-node";
 import { NatsServerProcess } from "../src/nats/server_process.ts";
 import { partitionMapping } from "../src/nats/partitions.ts";
 import { publishAllAcked } from "../src/nats/publish_retry.ts";
+import { workerCommand } from "../src/nats/worker_command.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -58,25 +59,12 @@ async function run(workers: number) {
     const serverPid = server.pid!;
     const cpu0 = cpuSeconds(serverPid);
     const children = Array.from({ length: workers }, () =>
-      new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          "--v8-flags=--no-allocation-site-pretenuring",
-          "main.ts",
-          "start",
-          "--nats-url",
-          server.url,
-          "--backend",
-          "cpu",
-          "--partitions",
-          values.partitions,
-        ],
-        cwd: new URL("..", import.meta.url).pathname,
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn());
+      workerCommand(
+        server.url,
+        ["--backend", "cpu", "--partitions", values.partitions],
+        { stdin: "null", stdout: "null", stderr: "null" },
+        ["--v8-flags=--no-allocation-site-pretenuring"],
+      ).spawn());
     // Workers first, balanced (a lease round is 2 s), then the input as fast as it goes: the
     // measurement starts at the first score, so it excludes start-up and rebalancing.
     await new Promise((r) => setTimeout(r, 8000));

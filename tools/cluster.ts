@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { startNatsCluster } from "../src/nats/local_cluster.ts";
+import { workerCommand } from "../src/nats/worker_command.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -33,7 +34,6 @@ if (!Number.isInteger(workers) || workers < 0 || !Number.isInteger(partitions) |
 // Servers and workers in their own sessions: Ctrl-C reaches only this process, which stops the
 // workers first (they hand their partitions over) and the servers after them.
 const cluster = await startNatsCluster({ partitions, detached: true });
-const root = new URL("..", import.meta.url).pathname;
 console.error(
   `3-node cluster up (store ${cluster.dir}, ${partitions} partitions):\n` +
     cluster.urls.map((u, i) => `  n${i}: ${u}`).join("\n") +
@@ -42,26 +42,11 @@ console.error(
     `  add a worker: NATS_URL=${cluster.url} deno task start --replicas 3 --partitions ${partitions}`,
 );
 const children = Array.from({ length: workers }, (_, i) => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "start",
-      "--nats-url",
-      cluster.url,
-      "--replicas",
-      "3",
-      "--partitions",
-      String(partitions),
-      ...positionals,
-    ],
-    cwd: root,
-    stdin: "null",
-    stdout: "inherit",
-    stderr: "piped",
-    detached: true,
-  }).spawn();
+  const child = workerCommand(
+    cluster.url,
+    ["--replicas", "3", "--partitions", String(partitions), ...positionals],
+    { stdin: "null", stdout: "inherit", stderr: "piped", detached: true },
+  ).spawn();
   // Prefix each worker's log lines with its number.
   (async () => {
     const dec = new TextDecoder();

@@ -24,7 +24,7 @@ import {
   toggle,
   usage,
 } from "../config/settings.ts";
-import { connectNats } from "../nats/connect.ts";
+import { connectOrReport } from "../nats/connect.ts";
 import { DUPLICATE_WINDOW_NS, ensureStream } from "../nats/topology.ts";
 import { publishFile } from "../nats/file_publisher.ts";
 import { ProgressBar } from "../replay/progress.ts";
@@ -113,14 +113,11 @@ export async function run(args: string[]): Promise<number> {
     console.error(`publish: ${e.message}\n${USAGE}`);
     return 2;
   }
-  const url = nats.url;
-  let nc;
-  try {
-    nc = await connectNats(nats, { name: "mvn-publish", waitOnFirstConnect: false });
-  } catch (e) {
-    console.error(`publish: cannot connect to ${url}: ${e instanceof Error ? e.message : e}`);
-    return 1;
-  }
+  const nc = await connectOrReport("publish", nats, {
+    name: "mvn-publish",
+    waitOnFirstConnect: false,
+  });
+  if (nc === null) return 1;
   try {
     const jsm = await jetstreamManager(nc);
     const topo = topologyFor(o.prefix);
@@ -169,7 +166,7 @@ export async function run(args: string[]): Promise<number> {
     progress?.finish();
     const secs = (performance.now() - t0) / 1000;
     console.error(
-      `published ${summary.observations} observations in ${summary.messages} messages to ${url} ` +
+      `published ${summary.observations} observations in ${summary.messages} messages to ${nats.url} ` +
         `in ${secs.toFixed(2)} s (${(summary.observations / secs).toFixed(0)} obs/s)` +
         (summary.skipped > 0 ? `; skipped ${summary.skipped} unreadable lines` : ""),
     );

@@ -14,7 +14,7 @@ import {
 } from "../config/live_config.ts";
 import { parseFlags, resolveSettings, SettingsError, toggle, usage } from "../config/settings.ts";
 import { ParamsMessage } from "../../schemas/messages.ts";
-import { connectNats } from "../nats/connect.ts";
+import { connectOrReport } from "../nats/connect.ts";
 import { encodeKvKey } from "../nats/kv_key.ts";
 
 const SETTINGS = {
@@ -53,14 +53,8 @@ export async function run(args: string[]): Promise<number> {
   }
   const { prefix, once, ...nats } = resolved.values;
   const key = parsed.positionals[0];
-  const url = nats.url;
-  let nc;
-  try {
-    nc = await connectNats(nats, { name: "mvn-watch", waitOnFirstConnect: false });
-  } catch (e) {
-    console.error(`watch: cannot connect to ${url}: ${e instanceof Error ? e.message : e}`);
-    return 1;
-  }
+  const nc = await connectOrReport("watch", nats, { name: "mvn-watch", waitOnFirstConnect: false });
+  if (nc === null) return 1;
   const bucket = topologyFor(prefix).paramsBucket;
   let kv;
   try {
@@ -68,7 +62,7 @@ export async function run(args: string[]): Promise<number> {
     await kv.status(); // open() binds without asking the server: this fails when it is missing
   } catch (e) {
     console.error(
-      `watch: expected parameters bucket '${bucket}' on ${url} (written by a worker with --prefix ${prefix}), found none: ${
+      `watch: expected parameters bucket '${bucket}' on ${nats.url} (written by a worker with --prefix ${prefix}), found none: ${
         e instanceof Error ? e.message : e
       }`,
     );

@@ -1,6 +1,7 @@
 /**
  * A batch's heads: the head of every key that has rows, with a new key drafted from its first
- * batch, and the score-only check that every such key is already known (`unknown_key`).
+ * batch, and the score-only check that every such key is already known (`unknown_key`); and the
+ * check of a batch's shape that every engine makes first.
  *
  * @module
  */
@@ -9,6 +10,19 @@ import type { Head, HeadBank } from "./head_bank.ts";
 import { checkFinite, finiteHead } from "./overflow.ts";
 import { gatherRows } from "./row_groups.ts";
 import type { ObservationBatch } from "./types.ts";
+
+/** Checks a batch's dimension and that its values and key indices have the lengths it states. */
+export function checkBatchShape(batch: ObservationBatch, d: number): void {
+  const { n, values, keyIndex } = batch;
+  if (batch.dim !== d) throw new RangeError(`expected batch dimension ${d}, found ${batch.dim}`);
+  if (values.length !== n * d || keyIndex.length !== n) {
+    throw new RangeError(
+      `expected ${
+        n * d
+      } values and ${n} key indices, found ${values.length} and ${keyIndex.length}`,
+    );
+  }
+}
 
 /** Throws `unknown_key` unless the bank holds every key that has rows. */
 export function requireKnown(

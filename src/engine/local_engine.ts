@@ -18,14 +18,19 @@
 import type { HeadConfig } from "../config/head_config.ts";
 import { chi2Isf } from "../model/chi2.ts";
 import { Chi2Tail } from "../model/chi2_tail.ts";
-import { requireKnown, resolveHeads } from "./batch_heads.ts";
+import { checkBatchShape, requireKnown, resolveHeads } from "./batch_heads.ts";
 import { runCpuPass } from "./cpu_pass.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { type FusedKernel, statsWidth } from "./kernels/fused_kernel.ts";
-import { type Head, HeadBank } from "./head_bank.ts";
+import { HeadBank } from "./head_bank.ts";
 import type { FusedPass } from "./kernels/cpu_fused.ts";
 import { type KernelContext, runKernel, scoreRows } from "./kernel_pass.ts";
-import { commitNatural, type NaturalContext, predictivePValues } from "./natural_commit.ts";
+import {
+  type CommitKeys,
+  commitNatural,
+  type NaturalContext,
+  predictivePValues,
+} from "./natural_commit.ts";
 import { firstNonFinite, hostM2, overflowRows, parkRows, saturate } from "./overflow.ts";
 import {
   forgettingWeights,
@@ -113,14 +118,7 @@ export class LocalEngine implements ScoringEngine {
   async #process(batch: ObservationBatch): Promise<ScoreBatch> {
     const d = this.config.dim;
     const { n, values, keyIndex, keys } = batch;
-    if (batch.dim !== d) throw new RangeError(`expected batch dimension ${d}, found ${batch.dim}`);
-    if (values.length !== n * d || keyIndex.length !== n) {
-      throw new RangeError(
-        `expected ${
-          n * d
-        } values and ${n} key indices, found ${values.length} and ${keyIndex.length}`,
-      );
-    }
+    checkBatchShape(batch, d);
     const K = keys.length;
     const sc = this.#scratch;
     const scoreOnly = batch.scoreOnly === true;
@@ -269,32 +267,23 @@ export class LocalEngine implements ScoringEngine {
       const use = learnedOf(rows);
       return overflow === null ? use : use.filter((i) => !overflow!.includes(i));
     };
+    const commitKeys: CommitKeys = {
+      heads,
+      created,
+      Ka,
+      obsAfter,
+      stats,
+      learnedRows: (j) => learnedRows(rowsOf(active[j])),
+    };
     if (natural) {
-      commitNatural(
-        this.#ctx,
-        heads,
-        created,
-        Ka,
-        obsAfter,
-        stats,
-        (j) => learnedRows(rowsOf(active[j])),
-        {
-          values,
-          m2: out.mahalanobis2,
-          weightsOf,
-          learned: (j) => learnedK[active[j]],
-        },
-      );
-    } else {
-      this.#commit(
-        heads,
-        created,
-        Ka,
-        obsAfter,
-        stats,
-        (j) => learnedRows(rowsOf(active[j])),
+      commitNatural(this.#ctx, commitKeys, {
         values,
-      );
+        m2: out.mahalanobis2,
+        weightsOf,
+        learned: (j) => learnedK[active[j]],
+      });
+    } else {
+      this.#commit(commitKeys, values);
     }
     return out;
   }
@@ -303,15 +292,8 @@ export class LocalEngine implements ScoringEngine {
    * The batch is accepted: new heads join the bank, counts advance, and each key learns —
    * in closed form while initialising, else one Adam step from the fused statistics.
    */
-  #commit(
-    heads: Head[],
-    created: Uint8Array,
-    Ka: number,
-    obsAfter: Float64Array,
-    stats: Float64Array,
-    learnedRows: (j: number) => Int32Array,
-    values: Float64Array,
-  ): void {
+  #commit(keys: CommitKeys, values: Float64Array): void {
+    const { heads, created, Ka, obsAfter, stats, learnedRows } = keys;
     const bank = this.bank;
     const d = this.config.dim;
     const S = statsWidth(d);

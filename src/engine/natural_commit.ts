@@ -25,6 +25,20 @@ export interface NaturalContext {
   readonly cusumOut: Float64Array;
 }
 
+/**
+ * An accepted batch's active keys as a commit reads them: their heads (`created`: 0 known, 1 new
+ * and seeded from rows it learns from, 2 new from score-only rows), their counts after the batch,
+ * their fused statistics (S per key) and their learned rows.
+ */
+export interface CommitKeys {
+  heads: Head[];
+  created: Uint8Array;
+  Ka: number;
+  obsAfter: Float64Array;
+  stats: Float64Array;
+  learnedRows: (j: number) => Int32Array;
+}
+
 /** What {@link commitNatural} reads of the batch's rows. */
 export interface NaturalRows {
   readonly values: Float64Array;
@@ -64,14 +78,10 @@ export function predictivePValues(
  */
 export function commitNatural(
   ctx: NaturalContext,
-  heads: Head[],
-  created: Uint8Array,
-  Ka: number,
-  obsAfter: Float64Array,
-  stats: Float64Array,
-  learnedRows: (j: number) => Int32Array,
+  keys: CommitKeys,
   io: NaturalRows,
 ): void {
+  const { heads, created, Ka, obsAfter, stats, learnedRows } = keys;
   const bank = ctx.bank;
   const d = ctx.config.dim;
   const S = statsWidth(d);

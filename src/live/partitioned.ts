@@ -12,14 +12,13 @@ import type { KV } from "@nats-io/kv";
 import type { LiveConfig, Topology } from "../config/live_config.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import { EngineError } from "../engine/errors.ts";
-import { alarmReference } from "../model/alarm.ts";
 import { partitionOf } from "../nats/partitions.ts";
 import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
 import { LeaseLostError, LeaseManager } from "../nats/leases.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
 import { resetConsumer } from "../nats/topology.ts";
 import { LiveLoop } from "./loop.ts";
-import { contextOf } from "./context.ts";
+import { loopSettingsOf } from "./context.ts";
 import type { LiveMetrics } from "./metrics.ts";
 import type { OutputSink } from "./ports.ts";
 
@@ -147,24 +146,13 @@ export class PartitionedWorker {
         source,
         this.#d.sink,
         new KvCheckpointStore(this.#d.checkpoints, log, { keyPrefix: `p${n}.`, fence }),
-        {
-          dim: config.head.dim,
-          batch: config.batch,
-          maxWaitMs: config.maxWaitMs,
-          paramsEveryMs: config.paramsEveryMs,
-          checkpointEveryMs: config.checkpointEveryMs,
+        loopSettingsOf(config, {
           obsPrefix: `${config.prefix}.obs.${n}.`,
-          maxMessageBytes: config.maxMessageBytes,
           inputStream: topo.inputStream,
-          scoreMessages: config.scoreMessages,
-          alarmThreshold: config.alarmThreshold,
-          alarmReference: alarmReference(config.head.alpha),
-          alarmArmedFrom: config.head.warmup + 1,
-          ...contextOf(config),
           metrics: this.#d.metrics,
           log,
           fence,
-        },
+        }),
       );
       part.loop = loop;
       let restored: number;

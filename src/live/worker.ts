@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { alarmReference } from "../model/alarm.ts";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -22,7 +21,7 @@ import { startScoreService } from "../nats/score_service.ts";
 import { ensureStreams, openBuckets, openLeaseBucket, resetConsumer } from "../nats/topology.ts";
 import { partitionMapping, probePartitions } from "../nats/partitions.ts";
 import { PartitionedWorker } from "./partitioned.ts";
-import { contextOf } from "./context.ts";
+import { contextOf, loopSettingsOf } from "./context.ts";
 import { serveHttp } from "./http.ts";
 import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
@@ -234,23 +233,13 @@ export async function startWorker(
       source,
       new NatsSink(nc, js, buckets.params, config.prefix, log),
       relay ? new NullCheckpointStore() : new KvCheckpointStore(buckets.checkpoints, log),
-      {
-        dim: config.head.dim,
-        batch: config.batch,
-        maxWaitMs: config.maxWaitMs,
-        paramsEveryMs: relay ? Infinity : config.paramsEveryMs,
-        checkpointEveryMs: config.checkpointEveryMs,
+      loopSettingsOf(config, {
         obsPrefix: `${config.prefix}.obs.`,
-        maxMessageBytes: config.maxMessageBytes,
         inputStream: topo.inputStream,
-        scoreMessages: config.scoreMessages,
-        alarmThreshold: config.alarmThreshold,
-        alarmReference: alarmReference(config.head.alpha),
-        alarmArmedFrom: config.head.warmup + 1,
         metrics,
         log,
-        ...contextOf(config),
-      },
+        paramsEveryMs: relay ? Infinity : config.paramsEveryMs,
+      }),
     );
     const restored = await loop.init();
     log(

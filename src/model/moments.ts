@@ -101,12 +101,14 @@ export function mergeRows(
  * per axis (a spherical target would mix units) — with variances floored relative to the data's
  * magnitude. `exactFirst` (natural step): the unshrunk (weighted MLE) covariance as soon as n > d + 1
  * and it is positive definite. Numerically indefinite despite shrinkage: the diagonal alone.
+ * `absSdFloor`: the absolute floor of the standard deviations.
  */
 export function shrunkFrame(
-  m: WeightedMoments,
+  m: Pick<WeightedMoments, "count" | "mean" | "scatter">,
   d: number,
   exactFirst: boolean,
   out: Float64Array,
+  absSdFloor: number = ABS_SD_FLOOR,
 ): void {
   const n = m.count;
   const cov = new Float64Array(d * d);
@@ -114,7 +116,7 @@ export function shrunkFrame(
   for (let a = 0; a < d; a++) {
     scale2 = Math.max(scale2, m.mean[a] * m.mean[a], m.scatter[a * d + a] / n);
   }
-  const floor = Math.max(REL_SD_FLOOR * REL_SD_FLOOR * scale2, ABS_SD_FLOOR * ABS_SD_FLOOR);
+  const floor = Math.max(REL_SD_FLOOR * REL_SD_FLOOR * scale2, absSdFloor * absSdFloor);
   const fill = (lambda: number) => {
     for (let a = 0; a < d; a++) {
       for (let b = 0; b <= a; b++) {

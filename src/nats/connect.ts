@@ -104,3 +104,22 @@ export async function connectNats(
   };
   return await connect(opts);
 }
+
+/**
+ * {@link connectNats} for a command line tool: when it fails, reports
+ * `<command>: cannot connect to <url>: <why>` on stderr and returns null.
+ */
+export async function connectOrReport(
+  command: string,
+  settings: NatsSettings,
+  extras: ConnectExtras = {},
+): Promise<NatsConnection | null> {
+  try {
+    return await connectNats(settings, extras);
+  } catch (e) {
+    console.error(
+      `${command}: cannot connect to ${settings.url}: ${e instanceof Error ? e.message : e}`,
+    );
+    return null;
+  }
+}

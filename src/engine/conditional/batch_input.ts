@@ -7,6 +7,7 @@
  */
 import type { HeadConfig } from "../../config/head_config.ts";
 import { timeFeaturesInto } from "../../model/time_features.ts";
+import { checkBatchShape } from "../batch_heads.ts";
 import { EngineError } from "../errors.ts";
 import type { ObservationBatch } from "../types.ts";
 
@@ -64,15 +65,8 @@ export function contextRows(batch: ObservationBatch, config: HeadConfig, F: numb
 
 /** Checks a batch's dimension, lengths and that its values are finite. */
 export function checkValues(batch: ObservationBatch, d: number): void {
-  const { n, values, keyIndex } = batch;
-  if (batch.dim !== d) throw new RangeError(`expected batch dimension ${d}, found ${batch.dim}`);
-  if (values.length !== n * d || keyIndex.length !== n) {
-    throw new RangeError(
-      `expected ${
-        n * d
-      } values and ${n} key indices, found ${values.length} and ${keyIndex.length}`,
-    );
-  }
+  checkBatchShape(batch, d);
+  const { n, values } = batch;
   for (let i = 0; i < n * d; i++) {
     if (!Number.isFinite(values[i])) {
       const r = Math.floor(i / d);

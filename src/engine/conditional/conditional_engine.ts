@@ -63,6 +63,7 @@ import {
   type LossAndGradient,
   nllGradient,
   nllLossAndGradientAutodiff,
+  type NllRows,
   trainKey,
 } from "./training.ts";
 
@@ -265,13 +266,9 @@ export class ConditionalEngine implements ScoringEngine {
    */
   async step(
     h: CondKey,
-    X: Float32Array,
-    XW: Float32Array,
-    W: Float32Array,
-    sumW: number,
-    m: number,
+    ...rows: NllRows
   ): Promise<boolean> {
-    const g = await this.gradient(h.theta, X, XW, W, sumW, m);
+    const g = await this.gradient(h.theta, ...rows);
     return adamStep(h, g, this.config, this.#log);
   }
 
@@ -284,27 +281,19 @@ export class ConditionalEngine implements ScoringEngine {
    */
   async gradient(
     theta: Float64Array,
-    X: Float32Array,
-    XW: Float32Array,
-    W: Float32Array,
-    sumW: number,
-    m: number,
+    ...rows: NllRows
   ): Promise<LossAndGradient> {
     await this.#onBackend();
-    return await nllGradient(this.#shape, theta, X, XW, W, sumW, m);
+    return await nllGradient(this.#shape, theta, ...rows);
   }
 
   /** The weighted mean NLL of m rows and its gradient w.r.t. θ, all by tfjs autodiff (reference). */
   async lossAndGradient(
     theta: Float64Array,
-    X: Float32Array,
-    XW: Float32Array,
-    W: Float32Array,
-    sumW: number,
-    m: number,
+    ...rows: NllRows
   ): Promise<LossAndGradient> {
     await this.#onBackend();
-    return await nllLossAndGradientAutodiff(this.#shape, theta, X, XW, W, sumW, m);
+    return await nllLossAndGradientAutodiff(this.#shape, theta, ...rows);
   }
 
   /**

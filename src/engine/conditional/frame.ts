@@ -5,12 +5,11 @@
  *
  * @module
  */
-import { cholesky } from "../../model/linalg.ts";
+import { shrunkFrame } from "../../model/moments.ts";
 
 /** ½·log 2π. */
 export const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
-/** Relative and absolute floors of a frame's standard deviations (constant columns). */
-const REL_SD_FLOOR = 1e-6;
+/** Absolute floor of a frame's standard deviations (constant columns). */
 const ABS_SD_FLOOR = 1e-9;
 
 /** Running mean and scatter (full d×d, data units) of rows. */
@@ -44,32 +43,19 @@ export function absorb(m: Moments, values: Float64Array, i: number, d: number): 
   }
 }
 
-/** Cholesky factor of the moments' covariance, shrunk toward its diagonal as needed. */
+/**
+ * Cholesky factor of the moments' covariance, shrunk toward its diagonal as needed (exact first once
+ * count > d + 1): {@link shrunkFrame} with at least one row's weight and this head's floors.
+ */
 export function shrunkCholesky(m: Moments, d: number): Float64Array {
-  const n = Math.max(m.count, 1);
-  let scale2 = 0;
-  for (let a = 0; a < d; a++) {
-    scale2 = Math.max(scale2, m.mean[a] * m.mean[a], m.scatter[a * d + a] / n);
-  }
-  const floor = Math.max(REL_SD_FLOOR * REL_SD_FLOOR * scale2, ABS_SD_FLOOR * ABS_SD_FLOOR);
-  const cov = new Float64Array(d * d);
   const L = new Float64Array(d * d);
-  const fill = (lambda: number) => {
-    for (let a = 0; a < d; a++) {
-      for (let b = 0; b <= a; b++) {
-        const s = m.scatter[a * d + b] / n;
-        const v = a === b ? Math.max(s, floor) : (1 - lambda) * s;
-        cov[a * d + b] = v;
-        cov[b * d + a] = v;
-      }
-    }
-  };
-  fill(m.count > d + 1 ? 0 : d / (n + d));
-  if (cholesky(cov, d, L)) return L;
-  fill(d / (n + d));
-  if (cholesky(cov, d, L)) return L;
-  L.fill(0);
-  for (let a = 0; a < d; a++) L[a * d + a] = Math.sqrt(cov[a * d + a]);
+  shrunkFrame(
+    { count: Math.max(m.count, 1), mean: m.mean, scatter: m.scatter },
+    d,
+    true,
+    L,
+    ABS_SD_FLOOR,
+  );
   return L;
 }
 

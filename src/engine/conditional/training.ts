@@ -19,23 +19,20 @@ import { standardiserMoments } from "./standardiser.ts";
 
 type tfTensor = import("@tensorflow/tfjs").Tensor;
 
+/**
+ * m rows of a key's NLL: X standardised contexts [m, F], XW whitened rows [m, d], W robust weights
+ * summing to sumW.
+ */
+export type NllRows = [X: Float32Array, XW: Float32Array, W: Float32Array, sumW: number, m: number];
+
 /** A weighted mean NLL of m rows and its gradient w.r.t. θ. */
 export interface LossAndGradient {
   loss: number;
   grad: Float64Array;
 }
 
-/**
- * One step on m rows: X standardised contexts [m, F], XW whitened rows [m, d], W robust weights
- * summing to sumW.
- */
-export type StepFn = (
-  X: Float32Array,
-  XW: Float32Array,
-  W: Float32Array,
-  sumW: number,
-  m: number,
-) => Promise<boolean>;
+/** One step on m rows ({@link NllRows}). */
+export type StepFn = (...rows: NllRows) => Promise<boolean>;
 
 /** What training a key needs of the head. */
 export interface TrainShape {
@@ -169,11 +166,7 @@ export function adamStep(
 export async function nllGradient(
   net: NetShape,
   theta: Float64Array,
-  X: Float32Array,
-  XW: Float32Array,
-  W: Float32Array,
-  sumW: number,
-  m: number,
+  ...[X, XW, W, sumW, m]: NllRows
 ): Promise<LossAndGradient> {
   const { tf, layout, config: cfg, F } = net;
   const d = cfg.dim;
@@ -209,11 +202,7 @@ export async function nllGradient(
 export async function nllLossAndGradientAutodiff(
   net: NetShape,
   theta: Float64Array,
-  X: Float32Array,
-  XW: Float32Array,
-  W: Float32Array,
-  sumW: number,
-  m: number,
+  ...[X, XW, W, sumW, m]: NllRows
 ): Promise<LossAndGradient> {
   const { tf, layout, config: cfg, F } = net;
   const d = cfg.dim;
