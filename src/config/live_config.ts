@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { type HeadConfig, resolveHeadConfig } from "./head_config.ts";
 import { ALARM_THRESHOLD_SETTING, MODEL_SETTINGS } from "./model_settings.ts";
+import { CONNECTION, NATS_SETTINGS, natsErrors, type NatsSettings } from "./nats_settings.ts";
 import {
   type Env,
   type FlagValues,
@@ -23,12 +24,19 @@ import {
   usage,
 } from "./settings.ts";
 
-/** A setting had a bad value; the message names it. Start-up exits with code 2. */
+export {
+  NATS_CLIENT_SETTINGS,
+  NATS_SETTINGS,
+  natsErrors,
+  type NatsSettings,
+} from "./nats_settings.ts";
+
 /** A comma-separated flag value as a list. */
 const _list = z.string().transform((v) =>
   v.split(",").map((x) => x.trim()).filter((x) => x !== "")
 );
 
+/** A setting had a bad value; the message names it. Start-up exits with code 2. */
 export class ConfigError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -85,112 +93,11 @@ export function topologyFor(prefix: string): Topology {
 
 const Int = z.number().int();
 const NonEmpty = z.string().min(1, "expected a non-empty string");
-const NatsUrl = z.string().regex(
-  /^(nats|tls|ws|wss):\/\/[^\s/,]+(:\d+)?\/?(,\s*(nats|tls|ws|wss):\/\/[^\s/,]+(:\d+)?\/?)*$/,
-  "expected a nats://, tls://, ws:// or wss:// URL such as nats://127.0.0.1:4222, or a " +
-    "comma-separated list of them (the servers of one cluster)",
-);
 const Prefix = z.string().regex(
   /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
   "expected subject tokens of letters, digits, '_' or '-' separated by dots, e.g. telemetry",
 );
 const Durable = z.string().regex(/^[A-Za-z0-9_-]+$/, "expected letters, digits, '_' or '-'");
-
-const CONNECTION = "connection";
-
-/** How to reach NATS and authenticate (shared by start, publish and watch). */
-export const NATS_SETTINGS = {
-  url: option({
-    flag: "nats-url",
-    env: "NATS_URL",
-    arg: "URL",
-    group: CONNECTION,
-    schema: NatsUrl,
-    help: "nats://, tls://, ws:// or wss://; none = start a local nats-server",
-  }),
-  creds: option({
-    flag: "creds",
-    env: "NATS_CREDS",
-    arg: "FILE",
-    group: CONNECTION,
-    schema: NonEmpty,
-    help: "credentials file (JWT + nkey)",
-  }),
-  user: option({
-    flag: "user",
-    env: "NATS_USER",
-    arg: "U",
-    group: CONNECTION,
-    schema: NonEmpty,
-    help: "user name, with --password",
-  }),
-  password: option({
-    flag: "password",
-    env: "NATS_PASSWORD",
-    arg: "P",
-    group: CONNECTION,
-    schema: z.string(),
-    help: "password, with --user",
-  }),
-  token: option({
-    flag: "token",
-    env: "NATS_TOKEN",
-    arg: "T",
-    group: CONNECTION,
-    schema: NonEmpty,
-    help: "authentication token",
-  }),
-  tlsCa: option({
-    flag: "tls-ca",
-    env: "NATS_CA",
-    arg: "FILE",
-    group: CONNECTION,
-    schema: NonEmpty,
-    help: "CA certificate (PEM)",
-  }),
-  tlsCert: option({
-    flag: "tls-cert",
-    env: "NATS_CERT",
-    arg: "FILE",
-    group: CONNECTION,
-    schema: NonEmpty,
-    help: "client certificate (PEM), with --tls-key",
-  }),
-  tlsKey: option({
-    flag: "tls-key",
-    env: "NATS_KEY",
-    arg: "FILE",
-    group: CONNECTION,
-    schema: NonEmpty,
-    help: "client key (PEM), with --tls-cert",
-  }),
-} as const;
-
-/** How to reach NATS and authenticate; `url` undefined = start a local nats-server. */
-export type NatsSettings = Resolved<typeof NATS_SETTINGS>;
-
-/** Where a client command (publish, watch) connects: {@link NATS_SETTINGS} with `--server URL`. */
-export const NATS_CLIENT_SETTINGS = {
-  ...NATS_SETTINGS,
-  url: {
-    ...NATS_SETTINGS.url,
-    flag: "server",
-    default: "nats://127.0.0.1:4222",
-    help: "NATS server: nats://, tls://, ws:// or wss://",
-  },
-} as const;
-
-/** Checks across the connection settings: one line per problem. */
-export function natsErrors(nats: NatsSettings): string[] {
-  const errors: string[] = [];
-  if (nats.user !== undefined && nats.password === undefined) {
-    errors.push("NATS_USER/--user is set but NATS_PASSWORD/--password is not: expected both");
-  }
-  if ((nats.tlsCert === undefined) !== (nats.tlsKey === undefined)) {
-    errors.push("expected NATS_CERT/--tls-cert and NATS_KEY/--tls-key together, found only one");
-  }
-  return errors;
-}
 
 const PIPELINE = "pipeline";
 const SERVICE = "service";

@@ -21,3 +21,9 @@ export class ReplayUsageError extends Error {
     this.name = "ReplayUsageError";
   }
 }
+
+/** Short form of a value for messages. */
+export function brief(value: unknown): string {
+  const s = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
