@@ -6,139 +6,29 @@
  *
  * @module
  */
-import { chi2LogSf } from "../../model/chi2.ts";
+import {
+  type AlarmEpisode,
+  Bounded,
+  type KeyState,
+  negLog10,
+  type ParamsLike,
+  type ScoreLike,
+  ScoreRing,
+} from "./key_state.ts";
 
-/** The subset of a live score record the page reads. */
-export interface ScoreLike {
-  readonly seq: number;
-  readonly key: string;
-  readonly t?: number | string;
-  readonly p_value: number | null;
-  readonly mahalanobis2: number | null;
-  readonly anomaly: boolean;
-  readonly alarm?: boolean;
-  readonly stream_seq?: number;
-}
-
-/** The subset of a parameters message the page reads. */
-export interface ParamsLike {
-  readonly key: string;
-  readonly dim: number;
-  readonly loc: number[];
-  readonly scale_tril: number[][];
-  readonly covariance: number[][];
-  readonly observations: number;
-  readonly steps: number;
-  readonly updated_at: string;
-}
-
-/** An alarm episode (`<prefix>.alarms.<key>`); `end_*` absent or null while it is open. */
-export interface AlarmEpisode {
-  readonly key: string;
-  readonly start_seq: number;
-  readonly end_seq?: number | null;
-  readonly start_t?: number | string | null;
-  readonly end_t?: number | string | null;
-  readonly observations?: number;
-  readonly peak_log_p?: number;
-  readonly top_dims?: number[];
-}
-
-/** −log₁₀ of the smallest p-value plotted (p = 0 is drawn here). */
-export const MAX_NLP = 300;
-
-/** −log₁₀ p, clamped to [0, {@link MAX_NLP}]; NaN for a missing p-value. */
-export function negLog10(p: number | null | undefined): number {
-  if (p === null || p === undefined || !Number.isFinite(p)) return NaN;
-  if (p <= 0) return MAX_NLP;
-  return Math.min(MAX_NLP, Math.max(0, -Math.log10(p)));
-}
-
-/** A fixed-capacity ring of score points: seq, −log₁₀ p, flags (1 = anomaly, 2 = alarm). */
-export class ScoreRing {
-  seq: Float64Array;
-  nlp: Float64Array;
-  flags: Uint8Array;
-  #start = 0;
-  #len = 0;
-
-  constructor(capacity: number) {
-    this.seq = new Float64Array(capacity);
-    this.nlp = new Float64Array(capacity);
-    this.flags = new Uint8Array(capacity);
-  }
-  get capacity(): number {
-    return this.seq.length;
-  }
-  get length(): number {
-    return this.#len;
-  }
-  push(seq: number, nlp: number, flags: number): void {
-    const cap = this.capacity;
-    const i = (this.#start + this.#len) % cap;
-    this.seq[i] = seq;
-    this.nlp[i] = nlp;
-    this.flags[i] = flags;
-    if (this.#len < cap) this.#len++;
-    else this.#start = (this.#start + 1) % cap;
-  }
-  /** A ring with a larger capacity holding the same points. */
-  grow(capacity: number): ScoreRing {
-    const out = new ScoreRing(Math.max(capacity, this.capacity));
-    this.forEach((s, n, f) => out.push(s, n, f));
-    return out;
-  }
-  forEach(fn: (seq: number, nlp: number, flags: number) => void): void {
-    const cap = this.capacity;
-    for (let k = 0; k < this.#len; k++) {
-      const i = (this.#start + k) % cap;
-      fn(this.seq[i], this.nlp[i], this.flags[i]);
-    }
-  }
-}
-
-/** A bounded list (oldest dropped first). */
-export class Bounded<T> {
-  items: T[] = [];
-  constructor(readonly capacity: number) {}
-  push(v: T): void {
-    this.items.push(v);
-    if (this.items.length > this.capacity) {
-      this.items.splice(0, this.items.length - this.capacity);
-    }
-  }
-}
-
-/** One parameter snapshot kept for the loc / σ history. */
-export interface ParamsPoint {
-  /** Seconds since the epoch (from `updated_at`). */
-  readonly t: number;
-  readonly loc: number[];
-  readonly sd: number[];
-}
-
-/** Everything the page knows about one key. */
-export interface KeyState {
-  readonly key: string;
-  /** −log₁₀ p of the last score (NaN before the first). */
-  lastNlp: number;
-  lastSeq: number;
-  /** Anomalies seen since the page loaded (including the history it read). */
-  anomalies: number;
-  /** Scores seen. */
-  scores: number;
-  /** Arrival times (ms) of recent anomalies and alarm openings, for the last-minute counts. */
-  anomalyTimes: number[];
-  alarmTimes: number[];
-  openAlarm: AlarmEpisode | undefined;
-  /** Observations learned from, per the latest parameters (else the last score's seq). */
-  observations: number;
-  /** Last update (ms since the epoch, arrival time). */
-  updatedAt: number;
-  params: ParamsLike | undefined;
-  paramsHistory: Bounded<ParamsPoint>;
-  ring: ScoreRing;
-}
+export {
+  type AlarmEpisode,
+  Bounded,
+  type KeyState,
+  MAX_NLP,
+  negLog10,
+  type ParamsLike,
+  type ParamsPoint,
+  type ScoreLike,
+  ScoreRing,
+} from "./key_state.ts";
+export { ellipse, mahalanobis2, nlpOfMahalanobis2 } from "./gaussian.ts";
+export { decodeObservations } from "./decode.ts";
 
 /** Columns of the key table, in order; `sortable` by all of them. */
 export const COLUMNS = [
@@ -341,93 +231,4 @@ export class DashboardModel {
     });
     return keyed.map((k) => k.s);
   }
-}
-
-/**
- * Observations of one message in any accepted form: `{"v":[..]}`, `{"x","y","z"}`, `[n, ...]`,
- * a JSON array of those, or (with `f32`) little-endian float32 rows of `dim` values.
- */
-export function decodeObservations(data: Uint8Array, dim: number, f32: boolean): number[][] {
-  if (f32) {
-    if (dim < 1 || data.byteLength % (4 * dim) !== 0) return [];
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    const rows: number[][] = [];
-    for (let o = 0; o < data.byteLength; o += 4 * dim) {
-      const row: number[] = [];
-      for (let j = 0; j < dim; j++) row.push(view.getFloat32(o + 4 * j, true));
-      rows.push(row);
-    }
-    return rows;
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return [];
-  }
-  const one = (o: unknown): number[] | undefined => {
-    if (Array.isArray(o)) return o.every((x) => typeof x === "number") ? o as number[] : undefined;
-    if (o !== null && typeof o === "object") {
-      const r = o as Record<string, unknown>;
-      if (Array.isArray(r.v)) return r.v as number[];
-      if (typeof r.x === "number") {
-        return [r.x, r.y, r.z].filter((x) => typeof x === "number") as number[];
-      }
-    }
-    return undefined;
-  };
-  const single = one(v);
-  if (single !== undefined) return [single];
-  if (Array.isArray(v)) return v.map(one).filter((r): r is number[] => r !== undefined);
-  return [];
-}
-
-/** Mahalanobis² of `x` under the parameters (z = scale_tril⁻¹ (x − loc)). */
-export function mahalanobis2(p: ParamsLike, x: readonly number[]): number {
-  const d = p.dim;
-  const z = new Array<number>(d).fill(0);
-  let m2 = 0;
-  for (let i = 0; i < d; i++) {
-    let s = (x[i] ?? NaN) - p.loc[i];
-    for (let j = 0; j < i; j++) s -= p.scale_tril[i][j] * z[j];
-    z[i] = s / p.scale_tril[i][i];
-    m2 += z[i] * z[i];
-  }
-  return m2;
-}
-
-/** −log₁₀ P(χ²_dim ≥ m2). */
-export function nlpOfMahalanobis2(m2: number, dim: number): number {
-  if (!Number.isFinite(m2)) return MAX_NLP;
-  return Math.min(MAX_NLP, Math.max(0, -chi2LogSf(m2, dim) / Math.LN10));
-}
-
-/**
- * The kσ ellipse of the projection of N(loc, Σ) on dimensions (i, j), as `steps` points.
- */
-export function ellipse(
-  loc: readonly number[],
-  cov: readonly (readonly number[])[],
-  i: number,
-  j: number,
-  k: number,
-  steps = 72,
-): [number, number][] {
-  const a = cov[i][i];
-  const b = cov[i][j];
-  const c = cov[j][j];
-  const mid = (a + c) / 2;
-  const rad = Math.sqrt(((a - c) / 2) ** 2 + b * b);
-  const l1 = Math.max(0, mid + rad);
-  const l2 = Math.max(0, mid - rad);
-  const th = 0.5 * Math.atan2(2 * b, a - c);
-  const [ct, st] = [Math.cos(th), Math.sin(th)];
-  const out: [number, number][] = [];
-  for (let s = 0; s <= steps; s++) {
-    const u = (2 * Math.PI * s) / steps;
-    const e1 = k * Math.sqrt(l1) * Math.cos(u);
-    const e2 = k * Math.sqrt(l2) * Math.sin(u);
-    out.push([loc[i] + e1 * ct - e2 * st, loc[j] + e1 * st + e2 * ct]);
-  }
-  return out;
 }
