@@ -2,7 +2,8 @@
  * The keyed bank of MVN heads: per-key parameters, closed-form initialisation from the first rows'
  * moments (`model/moments.ts`), and learning from the fused kernel's sufficient statistics — the
  * exact NLL gradient (`model/gradient.ts`) with Adam (`model/adam.ts`), or the natural step — all
- * in float64. Checkpoint state and snapshots: `head_state.ts`.
+ * in float64. Checkpoint state and snapshots: `head_state.ts`; the natural step's application to
+ * a head: `natural_apply.ts`.
  *
  * Parameterisation (`model/parameterisation.ts`). Each head has a fixed *frame* (origin μ₀, Cholesky factor L₀, in data units)
  * set at initialisation, and unconstrained parameters θ in that frame: loc′ (d), the strictly-lower
@@ -22,18 +23,11 @@ import type { HeadConfig } from "../config/head_config.ts";
 import { chi2Isf } from "../model/chi2.ts";
 import { restartWeight } from "../model/change_detector.ts";
 import { type PredictiveQuantile, sharedQuantile } from "../model/quantile_table.ts";
-import {
-  forgetting,
-  kishN,
-  type NaturalScratch,
-  naturalStep,
-  newNaturalScratch,
-} from "../model/natural_step.ts";
-import { diagForward, diagInverse } from "../model/diag_transform.ts";
+import { forgetting, kishN } from "../model/natural_step.ts";
+import { diagForward } from "../model/diag_transform.ts";
 import {
   diagOffset,
   effectiveParams,
-  identityParams,
   identityTheta,
   thetaLength,
   trilFromTheta,
@@ -56,6 +50,7 @@ import {
   headToState,
   restoreHead,
 } from "./head_state.ts";
+import { NaturalApplier } from "./natural_apply.ts";
 import type { HeadParams, HeadSnapshot, HeadState } from "./types.ts";
 
 // Re-exported for an importer not yet moved to `model/parameterisation.ts` (conditional_engine.ts).
@@ -111,12 +106,8 @@ export class HeadBank {
   readonly #robustQ: PredictiveQuantile;
   /** Forgetting factor λ = 1 − 1/horizon. */
   readonly lambda: number;
-  readonly #nat: NaturalScratch;
-  readonly #locS: Float64Array;
-  /** θ of the identity in the frame, and f(r) of its diagonal (1 up to rounding). */
-  readonly #thetaIdentity: Float64Array;
-  readonly #oneDiag: number;
-  readonly #trilS: Float64Array;
+  /** The natural step's application to a head, and its scratch. */
+  readonly #applier: NaturalApplier;
 
   constructor(config: HeadConfig, log: (line: string) => void = () => {}) {
     this.#cfg = config;
@@ -132,12 +123,7 @@ export class HeadBank {
     this.#alphaQ = sharedQuantile(config.alpha, config.dim);
     this.#robustQ = sharedQuantile(config.robust_p, config.dim);
     this.lambda = this.#natural ? forgetting(config.horizon) : 1;
-    this.#nat = newNaturalScratch(config.dim);
-    this.#locS = new Float64Array(config.dim);
-    this.#thetaIdentity = new Float64Array(this.#P);
-    identityTheta(config.dim, config.diag, this.#thetaIdentity);
-    this.#oneDiag = diagForward(config.diag, diagInverse(config.diag, 1));
-    this.#trilS = new Float64Array(config.dim * config.dim);
+    this.#applier = new NaturalApplier(config, this.lambda, log);
   }
 
   /** Whether heads learn by the natural step (predictive p-values) rather than Adam (χ²). */
@@ -259,43 +245,7 @@ export class HeadBank {
    * update is rejected (state kept, counted, logged). Returns whether the parameters moved.
    */
   stepNatural(h: Head, stats: ArrayLike<number>, offset: number, learned: number): boolean {
-    if (learned <= 0) return false;
-    const d = this.#d;
-    const lam = this.lambda;
-    const dec = Math.pow(lam, learned);
-    h.wSum *= dec;
-    h.w2Sum *= dec * dec;
-    const W = stats[offset + 1];
-    h.w2Sum += lam === 1 ? learned : (1 - dec * dec) / (1 - lam * lam);
-    if (!(W > 0)) return false;
-    const loc = this.#locS, tril = this.#trilS;
-    for (let a = 0; a < d; a++) loc[a] = h.frameLoc[a] + h.locC[a];
-    tril.set(h.tril);
-    const eta = naturalStep(loc, tril, d, stats, offset, h.wSum, this.#nat);
-    if (eta < 0) {
-      h.rejected++;
-      this.#log(
-        `rejected a non-finite update for key '${h.key}' (${h.rejected} so far); state kept`,
-      );
-      return false;
-    }
-    h.wSum += W;
-    h.frameLoc.set(loc);
-    h.frameTril.set(tril);
-    this.#identityInFrame(h);
-    h.steps++;
-    return true;
-  }
-
-  /**
-   * θ = identity in the (new) frame, and the effective parameters that #refresh would derive from
-   * it — loc − μ₀ = 0, L = L₀·diag(f(r₁)) — without the general products (same numbers: the
-   * products' other terms are exact zeros).
-   */
-  #identityInFrame(h: Head): void {
-    h.theta.set(this.#thetaIdentity);
-    h.locC.fill(0);
-    h.logDet = identityParams(h.frameTril, this.#oneDiag, this.#d, h.tril);
+    return this.#applier.step(h, stats, offset, learned);
   }
 
   /**

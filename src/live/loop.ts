@@ -4,8 +4,8 @@
  * {@link CheckpointStore} (the ports, `ports.ts`; `src/nats/` implements them on JetStream). This
  * file sequences batches through the engine and commits them; `in_flight.ts` holds a batch's
  * bookkeeping from submission to commit (and a barrier's checkpoints), `batch_builder.ts` builds
- * engine batches, `refusals.ts` isolates refused messages, `records.ts` assembles score records and
- * `params.ts` publishes parameters.
+ * engine batches, `refusals.ts` isolates refused messages, `records.ts` assembles score records,
+ * `params.ts` publishes parameters and `loop_settings.ts` holds the settings.
  *
  * Exactly-once argument (per key k, messages arrive in stream order, see `resetConsumer`):
  *  - `lastApplied[k]` is the highest input sequence whose learning the engine holds; a message
@@ -28,9 +28,8 @@
  *
  * @module
  */
-import type { ScoreMessages } from "../config/live_config.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
-import type { BatchContext, Group, Item, Part } from "./batch_builder.ts";
+import type { Group, Item, Part } from "./batch_builder.ts";
 import { collectBatch, type PipelineState } from "./collect.ts";
 import {
   barrierAlarmStates,
@@ -40,56 +39,14 @@ import {
   type Prepared,
   type Published,
 } from "./in_flight.ts";
-import type { LiveMetrics } from "./metrics.ts";
+import type { LoopSettings } from "./loop_settings.ts";
 import { ParamsPublisher } from "./params.ts";
 import type { AlarmOut, CheckpointStore, MessageSource, OutputSink } from "./ports.ts";
 import { AlarmBank, DEFAULT_ALARM_REFERENCE, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
 import { deadLetters, scoreOutputs } from "./records.ts";
 import { processIsolating } from "./refusals.ts";
 
-/** Settings of {@link LiveLoop}. */
-export interface LoopSettings {
-  readonly dim: number;
-  /** Observations per mini-batch. */
-  readonly batch: number;
-  readonly maxWaitMs: number;
-  readonly paramsEveryMs: number;
-  /** `<prefix>.obs.` */
-  readonly obsPrefix: string;
-  readonly maxMessageBytes: number;
-  /** Input stream name, the first part of every `Nats-Msg-Id`. */
-  readonly inputStream: string;
-  /**
-   * Batches submitted but not yet published, at most. Default 8: scores of batch N are published
-   * as soon as the engine scored it, whatever N−1's publication or commit is doing.
-   */
-  readonly maxInFlight?: number;
-  /**
-   * Time between checkpoint barriers (checkpoint written, inputs acked); 0: every batch. Default
-   * 100 ms. A crash redelivers at most about this much input (plus batches in flight).
-   */
-  readonly checkpointEveryMs?: number;
-  /** Input messages awaiting their checkpoint (unacked), at most. Default 20,000. */
-  readonly maxUncommitted?: number;
-  /** See `LiveConfig.scoreMessages`. Default `row`. */
-  readonly scoreMessages?: ScoreMessages;
-  /** Alarm CUSUM threshold (`src/model/alarm.ts`). Default `DEFAULT_ALARM_THRESHOLD`. */
-  readonly alarmThreshold?: number;
-  /** Alarm CUSUM reference, −log10 alpha. Default `DEFAULT_ALARM_REFERENCE` (alpha 1e-3). */
-  readonly alarmReference?: number;
-  /** Observations with `seq` below this add no alarm evidence (warm-up + 1). Default 0. */
-  readonly alarmArmedFrom?: number;
-  readonly metrics: LiveMetrics;
-  readonly log: (line: string) => void;
-  /**
-   * Called before a commit writes checkpoints and again before it acks; throws when the loop may
-   * no longer commit (its partition's lease is no longer fresh): the loop then fails, abandoning
-   * what is in flight. Default: always allowed.
-   */
-  readonly fence?: () => void;
-  /** Conditional head: the context observations carry (checked when decoding: dead letters). */
-  readonly context?: BatchContext;
-}
+export type { LoopSettings };
 
 /** The learning loop. `init()`, then `run()` until `stop()`. */
 export class LiveLoop {
