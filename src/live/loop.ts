@@ -121,6 +121,10 @@ export class LiveLoop {
       this.#lastApplied.set(c.state.key, c.last_seq);
       if (c.alarm !== undefined) this.#alarms.import(c.state.key, c.alarm);
     }
+    // A worker killed after a checkpoint but before publishing that key's parameters left them
+    // behind it: publish every restored key once, so the parameters catch up with the checkpoint
+    // even if the key sees no new observation.
+    this.#params.markDirty(cps.map((c) => c.state.key));
     return cps.length;
   }
 
