@@ -82,6 +82,23 @@ export type DeadLetterReason =
 
 const Finite = z.number().refine(Number.isFinite, "expected a finite number");
 
+/** The conditional head's network shape (parameters, checkpoints, `--params-out`). */
+export const NetworkArchitecture: z.ZodObject<{
+  inputs: z.ZodNumber;
+  hidden: z.ZodArray<z.ZodNumber>;
+  activation: z.ZodEnum<{ tanh: "tanh"; relu: "relu" }>;
+  outputs: z.ZodNumber;
+  diag: z.ZodEnum<{ softplus: "softplus"; elu1p: "elu1p"; exp: "exp" }>;
+  time_features: z.ZodArray<z.ZodEnum<{ daily: "daily"; weekly: "weekly" }>>;
+}> = z.object({
+  inputs: z.number().int().min(0),
+  hidden: z.array(z.number().int().min(1)),
+  activation: z.enum(["tanh", "relu"]),
+  outputs: z.number().int().min(1),
+  diag: z.enum(["softplus", "elu1p", "exp"]),
+  time_features: z.array(z.enum(["daily", "weekly"])),
+});
+
 /** Parameters of one key, on `<prefix>.params.<key>` and in KV bucket `mvn_params`. */
 export const ParamsMessage = z.object({
   key: z.string().min(1),
@@ -96,14 +113,7 @@ export const ParamsMessage = z.object({
   /** Conditional head: `loc`/`scale_tril` are the MVN at `context` (the key's latest). */
   head: z.literal("conditional").optional(),
   /** Conditional head: the network's shape. */
-  architecture: z.object({
-    inputs: z.number().int().min(0),
-    hidden: z.array(z.number().int().min(1)),
-    activation: z.enum(["tanh", "relu"]),
-    outputs: z.number().int().min(1),
-    diag: z.enum(["softplus", "elu1p", "exp"]),
-    time_features: z.array(z.enum(["daily", "weekly"])),
-  }).optional(),
+  architecture: NetworkArchitecture.optional(),
   /** Conditional head: the raw context (carried features, then time features). */
   context: z.array(Finite).optional(),
   /** Conditional head: parameter version (accepted Adam steps). */
@@ -142,14 +152,7 @@ export const HeadStateSchema = z.looseObject({
   head: z.literal("conditional").optional(),
   /** Conditional head: architecture, standardiser, latest context, averaged weights, memory. */
   conditional: z.looseObject({
-    architecture: z.object({
-      inputs: z.number().int(),
-      hidden: z.array(z.number().int()),
-      activation: z.enum(["tanh", "relu"]),
-      outputs: z.number().int(),
-      diag: z.enum(["softplus", "elu1p", "exp"]),
-      time_features: z.array(z.enum(["daily", "weekly"])),
-    }),
+    architecture: NetworkArchitecture,
     standardiser: z.object({
       count: z.number(),
       mean: z.array(z.number()),

@@ -7,6 +7,7 @@
  * @module
  */
 import { z } from "zod";
+import { NetworkArchitecture } from "./messages.ts";
 import { MAX_DIM } from "../src/config/head_config.ts";
 import { ALARM_THRESHOLD_SETTING, MODEL_SETTINGS } from "../src/config/model_settings.ts";
 import {
@@ -202,14 +203,7 @@ export const ParamsOutEntry = z.object({
   rejected_updates: z.number().int().min(0),
   /** Conditional head: loc/scale_tril are at `context`; the network's shape and version. */
   head: z.literal("conditional").optional(),
-  architecture: z.object({
-    inputs: z.number().int(),
-    hidden: z.array(z.number().int()),
-    activation: z.enum(["tanh", "relu"]),
-    outputs: z.number().int(),
-    diag: z.enum(["softplus", "elu1p", "exp"]),
-    time_features: z.array(z.enum(["daily", "weekly"])),
-  }).optional(),
+  architecture: NetworkArchitecture.optional(),
   context: z.array(z.number()).optional(),
   version: z.number().int().min(0).optional(),
 });
