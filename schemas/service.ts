@@ -20,6 +20,15 @@ export function scoreSubjectPrefix(prefix: string): string {
 }
 
 /**
+ * Prefix of the internal subject on which the owner of partition `partition` (the worker holding
+ * its lease, and only while it holds it) answers scoring requests forwarded by the other workers:
+ * `<prefix>.svc.owner.<partition>.<key>`. Not part of the public API.
+ */
+export function ownerSubjectPrefix(prefix: string, partition: number): string {
+  return `${prefix}.svc.owner.${partition}.`;
+}
+
+/**
  * Error codes of the scoring service, sent in the `Nats-Service-Error-Code` header (with the
  * message in `Nats-Service-Error`) and in the body ({@link ServiceErrorReply}).
  */
@@ -38,8 +47,13 @@ export const SERVICE_ERROR_CODES = {
   non_finite: 422,
   /** Conditional head: the request lacks its context (features of the configured count, a time). */
   features: 422,
-  /** The worker is stopping. */
+  /** The worker is stopping, or the key's owner did not answer in time: retry. */
   unavailable: 503,
+  /**
+   * No worker owns the key's partition right now (a failover or rebalance in progress, or workers
+   * starting): retry after a lease period.
+   */
+  no_owner: 503,
   /** Anything else (an engine failure). */
   internal: 500,
 } as const;

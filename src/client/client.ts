@@ -83,6 +83,14 @@ export class ScoreServiceError extends Error {
     this.code = code;
     this.reason = reason;
   }
+
+  /**
+   * True for 503 (`no_owner`: the key's partition is changing hands; `unavailable`): the same
+   * request can succeed a moment later.
+   */
+  get retryable(): boolean {
+    return this.code === 503;
+  }
 }
 
 /** A subscription as an async iterable of parsed values; close it with `return()` or `close()`. */

@@ -11,8 +11,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { LiveConfig, Topology } from "../config/live_config.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
-import { EngineError } from "../engine/errors.ts";
-import { partitionOf } from "../nats/partitions.ts";
+import { PartitionNotOwnedError, partitionOf } from "../nats/partitions.ts";
 import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
 import { LeaseLostError, LeaseManager } from "../nats/leases.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
@@ -36,6 +35,11 @@ export interface PartitionedDeps {
   /** A fresh engine for one partition. */
   readonly engine: () => Promise<ScoringEngine>;
   readonly log: (line: string) => void;
+  /**
+   * The scoring service's internal per-partition endpoints (`OwnerEndpoints`): served while the
+   * partition's loop runs, so forwarded requests reach only its owner.
+   */
+  readonly owners?: { serve(partition: number): void; unserve(partition: number): void };
 }
 
 interface Partition {
@@ -75,18 +79,26 @@ export class PartitionedWorker {
     return this.leases.owned;
   }
 
+  /** True while `key`'s partition runs here (its requests are scored here, not forwarded). */
+  owns(key: string): boolean {
+    const part = this.#parts.get(partitionOf(key, this.#d.config.partitions));
+    return part?.done !== undefined && !part.releasing;
+  }
+
   /**
    * Runs `f` with the engine of the partition that holds `key`, in that partition's loop order
-   * (the scoring service). A partition this worker does not own is an `unknown_key` error.
+   * (the scoring service). A partition this worker does not own is a
+   * {@link PartitionNotOwnedError}.
    */
   withEngine<T>(key: string, f: (engine: ScoringEngine) => Promise<T>): Promise<T> {
     const n = partitionOf(key, this.#d.config.partitions);
     const loop = this.#parts.get(n)?.loop;
     if (loop === undefined) {
       return Promise.reject(
-        new EngineError(
-          "unknown_key",
-          `expected key '${key}' in a partition this worker owns, found partition ${n} owned elsewhere (or starting)`,
+        new PartitionNotOwnedError(
+          n,
+          `expected key '${key}' in a partition this worker owns, found partition ${n} owned ` +
+            `elsewhere or by nobody now (a failover or rebalance in progress): retry`,
         ),
       );
     }
@@ -168,7 +180,9 @@ export class PartitionedWorker {
         throw new LeaseLostError(`partition ${n}: released while starting`);
       }
       part.done = loop.run();
+      this.#d.owners?.serve(n);
       part.done.catch((e) => {
+        this.#d.owners?.unserve(n);
         if (part.releasing) return;
         log(`partition ${n}: stopped (${e instanceof Error ? e.message : e}); handing it back`);
         this.#parts.delete(n);
@@ -192,6 +206,8 @@ export class PartitionedWorker {
     const part = this.#parts.get(n);
     if (part === undefined) return;
     part.releasing = true;
+    // Forwarded requests stop coming here first; those in progress still finish below.
+    this.#d.owners?.unserve(n);
     if (!graceful) part.abandoned = true;
     await part.started.catch(() => {});
     if (part.loop === undefined) return;

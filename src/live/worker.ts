@@ -17,7 +17,8 @@ import { isPortFree, NatsServerProcess } from "../nats/server_process.ts";
 import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
 import { NatsSink } from "../nats/nats_sink.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
-import { startScoreService } from "../nats/score_service.ts";
+import { type ScoreServiceSettings, startScoreService } from "../nats/score_service.ts";
+import { forwardRequest, OwnerEndpoints, ownerRoute } from "../nats/score_routing.ts";
 import { ensureStreams, openBuckets, openLeaseBucket, resetConsumer } from "../nats/topology.ts";
 import { partitionMapping, probePartitions } from "../nats/partitions.ts";
 import { PartitionedWorker } from "./partitioned.ts";
@@ -27,6 +28,12 @@ import { LiveLoop } from "./loop.ts";
 import { LiveMetrics } from "./metrics.ts";
 import { NullCheckpointStore } from "./null_checkpoint_store.ts";
 import { StandInEngine } from "../engine/stand_in.ts";
+
+/**
+ * How long a scoring request forwarded to the owner of its key's partition waits for the reply
+ * (a score-only batch waits for the batch in progress on that partition, rarely near this).
+ */
+const SCORE_FORWARD_TIMEOUT_MS = 5000;
 
 /** Options of {@link startWorker}. */
 export interface WorkerOptions {
@@ -139,7 +146,26 @@ export async function startWorker(
       const js = jetstream(nc);
       const workerId = options.workerId ??
         `${Deno.hostname()}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-      const part = new PartitionedWorker({
+      // The scoring service: a request for a key of a partition owned elsewhere is forwarded to
+      // the owner's internal endpoint, which only the lease holder serves (score_routing.ts).
+      const scoring: ScoreServiceSettings = {
+        prefix: config.prefix,
+        dim: config.head.dim,
+        maxMessageBytes: config.maxMessageBytes,
+        withEngine: (key, f) => part.withEngine(key, f),
+        route: (key) =>
+          part.owns(key) ? undefined : (request) =>
+            forwardRequest(
+              nc,
+              ownerRoute(config.prefix, config.partitions, key),
+              request,
+              SCORE_FORWARD_TIMEOUT_MS,
+            ),
+        log,
+        ...contextOf(config),
+      };
+      const owners = options.mode === "relay" ? undefined : new OwnerEndpoints(nc, scoring);
+      const part: PartitionedWorker = new PartitionedWorker({
         config,
         topo,
         js,
@@ -151,6 +177,7 @@ export async function startWorker(
         workerId,
         engine: () => createEngine(head, { thread: engineThread, log: () => {} }),
         log,
+        owners,
       });
       log(
         `partitioned: ${config.partitions} partitions (${config.prefix}.obs.<N>.<key>), ` +
@@ -158,17 +185,11 @@ export async function startWorker(
       );
       await part.start();
       if (options.mode !== "relay") {
-        const service = await startScoreService(nc, {
-          prefix: config.prefix,
-          dim: config.head.dim,
-          maxMessageBytes: config.maxMessageBytes,
-          withEngine: (key, f) => part.withEngine(key, f),
-          log,
-          ...contextOf(config),
-        });
+        const service = await startScoreService(nc, scoring);
         cleanups.push(() => service.stop());
         log(
-          `scoring service 'mvn' answering on ${config.prefix}.svc.score.<key> (owned partitions)`,
+          `scoring service 'mvn' answering on ${config.prefix}.svc.score.<key> (keys of other ` +
+            `workers' partitions forwarded to their owner)`,
         );
       }
       const httpPort = _serveHttp(config, wsUrl, metrics, log, cleanups);

@@ -9,6 +9,21 @@
  */
 import { headers, type NatsConnection } from "@nats-io/nats-core";
 
+/**
+ * A request named a key of a partition that this worker does not own (now): the scoring service
+ * answers `no_owner` (503, retryable) rather than 404, as the key may well exist elsewhere.
+ */
+export class PartitionNotOwnedError extends Error {
+  readonly code = "no_owner";
+  readonly partition: number;
+
+  constructor(partition: number, message: string) {
+    super(message);
+    this.name = "PartitionNotOwnedError";
+    this.partition = partition;
+  }
+}
+
 /** Key tokens the mapping hashes (keys with more tokens hash their first four). */
 export const HASHED_TOKENS = 4;
 

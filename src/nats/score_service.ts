@@ -11,11 +11,15 @@
  * a batch. A bad request gets an error reply (`Nats-Service-Error-Code` / `Nats-Service-Error`
  * headers, and a {@link ServiceErrorReply} body), never a crash.
  *
+ * Partitioned workers: a request for a key whose partition another worker owns is forwarded to
+ * that owner (`src/nats/score_routing.ts`) and its reply relayed, so every request gets the
+ * owner's answer, or `no_owner` (503, retryable) while nobody owns the partition.
+ *
  * @module
  */
 import { timeMs } from "../model/time_features.ts";
 import { F32_FEATURES_HEADER } from "../../schemas/messages.ts";
-import type { NatsConnection } from "@nats-io/nats-core";
+import { headers, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
 import {
   SCORE_ENDPOINT,
@@ -27,6 +31,7 @@ import {
   type ServiceScoreRecord,
 } from "../../schemas/service.ts";
 import { hasEngineErrorCode } from "../engine/errors.ts";
+import { PartitionNotOwnedError } from "./partitions.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import type { ObservationBatch } from "../engine/types.ts";
 import { type DecodedRow, decodeMessage, type RawMessage } from "../wire/decode.ts";
@@ -50,6 +55,11 @@ export interface ScoreServiceSettings {
   readonly log?: (line: string) => void;
   /** Conditional head: the context requests carry (`features`, a time `t`), as for input. */
   readonly context?: { readonly features: number; readonly timed: boolean };
+  /**
+   * Partitioned mode: when this worker does not own the key's partition, what passes the request
+   * on to its owner (`forwardRequest` of `score_routing.ts`); `undefined` to score here.
+   */
+  readonly route?: (key: string) => ((request: RawMessage) => Promise<ServiceReply>) | undefined;
 }
 
 /** Outcome of one request. */
@@ -62,9 +72,49 @@ export type ScoreOutcome =
     readonly message: string;
   };
 
-function failure(reason: ServiceErrorReason, message: string): ScoreOutcome {
+/** A failed outcome of `reason`. */
+export function failure(
+  reason: ServiceErrorReason,
+  message: string,
+): Extract<ScoreOutcome, { ok: false }> {
   return { ok: false, reason, code: SERVICE_ERROR_CODES[reason], message };
 }
+
+/** What a request is answered with: a reply body (the records' JSON), or an error. */
+export type ServiceReply =
+  | { readonly ok: true; readonly body: string | Uint8Array }
+  | Extract<ScoreOutcome, { ok: false }>;
+
+function replyOf(outcome: ScoreOutcome): ServiceReply {
+  return outcome.ok ? { ok: true, body: JSON.stringify(outcome.records) } : outcome;
+}
+
+/** The {@link ServiceErrorReply} body of an error. */
+export function errorBody(e: Extract<ScoreOutcome, { ok: false }>): string {
+  const body: ServiceErrorReply = {
+    error: { code: e.code, reason: e.reason, message: e.message },
+  };
+  return JSON.stringify(body);
+}
+
+/**
+ * Answers a core NATS request (the owner's internal endpoint) as the service would: the body, or
+ * the error headers and body.
+ */
+export function respondCore(msg: Msg, outcome: ScoreOutcome): void {
+  if (outcome.ok) {
+    msg.respond(JSON.stringify(outcome.records));
+    return;
+  }
+  const h = headers();
+  h.set(ERROR_CODE_HEADER, String(outcome.code));
+  h.set(ERROR_HEADER, outcome.message);
+  msg.respond(errorBody(outcome), { headers: h });
+}
+
+/** The micro protocol's error headers. */
+export const ERROR_CODE_HEADER = "Nats-Service-Error-Code";
+export const ERROR_HEADER = "Nats-Service-Error";
 
 /**
  * Scores one request (decoded as the worker decodes input messages) against the key's current
@@ -126,6 +176,7 @@ export async function scoreRequest(
     return { ok: true, records };
   } catch (e) {
     const text = e instanceof Error ? e.message : String(e);
+    if (e instanceof PartitionNotOwnedError) return failure("no_owner", text);
     if (hasEngineErrorCode(e, "unknown_key")) {
       return failure("unknown_key", `expected a key this worker holds, found '${key}'`);
     }
@@ -161,26 +212,24 @@ export async function startScoreService(
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
   const handle = async (msg: ServiceMsg): Promise<void> => {
-    const outcome: ScoreOutcome = stopping
+    const request: RawMessage = {
+      subject: msg.subject,
+      data: msg.data,
+      contentType: contentTypeOf(msg),
+      features: msg.headers?.get(F32_FEATURES_HEADER) || undefined,
+    };
+    const owner = s.route?.(msg.subject.slice(scoreSubjectPrefix(s.prefix).length));
+    const reply: ServiceReply = stopping
       ? failure("unavailable", "the worker is stopping")
-      : await scoreRequest(
-        {
-          subject: msg.subject,
-          data: msg.data,
-          contentType: contentTypeOf(msg),
-          features: msg.headers?.get(F32_FEATURES_HEADER) || undefined,
-        },
-        s,
-      );
-    if (outcome.ok) {
-      msg.respond(JSON.stringify(outcome.records));
+      : owner !== undefined
+      ? await owner(request)
+      : replyOf(await scoreRequest(request, s));
+    if (reply.ok) {
+      msg.respond(reply.body);
       return;
     }
-    const body: ServiceErrorReply = {
-      error: { code: outcome.code, reason: outcome.reason, message: outcome.message },
-    };
-    msg.respondError(outcome.code, outcome.message, JSON.stringify(body));
-    countError(service, `${outcome.reason}: ${outcome.message}`);
+    msg.respondError(reply.code, reply.message, errorBody(reply));
+    countError(service, `${reply.reason}: ${reply.message}`);
   };
   service.addEndpoint(SCORE_ENDPOINT, {
     subject: `${scoreSubjectPrefix(s.prefix)}>`,
