@@ -120,64 +120,124 @@ async function pendingTotal(nc: NatsConnection, parts: number): Promise<number> 
   return consumers === parts ? total : Infinity;
 }
 
-interface Step {
-  /** When the scores stream holds this many messages. */
-  readonly at: number;
-  readonly what: string;
-  readonly run: () => Promise<void>;
-}
+const verbose = Deno.env.get("MVN_TEST_VERBOSE") !== undefined;
+const note = (what: string) => verbose && console.log(`${new Date().toISOString()} ${what}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Input messages published by one scenario at least, and after its action at least. */
+const SCENARIO_MESSAGES = 1_200;
+const AFTER_ACTION = 300;
+/** While the action is still running, publishing pauses past this many (bounds the run). */
+const SCENARIO_CAP = 3_000;
+/** Paced publishing (at most ≈ 300 messages/s), so that actions land mid-stream. */
+const BATCH = 50;
+const PAUSE_MS = 150;
 
 /**
- * Publishes `n` messages (paced) while `workers` start; runs `steps` at their score counts; then
- * checks exactly-once and that the survivors exit 0 on SIGTERM.
+ * Scenarios run one after another on the same server(s), streams and workers. Input message i is
+ * always `inputs(∞).pubs[i]`, so after each scenario the input so far is `inputs(published)`:
+ * the exactly-once check of a scenario covers everything published until then, and fails on the
+ * first scenario that scored or learned an observation twice or never.
  */
-async function scaleOutRun(
-  url: string,
-  n: number,
-  workers: CliProcess[],
-  steps: (workers: CliProcess[]) => Step[],
-  replicas: number,
-  parts = P,
-): Promise<void> {
-  const input = inputs(n);
-  const { pubs, obs } = input;
-  const nc = await connect({ servers: url.split(","), maxReconnectAttempts: -1 });
-  const all = workers;
-  try {
-    await addInputStream(nc, { num_replicas: replicas, duplicate_window: 30 * 60 * 1e9 });
-    const publishing = publishInBatches(nc, pubs, 200, 100);
-    for (const step of steps(all)) {
-      await waitForScores(nc, step.at, `${step.at} scores before: ${step.what}`, 90_000);
-      if (Deno.env.get("MVN_TEST_VERBOSE")) console.log(`${new Date().toISOString()} ${step.what}`);
-      await step.run();
+class ScaleOutSession {
+  readonly workers: CliProcess[];
+  #published = 0;
+  readonly #pool = inputs(SCENARIO_CAP * 4 + AFTER_ACTION * 4).pubs;
+
+  constructor(
+    readonly nc: NatsConnection,
+    readonly parts: number,
+    workers: CliProcess[],
+  ) {
+    this.workers = workers;
+  }
+
+  /**
+   * Publishes input (paced), runs `action` once `at` more observations were scored, goes on
+   * publishing until the action is done and {@link AFTER_ACTION} more messages went out (so the
+   * action happens mid-stream), then checks exactly-once over everything published so far.
+   */
+  async scenario(what: string, action: () => Promise<void>, at = 500): Promise<void> {
+    const start = this.#published;
+    const before = inputs(start).obs;
+    let actionDone = false;
+    let acting: Promise<void> | undefined;
+    let i = start;
+    const publishing = (async () => {
+      let after = 0;
+      while (!(actionDone && i - start >= SCENARIO_MESSAGES && after >= AFTER_ACTION)) {
+        if (i - start >= SCENARIO_CAP && !actionDone) {
+          await acting?.catch(() => {});
+          await sleep(100);
+          continue;
+        }
+        const wasDone = actionDone;
+        await publishInBatches(this.nc, this.#pool.slice(i, i + BATCH), BATCH);
+        i += BATCH;
+        if (wasDone) after += BATCH;
+        await sleep(PAUSE_MS);
+      }
+    })();
+    try {
+      await waitForScores(this.nc, before + at, `${before + at} scores before: ${what}`, 90_000);
+      note(what);
+      acting = action();
+      await acting;
+      note(`${what}: done`);
+    } finally {
+      actionDone = true;
+      await publishing;
     }
-    await publishing;
-    const verbose = Deno.env.get("MVN_TEST_VERBOSE") !== undefined;
-    if (verbose) console.log(`${new Date().toISOString()} published`);
-    await waitForScores(nc, obs, "all scores");
-    if (verbose) console.log(`${new Date().toISOString()} all scored`);
+    this.#published = i;
+    const input = inputs(i);
+    note(`published ${i - start} in this scenario (${i} in all)`);
+    await waitForScores(this.nc, input.obs, `all ${input.obs} scores`);
     await waitFor(
       "every partition committed",
-      async () => (await pendingTotal(nc, parts)) === 0,
-      60_000,
+      async () => (await pendingTotal(this.nc, this.parts)) === 0,
+      90_000,
     );
-    if (verbose) console.log(`${new Date().toISOString()} all committed`);
-    assert.equal(await streamCount(nc, "TELEMETRY_SCORES"), obs);
-    await assertExactlyOnce(nc, input, parts);
-    if (Deno.env.get("MVN_TEST_VERBOSE")) {
-      for (const [i, w] of all.entries()) console.log(`--- worker ${i}\n${w.stderr()}`);
-    }
-    const alive = all.filter((w) => !killed.has(w));
+    note("all committed");
+    assert.equal(await streamCount(this.nc, "TELEMETRY_SCORES"), input.obs);
+    await assertExactlyOnce(this.nc, input, this.parts);
+  }
+
+  /** SIGTERM: the workers alive exit 0. */
+  async stopSurvivors(): Promise<void> {
+    const alive = this.workers.filter((w) => !killed.has(w));
     // (A worker signalled before it is running exits 143: wait until it runs.)
     for (const w of alive) await waitRunning(w);
     await Promise.all(alive.map(sigtermExitsZero));
-  } catch (e) {
-    for (const [i, w] of all.entries()) console.error(`--- worker ${i}\n${w.stderr()}`);
-    throw e;
-  } finally {
-    for (const w of all) await w[Symbol.asyncDispose]();
-    await nc.close();
   }
+
+  dumpLogs(): void {
+    for (const [i, w] of this.workers.entries()) {
+      console.error(`--- worker ${i}\n${w.stderr().slice(-6000)}`);
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const w of this.workers) await w[Symbol.asyncDispose]();
+    await this.nc.close();
+  }
+}
+
+/**
+ * Runs the steps of a session, each its own t.step; after a failed one the rest are skipped (they
+ * would only wait out their deadlines) and the workers' logs printed.
+ */
+async function runSteps(
+  t: Deno.TestContext,
+  session: ScaleOutSession,
+  steps: [string, () => Promise<void>][],
+): Promise<void> {
+  for (const [name, run] of steps) {
+    if (!(await t.step(name, run))) {
+      session.dumpLogs();
+      return;
+    }
+  }
+  if (verbose) session.dumpLogs();
 }
 
 /** Starts a worker and waits until it runs. */
@@ -230,59 +290,69 @@ async function sigkill(w: CliProcess): Promise<void> {
 }
 
 Deno.test({
-  name: "scale-out, one server: a worker added and another SIGKILLed mid-stream, exactly once",
+  name: "scale-out, one server: a worker added, then one SIGKILLed, mid-stream: exactly once",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: async () => {
+  fn: async (t) => {
     await using srv = await startNatsServer({ partitions: P });
-    const workers = [spawnWorker(srv.url), spawnWorker(srv.url)];
-    await scaleOutRun(srv.url, 8_000, workers, (all) => [
-      {
-        at: 1_500,
-        what: "add a third worker",
-        run: () => addWorker(all, srv.url),
-      },
-      {
-        at: 4_000,
-        what: "SIGKILL a worker holding partitions",
-        run: () => sigkillAnOwner(srv.url, all),
-      },
-    ], 1);
+    await using session = new ScaleOutSession(
+      await connect({ servers: srv.url, maxReconnectAttempts: -1 }),
+      P,
+      [spawnWorker(srv.url), spawnWorker(srv.url)],
+    );
+    await addInputStream(session.nc, { duplicate_window: 30 * 60 * 1e9 });
+    const all = session.workers;
+    for (const w of all) await waitRunning(w);
+    await runSteps(t, session, [
+      [
+        "a third worker added mid-stream: exactly once",
+        () => session.scenario("add a third worker", () => addWorker(all, srv.url)),
+      ],
+      [
+        "a worker holding partitions SIGKILLed mid-stream: exactly once",
+        () => session.scenario("SIGKILL a worker", () => sigkillAnOwner(srv.url, all)),
+      ],
+      ["the survivors exit 0 on SIGTERM", () => session.stopSurvivors()],
+    ]);
   },
 });
 
 Deno.test({
   name:
-    "scale-out, 3-node cluster (R3): a worker added, one SIGKILLed, a server node stopped, exactly once",
+    "scale-out, 3-node cluster (R3): a worker added, one SIGKILLed, a server node stopped, each mid-stream: exactly once after each",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: async () => {
+  fn: async (t) => {
     // 4 partitions: each is an R3 consumer (a raft group), and 16 of them on a 2-core box made
     // every request slow while the node stopped. A final ack lost while the node stops is
     // redelivered after the ack wait (then only re-scored): a short one keeps the test short.
+    // One cluster for the three scenarios: each is checked on everything published until then,
+    // so reusing it loses nothing and saves a cluster start per scenario.
     const parts = 4;
     await using cluster = await startNatsCluster({ partitions: parts });
     const extra = ["--replicas", "3", "--ack-wait-ms", "5000", "--partitions", String(parts)];
-    const workers = [spawnWorker(cluster.url, extra), spawnWorker(cluster.url, extra)];
-    await scaleOutRun(
-      cluster.url,
-      8_000,
-      workers,
-      (all) => [
-        {
-          at: 1_500,
-          what: "add a third worker",
-          run: () => addWorker(all, cluster.url, extra),
-        },
-        {
-          at: 3_000,
-          what: "SIGKILL a worker holding partitions",
-          run: () => sigkillAnOwner(cluster.url, all),
-        },
-        { at: 4_500, what: "stop server node 1", run: () => cluster.stopNode(1) },
-      ],
-      3,
+    await using session = new ScaleOutSession(
+      await connect({ servers: cluster.url.split(","), maxReconnectAttempts: -1 }),
       parts,
+      [spawnWorker(cluster.url, extra), spawnWorker(cluster.url, extra)],
     );
+    await addInputStream(session.nc, { num_replicas: 3, duplicate_window: 30 * 60 * 1e9 });
+    const all = session.workers;
+    for (const w of all) await waitRunning(w);
+    await runSteps(t, session, [
+      [
+        "a third worker added mid-stream: exactly once",
+        () => session.scenario("add a third worker", () => addWorker(all, cluster.url, extra)),
+      ],
+      [
+        "a worker holding partitions SIGKILLed mid-stream: exactly once",
+        () => session.scenario("SIGKILL a worker", () => sigkillAnOwner(cluster.url, all)),
+      ],
+      [
+        "a nats-server node stopped mid-stream: exactly once",
+        () => session.scenario("stop server node 1", () => cluster.stopNode(1)),
+      ],
+      ["the survivors exit 0 on SIGTERM", () => session.stopSurvivors()],
+    ]);
   },
 });
