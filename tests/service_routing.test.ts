@@ -21,6 +21,7 @@ import { encodeKvKey } from "../src/nats/kv_key.ts";
 import { partitionOf } from "../src/nats/partitions.ts";
 import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { openLeaseBucket } from "../src/nats/topology.ts";
+import { MvnClient, ScoreServiceError } from "../src/client/client.ts";
 import { jetstream } from "@nats-io/jetstream";
 import { addInputStream, liveConfig } from "./helpers/live_worker.ts";
 import { startNatsServer, waitFor } from "./helpers/nats_server.ts";
@@ -196,6 +197,10 @@ Deno.test({
             assert.equal(answer.error.error.reason, "no_owner");
             assert.match(answer.error.error.message, new RegExp(`partition ${GHOST}\\b`));
           }
+          await assert.rejects(
+            new MvnClient(nc, "telemetry").score(key, [obs(0, 0)]),
+            (e) => e instanceof ScoreServiceError && e.reason === "no_owner" && e.retryable,
+          );
         }
       });
 
