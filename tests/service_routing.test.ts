@@ -11,6 +11,7 @@ import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { ParamsMessage } from "../schemas/messages.ts";
 import {
+  ownerSubjectPrefix,
   ServiceErrorReply,
   type ServiceScoreRecord,
   ServiceScoreReply,
@@ -136,10 +137,11 @@ Deno.test({
     const b = await startWorker(config, { log: quiet, workerId: "b" });
     try {
       // Both hold partitions, 15 in all (the ghost holds the 16th), none twice.
-      await waitFor("the 15 free partitions shared by both workers", () => {
+      // Balanced (8 and 7: each at its target ceil(16 / 2), so no more handovers), none twice.
+      await waitFor("the 15 free partitions shared by both workers, 8 and 7", () => {
         const pa = a.partitions!();
         const pb = b.partitions!();
-        return pa.length > 0 && pb.length > 0 && pa.length + pb.length === P - 1 &&
+        return [pa.length, pb.length].sort().join() === "7,8" &&
           new Set([...pa, ...pb]).size === P - 1 && !pa.includes(GHOST) && !pb.includes(GHOST);
       }, 90_000);
       await publishAllAcked(
@@ -183,6 +185,19 @@ Deno.test({
           for (const key of ownedKeys) {
             await waitFor(`parameters of ${key}`, async () => (await published(key)) !== undefined);
           }
+          // Every partition's loop runs (its owner answers on the internal subject): from here
+          // on ownership is steady unless a lease lapses, which `owners()` would show.
+          await waitFor("every owned partition's internal endpoint answering", async () => {
+            for (const key of ownedKeys) {
+              const r = await nc.request(
+                `${ownerSubjectPrefix("telemetry", partitionOf(key, P))}${key}`,
+                JSON.stringify({ v: obs(0, 0) }),
+                { timeout: 20_000 },
+              );
+              if (r.headers?.get("Nats-Service-Error-Code")) return false;
+            }
+            return true;
+          }, 60_000);
           const steady = owners();
           for (const key of ownedKeys) await matches(key, () => owners() !== steady);
         },
