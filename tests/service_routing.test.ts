@@ -35,11 +35,12 @@ const PER_KEY = 12;
 const GHOST = 5;
 const topo = topologyFor("telemetry");
 
-/** Two keys per partition (dotted and not), found by the same hash as the server's mapping. */
+/** Two keys per partition, found by the same hash as the server's mapping. */
 function keysOverAllPartitions(): string[] {
   const byPart = new Map<number, string[]>();
   for (let i = 0; byPart.size < P || [...byPart.values()].some((k) => k.length < 2); i++) {
-    const key = i % 2 === 0 ? `dev${i}` : `site${i}.pump-${i % 7}`;
+    // One token, two, and five (the mapping hashes the first four).
+    const key = [`dev${i}`, `site${i}.pump-${i % 7}`, `r${i}.a.b.c.x${i % 5}`][i % 3];
     const list = byPart.get(partitionOf(key, P)) ?? [];
     if (list.length < 2) list.push(key);
     byPart.set(partitionOf(key, P), list);
