@@ -16,7 +16,13 @@ import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { LIVE_FORMATS, type LiveFormat, type LiveRow, type LiveSoakResult } from "./schema.ts";
+import {
+  type LatencyRow,
+  LIVE_FORMATS,
+  type LiveFormat,
+  type LiveRow,
+  type LiveSoakResult,
+} from "./schema.ts";
 import {
   type LiveConfig,
   resolveLiveConfig,
@@ -529,4 +535,35 @@ export async function benchLive(
     });
   }
   return rows;
+}
+
+/**
+ * The latency floor's rate: JSON, one observation per message, one worker. Fixed rather than half
+ * the measured throughput, so that the figure does not move with the throughput (half of a
+ * saturating rate on the shared 2-core box measured the saturation as much as the worker).
+ */
+export const LATENCY_RATE_OBS_PER_S = 5000;
+
+/** The `latency` section: publish → score of JSON observations at a fixed moderate rate. */
+export async function benchLatency(
+  o: LiveBenchOptions,
+  rate: number,
+  log: (line: string) => void,
+): Promise<LatencyRow> {
+  const json: LiveVariant = { format: "json", scoreMessages: "row" };
+  log(`latency: json, one worker, ${rate} obs/s …`);
+  const lat = await latencyAt(json, rate, o, log);
+  log(`latency: p50 ${lat.p50_ms.toFixed(2)} ms, p99 ${lat.p99_ms.toFixed(2)} ms`);
+  return {
+    format: "json",
+    workers: 1,
+    rate_obs_per_s: rate,
+    published_obs_per_s: lat.published_obs_per_s,
+    samples: lat.samples,
+    p50_ms: lat.p50_ms,
+    p90_ms: lat.p90_ms,
+    p99_ms: lat.p99_ms,
+    p999_ms: lat.p999_ms,
+    max_ms: lat.max_ms,
+  };
 }
