@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--json FILE] [--sections engine,replay,live] [--quick] [--backend B] [--soak]`:
+ * `deno task bench [--json FILE] [--sections LIST] [--quick] [--backend B] [--soak]`:
  * throughput and latency, every comparison measured in the same run; see docs/bench.md.
  *
  * @module
