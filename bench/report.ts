@@ -213,7 +213,11 @@ export function formatReport(r: BenchResult): string {
           l.p999_ms.toFixed(2),
           l.max_ms.toFixed(2),
         ]],
-      ),
+      ) +
+        (l.sched === null ? "" : `\nover the ${l.sched.window_ms} ms of samples: worker process ` +
+          `${l.sched.worker_cpu_ms} ms on cpu, ${l.sched.worker_wait_ms} ms waiting for one; ` +
+          `nats-server ${l.sched.server_cpu_ms} ms on cpu, ${l.sched.server_wait_ms} ms waiting ` +
+          `(threads summed); load average ${l.sched.load_avg_1m ?? "—"}`),
     );
   }
   if (r.scaleout.length > 0) {

@@ -218,6 +218,19 @@ export const LatencyRow = z.object({
   p99_ms: z.number().nonnegative(),
   p999_ms: z.number().nonnegative(),
   max_ms: z.number().nonnegative(),
+  /**
+   * Over the samples' window: CPU time and run-queue wait (runnable, not running) summed over the
+   * threads of the process hosting the worker and of the nats-server, from /proc; the box's load.
+   * Says whether a slow p99 waited for the CPU. Null where not measured (no /proc).
+   */
+  sched: z.object({
+    window_ms: z.number().nonnegative(),
+    load_avg_1m: z.number().nonnegative().nullable(),
+    worker_cpu_ms: z.number().nonnegative(),
+    worker_wait_ms: z.number().nonnegative(),
+    server_cpu_ms: z.number().nonnegative(),
+    server_wait_ms: z.number().nonnegative(),
+  }).nullable().default(null),
 });
 export type LatencyRow = z.output<typeof LatencyRow>;
 

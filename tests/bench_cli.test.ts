@@ -151,6 +151,7 @@ Deno.test("bench --quick --sections latency,scaleout,failover: fixed-rate latenc
       assert.equal(lat.format, "json");
       assert.equal(lat.rate_obs_per_s, 5000);
       assert.ok(lat.samples > 0 && lat.p50_ms <= lat.p99_ms, JSON.stringify(lat));
+      if (Deno.build.os === "linux") assert.ok(lat.sched !== null, JSON.stringify(lat));
       assert.deepEqual(result.scaleout.map((s) => s.workers), [1, 2]);
       for (const s of result.scaleout) {
         assert.ok(s.obs_per_s > 0 && s.worker_cpu_us_per_obs > 0, JSON.stringify(s));
