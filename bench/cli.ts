@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--json FILE] [--sections engine,replay,live] [--quick] [--backend B] [--soak]`:
+ * `deno task bench [--json FILE] [--sections LIST] [--quick] [--backend B] [--soak]`:
  * throughput and latency, every comparison measured in the same run; see docs/bench.md.
  *
  * @module
@@ -9,7 +9,16 @@ import { parseFlags, resolveSettings, SettingsError, usage } from "../src/config
 import { chooseBackend } from "../src/engine/backend.ts";
 import { benchEngine } from "./engine_bench.ts";
 import { benchConditional } from "./conditional_bench.ts";
-import { benchLive, liveBenchSizes, loadWindow, soakLive } from "./live_bench.ts";
+import {
+  benchLatency,
+  benchLive,
+  LATENCY_RATE_OBS_PER_S,
+  liveBenchSizes,
+  loadWindow,
+  soakLive,
+} from "./live_bench.ts";
+import { benchScaleout, scaleoutSizes } from "./scaleout_bench.ts";
+import { benchFailover, failoverSizes } from "./failover_bench.ts";
 import { benchReplay } from "./replay_bench.ts";
 import { checkFloors, formatReport } from "./report.ts";
 import { benchSoak } from "./soak.ts";
@@ -70,6 +79,9 @@ export async function run(args: string[]): Promise<number> {
     soak: null,
     soak_live: null,
     conditional: [],
+    latency: null,
+    scaleout: [],
+    failover: null,
     notes,
   };
   if (flags.sections.includes("engine")) {
@@ -122,7 +134,35 @@ export async function run(args: string[]): Promise<number> {
         `message per input message; best of ${sizes.rounds} rounds, last 80 % of each run); ` +
         "drain = the same " +
         "from a preloaded stream with no publisher; latency = publish → score record received, " +
-        "at half the worker's obs/s",
+        "at half the worker's obs/s (informative; the latency floor is the latency section's)",
+    );
+  }
+  if (flags.sections.includes("latency")) {
+    const sizes = liveBenchSizes(quick);
+    result.latency = await benchLatency(sizes, LATENCY_RATE_OBS_PER_S, log);
+    notes.push(
+      `latency: json, one worker as in the live section, paced at ${LATENCY_RATE_OBS_PER_S} ` +
+        `obs/s over ${sizes.keys} keys; samples = key 0's records published in ` +
+        `${sizes.latencyMs / 1000} s after ${sizes.latencyWarmMs / 1000} s of warm-up`,
+    );
+  }
+  if (flags.sections.includes("scaleout")) {
+    const sizes = scaleoutSizes(quick);
+    result.scaleout = await benchScaleout(sizes, log);
+    notes.push(
+      `scaleout: worker processes (deno task start, cpu) on a server mapping ${sizes.partitions} ` +
+        `partitions, ${sizes.messages} single-observation JSON messages over ${sizes.keys} keys ` +
+        "published once the workers balanced; obs/s and CPU (user + system, /proc) from the " +
+        "first score stored to the last",
+    );
+  }
+  if (flags.sections.includes("failover")) {
+    const sizes = failoverSizes(quick);
+    result.failover = await benchFailover(sizes, log);
+    notes.push(
+      `failover: ${sizes.workers} worker processes, ${sizes.partitions} partitions, ` +
+        `${sizes.rate} obs/s over 64 keys; one SIGKILLed after ${sizes.warmS} s; failover = the ` +
+        `worst score latency of the observations published in the ${sizes.afterS} s after it`,
     );
   }
   if (flags.soak) {

@@ -44,13 +44,15 @@ export function checkFloors(r: Omit<BenchResult, "floors">): FloorCheck[] {
       pass: ratio >= 0.7,
       detail: `${ratio.toFixed(2)}×`,
     });
-    if (l.p99_ms !== null) {
-      out.push({
-        name: `live ${_liveName(l)} p99 ≤ 25 ms at half load`,
-        pass: l.p99_ms <= 25,
-        detail: `${l.p99_ms.toFixed(2)} ms`,
-      });
-    }
+  }
+  // At a fixed moderate rate (replaced "p99 at half the sustained rate", which on the shared box
+  // measured how close half of a saturating rate was to saturation).
+  if (r.latency) {
+    out.push({
+      name: `live ${r.latency.format} p99 ≤ 25 ms at ${fmtRate(r.latency.rate_obs_per_s)} obs/s`,
+      pass: r.latency.p99_ms <= 25,
+      detail: `${r.latency.p99_ms.toFixed(2)} ms`,
+    });
   }
   if (r.soak) {
     const growth = r.soak.rss_end_mb / r.soak.rss_start_mb - 1;
@@ -182,6 +184,79 @@ export function formatReport(r: BenchResult): string {
           l.p99_ms?.toFixed(2) ?? "—",
           l.max_ms?.toFixed(2) ?? "—",
         ]),
+      ),
+    );
+  }
+  if (r.latency) {
+    const l = r.latency;
+    parts.push(
+      "latency (publish → score record, fixed rate)\n" + table(
+        [
+          "format",
+          "workers",
+          "obs/s",
+          "samples",
+          "p50 ms",
+          "p90 ms",
+          "p99 ms",
+          "p99.9 ms",
+          "max ms",
+        ],
+        [[
+          l.format,
+          String(l.workers),
+          fmtRate(l.rate_obs_per_s),
+          String(l.samples),
+          l.p50_ms.toFixed(2),
+          l.p90_ms.toFixed(2),
+          l.p99_ms.toFixed(2),
+          l.p999_ms.toFixed(2),
+          l.max_ms.toFixed(2),
+        ]],
+      ) +
+        (l.sched === null ? "" : `\nover the ${l.sched.window_ms} ms of samples: worker process ` +
+          `${l.sched.worker_cpu_ms} ms on cpu, ${l.sched.worker_wait_ms} ms waiting for one; ` +
+          `nats-server ${l.sched.server_cpu_ms} ms on cpu, ${l.sched.server_wait_ms} ms waiting ` +
+          `(threads summed); load average ${l.sched.load_avg_1m ?? "—"}`),
+    );
+  }
+  if (r.scaleout.length > 0) {
+    parts.push(
+      "scale-out (worker processes, single-observation JSON)\n" + table(
+        [
+          "partitions",
+          "workers",
+          "observations",
+          "obs/s",
+          "worker CPU µs/obs",
+          "server CPU µs/obs",
+        ],
+        r.scaleout.map((s) => [
+          s.partitions === 0 ? "none" : String(s.partitions),
+          String(s.workers),
+          String(s.observations),
+          fmtRate(s.obs_per_s),
+          s.worker_cpu_us_per_obs.toFixed(1),
+          s.server_cpu_us_per_obs.toFixed(1),
+        ]),
+      ),
+    );
+  }
+  if (r.failover) {
+    const f = r.failover;
+    const ms = (v: number | null) => (v === null ? "—" : v.toFixed(0));
+    parts.push(
+      "failover (SIGKILL of one worker → its partitions scored again)\n" + table(
+        ["workers", "lease ms", "obs/s", "p50 before", "p50 after", "unscored", "failover ms"],
+        [[
+          String(f.workers),
+          String(f.lease_ms),
+          fmtRate(f.rate_obs_per_s),
+          ms(f.before_kill.p50_ms),
+          ms(f.after_kill.p50_ms),
+          String(f.unscored_after_kill),
+          ms(f.failover_ms),
+        ]],
       ),
     );
   }

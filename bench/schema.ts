@@ -8,7 +8,15 @@ import { SCORE_MESSAGES } from "../src/config/live_config.ts";
 import { num, option, type Resolved, toggle } from "../src/config/settings.ts";
 
 /** Sections the benchmark can run. */
-export const BENCH_SECTIONS = ["engine", "replay", "live", "conditional"] as const;
+export const BENCH_SECTIONS = [
+  "engine",
+  "replay",
+  "live",
+  "conditional",
+  "latency",
+  "scaleout",
+  "failover",
+] as const;
 
 /** `--sections engine,replay,live` (comma-separated or an array). */
 const Sections = z.preprocess(
@@ -196,6 +204,78 @@ export const ConditionalRow = z.object({
 });
 export type ConditionalRow = z.output<typeof ConditionalRow>;
 
+/** Live latency at a fixed moderate rate (`latency` section): the floor's measurement. */
+export const LatencyRow = z.object({
+  format: z.enum(LIVE_FORMATS),
+  workers: z.number().int().positive(),
+  /** Paced publication rate (fixed, not derived from the measured throughput). */
+  rate_obs_per_s: Rate,
+  /** The rate the load process actually published at. */
+  published_obs_per_s: Rate,
+  samples: z.number().int().positive(),
+  p50_ms: z.number().nonnegative(),
+  p90_ms: z.number().nonnegative(),
+  p99_ms: z.number().nonnegative(),
+  p999_ms: z.number().nonnegative(),
+  max_ms: z.number().nonnegative(),
+  /**
+   * Over the samples' window: CPU time and run-queue wait (runnable, not running) summed over the
+   * threads of the process hosting the worker and of the nats-server, from /proc; the box's load.
+   * Says whether a slow p99 waited for the CPU. Null where not measured (no /proc).
+   */
+  sched: z.object({
+    window_ms: z.number().nonnegative(),
+    load_avg_1m: z.number().nonnegative().nullable(),
+    worker_cpu_ms: z.number().nonnegative(),
+    worker_wait_ms: z.number().nonnegative(),
+    server_cpu_ms: z.number().nonnegative(),
+    server_wait_ms: z.number().nonnegative(),
+  }).nullable().default(null),
+});
+export type LatencyRow = z.output<typeof LatencyRow>;
+
+/** One scale-out measurement (`scaleout` section): worker processes on a partitioned server. */
+export const ScaleoutRow = z.object({
+  /** Partitions of the server's mapping; 0 = unpartitioned (no mapping). */
+  partitions: z.number().int().nonnegative(),
+  workers: z.number().int().positive(),
+  observations: z.number().int().positive(),
+  keys: z.number().int().positive(),
+  /** Score records stored per second, from the first one to the last. */
+  obs_per_s: Rate,
+  /** CPU time (user + system) of all worker processes ÷ observations, same span. */
+  worker_cpu_us_per_obs: z.number().nonnegative(),
+  /** CPU time of the nats-server ÷ observations, same span. */
+  server_cpu_us_per_obs: z.number().nonnegative(),
+});
+export type ScaleoutRow = z.output<typeof ScaleoutRow>;
+
+/** Score latency of a set of observations (null percentiles when there were none). */
+const LatencySummary = z.object({
+  n: z.number().int().nonnegative(),
+  p50_ms: z.number().nullable(),
+  p99_ms: z.number().nullable(),
+  max_ms: z.number().nullable(),
+});
+
+/** The failover measurement (`failover` section): SIGKILL of one worker to scored again. */
+export const FailoverResult = z.object({
+  rate_obs_per_s: Rate,
+  lease_ms: z.number().int().positive(),
+  workers: z.number().int().positive(),
+  partitions: z.number().int().positive(),
+  before_kill: LatencySummary,
+  after_kill: LatencySummary,
+  /** Observations published after the kill whose score never arrived before the end. */
+  unscored_after_kill: z.number().int().nonnegative(),
+  /**
+   * The worst score latency of observations published after the kill: the dead worker's
+   * partitions wait for another worker to take them over. Null when none was scored.
+   */
+  failover_ms: z.number().nonnegative().nullable(),
+});
+export type FailoverResult = z.output<typeof FailoverResult>;
+
 /** The `--json` file. */
 export const BenchResult = z.object({
   version: z.literal(1),
@@ -210,6 +290,10 @@ export const BenchResult = z.object({
   soak_live: LiveSoakResult.nullable().default(null),
   /** Absent in files written before the conditional head existed. */
   conditional: z.array(ConditionalRow).default([]),
+  /** Absent in files written before these sections existed. */
+  latency: LatencyRow.nullable().default(null),
+  scaleout: z.array(ScaleoutRow).default([]),
+  failover: FailoverResult.nullable().default(null),
   floors: z.array(FloorCheck),
   /** Sections or measurements skipped, with why. */
   notes: z.array(z.string()),
