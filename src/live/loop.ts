@@ -25,10 +25,17 @@
  *    unacked messages that are redelivered and either relearned (checkpoint not written) or only
  *    re-scored (checkpoint written). Barriers instead of a checkpoint per batch: at a few
  *    observations per batch, a checkpoint write per key per batch cost more than everything else.
+ *  - A barrier writes only the keys learned since the previous one: any other key's checkpoint
+ *    already holds its state and `last_seq` (a message only re-scored changes neither).
+ *  - Idle-key eviction (`evictIdleMs`): a key is dropped (engine, `lastApplied`, alarm) only once
+ *    the batch of its last observation is committed, so its checkpoint holds exactly its state;
+ *    a batch with an evicted key first reloads it from that checkpoint (state, `last_seq`, alarm),
+ *    before the batch's `isNew` decisions and engine work, so it continues as if never dropped.
  *
  * @module
  */
 import type { ScoringEngine } from "../engine/engine.ts";
+import type { HeadState } from "../engine/types.ts";
 import type { Group, Item, Part } from "./batch_builder.ts";
 import { collectBatch, type PipelineState } from "./collect.ts";
 import {
@@ -43,6 +50,7 @@ import type { LoopSettings } from "./loop_settings.ts";
 import { ParamsPublisher } from "./params.ts";
 import type { AlarmOut, CheckpointStore, MessageSource, OutputSink } from "./ports.ts";
 import { AlarmBank, DEFAULT_ALARM_REFERENCE, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
+import { IdleKeys } from "./eviction.ts";
 import { deadLetters, scoreOutputs } from "./records.ts";
 import { processIsolating } from "./refusals.ts";
 
@@ -76,6 +84,12 @@ export class LiveLoop {
    * batches rebuild the same records, alarms and episodes (ids), which the server deduplicates.
    */
   readonly #alarms: AlarmBank;
+  readonly #idle: IdleKeys;
+  /** Batches submitted (the last one's number), and the number of the last one committed. */
+  #submitted = 0;
+  #committedNo = 0;
+  /** A reloaded key's state the engine refused: every later engine call fails with it. */
+  #importFailed: unknown;
   readonly #pipeline: PipelineState = {
     idle: () => this.#unpublished === 0,
     failed: () => this.#fatal !== undefined,
@@ -98,6 +112,7 @@ export class LiveLoop {
       settings.alarmThreshold ?? DEFAULT_ALARM_THRESHOLD,
       settings.alarmReference ?? DEFAULT_ALARM_REFERENCE,
     );
+    this.#idle = new IdleKeys(settings.evictIdleMs);
     this.#params = new ParamsPublisher({
       engine,
       onEngine: (f) => this.#onEngine(f),
@@ -108,7 +123,7 @@ export class LiveLoop {
     });
   }
 
-  /** Highest applied input sequence per key (a copy). */
+  /** Highest applied input sequence per key in memory (a copy; evicted keys are not in it). */
   get lastApplied(): Map<string, number> {
     return new Map(this.#lastApplied);
   }
@@ -120,6 +135,7 @@ export class LiveLoop {
     for (const c of cps) {
       this.#lastApplied.set(c.state.key, c.last_seq);
       if (c.alarm !== undefined) this.#alarms.import(c.state.key, c.alarm);
+      this.#idle.use(c.state.key, 0);
     }
     // A worker killed after a checkpoint but before publishing that key's parameters left them
     // behind it: publish every restored key once, so the parameters catch up with the checkpoint
@@ -142,6 +158,7 @@ export class LiveLoop {
     // An idle stream still gets its last batches checkpointed and acked within the interval.
     const every = this.#s.checkpointEveryMs ?? 100;
     const flush = setInterval(() => {
+      this.#evictIdle();
       if (this.#barrierLast || this.#submitting || this.#fatal !== undefined) return;
       if (performance.now() - this.#lastBarrierAt < every) return;
       this.#submit([], performance.now(), true).catch((e) => this.#fail(e));
@@ -178,15 +195,32 @@ export class LiveLoop {
     let full = false;
     try {
       full = await this.#room();
+      // Evicted keys come back before the batch's isNew decisions: checked again after every
+      // reload (a sweep may evict another of its keys meanwhile), then nothing awaits until the
+      // batch is on the engine chain.
+      for (
+        let want = this.#idle.evictedIn(items);
+        want.length > 0;
+        want = this.#idle.evictedIn(items)
+      ) {
+        await this.#reload(want);
+      }
+    } catch (e) {
+      // A checkpoint that cannot be read: the batch is not processed (its messages are redelivered
+      // to the next run).
+      this.#fail(e);
+      return;
     } finally {
       this.#submitting = false;
     }
     // From here to the push: synchronous, so batches (and timer barriers) keep their order.
+    const no = ++this.#submitted;
     const groups: Group[] = [];
     for (const item of items) {
       const decoded = item.decoded;
       if (!decoded.ok) continue;
       const key = decoded.key;
+      this.#idle.use(key, no);
       const isNew = item.msg.seq > (this.#lastApplied.get(key) ?? 0);
       if (isNew) {
         this.#lastApplied.set(key, item.msg.seq);
@@ -246,8 +280,10 @@ export class LiveLoop {
     batch.done = previous
       .then(async () => {
         if (this.#fatal !== undefined) return;
-        if (barrier) await this.#commit(batch);
-        else batch.result = await published;
+        if (barrier) {
+          await this.#commit(batch);
+          this.#committedNo = no;
+        } else batch.result = await published;
       })
       .catch((e) => this.#fail(e));
     this.#inFlight.push(batch);
@@ -299,15 +335,69 @@ export class LiveLoop {
    * checkpoint exports, parameter snapshots) has finished, and before any submitted after it: the
    * scoring service goes through here, so a request never races a batch.
    */
-  withEngine<T>(f: (engine: ScoringEngine) => Promise<T>): Promise<T> {
-    return this.#onEngine(() => f(this.#engine));
+  async withEngine<T>(f: (engine: ScoringEngine) => Promise<T>, key?: string): Promise<T> {
+    // `key` evicted: reloaded first; no await between the last check and the call below.
+    while (key !== undefined && this.#idle.isEvicted(key)) await this.#reload([key]);
+    return await this.#onEngine(() => f(this.#engine));
   }
 
   /** Runs `f` on the engine once everything submitted to it before has finished, in order. */
   #onEngine<T>(f: () => Promise<T>): Promise<T> {
-    const job = this.#engineChain.then(f);
+    const job = this.#engineChain.then(() => {
+      if (this.#importFailed !== undefined) throw this.#importFailed;
+      return f();
+    });
     this.#engineChain = job.catch(() => {});
     return job;
+  }
+
+  /**
+   * Drops keys idle for `evictIdleMs` whose last batch is committed (their checkpoint holds their
+   * state) and whose parameters are published; the engine forgets them after everything before.
+   */
+  #evictIdle(): void {
+    if (this.#fatal !== undefined) return;
+    const out = this.#idle.evictIdle(this.#committedNo, (k) => this.#params.pending(k));
+    if (out.length === 0) return;
+    for (const key of out) {
+      this.#lastApplied.delete(key);
+      this.#alarms.forget(key);
+      this.#params.forget(key);
+    }
+    this.#s.metrics.keysEvicted += out.length;
+    this.#onEngine(() => this.#engine.forget(out)).catch((e) => this.#fail(e));
+  }
+
+  /**
+   * Reloads evicted keys from their checkpoints: `lastApplied` and alarm state at once, the
+   * engine's state after everything submitted before (so before the batch that needs them). A
+   * key without a checkpoint (it never held a state: all its observations were refused) comes
+   * back as a new key.
+   */
+  async #reload(keys: readonly string[]): Promise<void> {
+    const marks = this.#idle.marks(keys);
+    const cps = new Map((await this.#store.load(keys)).map((c) => [c.state.key, c]));
+    const states: HeadState[] = [];
+    keys.forEach((key, i) => {
+      if (!this.#idle.claim(key, marks[i])) return;
+      const c = cps.get(key);
+      if (c !== undefined) {
+        this.#lastApplied.set(key, c.last_seq);
+        if (c.alarm !== undefined) this.#alarms.import(key, c.alarm);
+        states.push(c.state);
+      }
+      this.#idle.use(key, this.#submitted + 1);
+    });
+    if (states.length === 0) return;
+    this.#s.metrics.keysReloaded += states.length;
+    this.#onEngine(async () => {
+      try {
+        await this.#engine.importState(states);
+      } catch (e) {
+        this.#importFailed ??= e;
+        throw e;
+      }
+    }).catch((e) => this.#fail(e));
   }
 
   /** Builds and publishes the batch's score records and dead letters; resolves once acked. */

@@ -90,7 +90,7 @@ export class PartitionedWorker {
         ),
       );
     }
-    return loop.withEngine(f);
+    return loop.withEngine(f, key);
   }
 
   start(): Promise<void> {

@@ -253,7 +253,7 @@ export async function startWorker(
         prefix: config.prefix,
         dim: config.head.dim,
         maxMessageBytes: config.maxMessageBytes,
-        withEngine: (_key, f) => loop.withEngine(f),
+        withEngine: (key, f) => loop.withEngine(f, key),
         log,
         ...contextOf(config),
       });

@@ -60,20 +60,33 @@ export class KvCheckpointStore implements CheckpointStore {
     const filter = this.#prefix === "" ? undefined : `${this.#prefix}>`;
     for await (const k of await this.kv.keys(filter)) keys.push(k);
     for (const k of keys) {
-      const e = await this.kv.get(k);
-      if (e === null || e.operation !== "PUT") continue;
-      const parsed = Checkpoint.safeParse(e.json());
-      if (!parsed.success) {
-        throw new TypeError(
-          `expected a checkpoint in KV key '${k}', found an invalid one: ${
-            parsed.error.issues[0]?.message
-          }`,
-        );
-      }
-      this.#revisions.set(parsed.data.state.key, e.revision);
-      out.push(parsed.data);
+      const cp = await this.#get(k);
+      if (cp !== null) out.push(cp);
     }
     return out;
+  }
+
+  async load(keys: readonly string[]): Promise<Checkpoint[]> {
+    const got = await Promise.all(keys.map((key) => this.#get(this.#prefix + encodeKvKey(key))));
+    return got.filter((cp) => cp !== null);
+  }
+
+  /** The checkpoint in KV key `k` (null when none), its revision remembered for the next write. */
+  async #get(k: string): Promise<Checkpoint | null> {
+    const e = await this.kv.get(k);
+    if (e === null || e.operation !== "PUT") return null;
+    const parsed = Checkpoint.safeParse(e.json());
+    if (!parsed.success) {
+      throw new TypeError(
+        `expected a checkpoint in KV key '${k}', found an invalid one: ${
+          parsed.error.issues[0]?.message
+        }`,
+      );
+    }
+    const key = parsed.data.state.key;
+    // Never step back: a read racing our own write may return the revision before it.
+    this.#revisions.set(key, Math.max(this.#revisions.get(key) ?? 0, e.revision));
+    return parsed.data;
   }
 
   async save(items: readonly Checkpoint[]): Promise<void> {

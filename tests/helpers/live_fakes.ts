@@ -115,6 +115,10 @@ export class CountingEngine implements ScoringEngine {
     for (const s of states) this.obs.set(s.key, s.observations);
     return Promise.resolve();
   }
+  forget(keys: readonly string[]): Promise<void> {
+    for (const k of keys) this.obs.delete(k);
+    return Promise.resolve();
+  }
   setParams(): Promise<void> {
     return Promise.resolve();
   }
@@ -204,6 +208,15 @@ export class MemoryStore implements CheckpointStore {
   }
   loadAll(): Promise<Checkpoint[]> {
     return Promise.resolve([...this.saved.values()]);
+  }
+  load(keys: readonly string[]): Promise<Checkpoint[]> {
+    this.events.push(`load ${keys.join(",")}`);
+    const out: Checkpoint[] = [];
+    for (const k of keys) {
+      const c = this.saved.get(k);
+      if (c !== undefined) out.push(c);
+    }
+    return Promise.resolve(out);
   }
   save(items: readonly Checkpoint[]): Promise<void> {
     for (const c of items) {
