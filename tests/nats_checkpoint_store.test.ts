@@ -7,7 +7,11 @@ import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import type { Checkpoint } from "../schemas/messages.ts";
-import { CheckpointConflictError, KvCheckpointStore } from "../src/nats/checkpoint_store.ts";
+import {
+  CheckpointConflictError,
+  InvalidCheckpointError,
+  KvCheckpointStore,
+} from "../src/nats/checkpoint_store.ts";
 import { fakeHeadState } from "./helpers/live_fakes.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 
@@ -39,6 +43,14 @@ Deno.test("checkpoint store: load single keys, then write them revision-checked"
       await again.save([cp("site.pump-7", 9)]);
       assert.deepEqual(await again.load(["site.pump-7"]), [cp("site.pump-7", 9)]);
       await assert.rejects(first.save([cp("site.pump-7", 6)]), CheckpointConflictError);
+    });
+
+    await t.step("an invalid entry is an error at once, not retried", async () => {
+      await kv.put("p3.bad", JSON.stringify({ last_seq: "x" }));
+      await assert.rejects(
+        first.load(["bad"]),
+        (e: unknown) => e instanceof InvalidCheckpointError && e.code === "invalid_checkpoint",
+      );
     });
   } finally {
     await nc.close();

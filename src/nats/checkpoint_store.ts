@@ -20,6 +20,15 @@ export class CheckpointConflictError extends Error {
   }
 }
 
+/** A KV entry that is not a valid checkpoint (`code` for callers that branch on it). */
+export class InvalidCheckpointError extends TypeError {
+  readonly code = "invalid_checkpoint";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InvalidCheckpointError";
+  }
+}
+
 function isWrongLastSequence(e: unknown): boolean {
   return (e instanceof JetStreamApiError && (e.code === 10071 || e.code === 10164)) ||
     (e instanceof Error && /wrong last sequence/i.test(e.message));
@@ -66,9 +75,20 @@ export class KvCheckpointStore implements CheckpointStore {
     return out;
   }
 
+  /** Retried until the server answers (as writes are): a blip must not end the worker. */
   async load(keys: readonly string[]): Promise<Checkpoint[]> {
-    const got = await Promise.all(keys.map((key) => this.#get(this.#prefix + encodeKvKey(key))));
-    return got.filter((cp) => cp !== null);
+    for (let attempt = 1;; attempt++) {
+      try {
+        const got = await Promise.all(keys.map((k) => this.#get(this.#prefix + encodeKvKey(k))));
+        return got.filter((cp) => cp !== null);
+      } catch (e) {
+        if (e instanceof InvalidCheckpointError) throw e;
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.log(`checkpoints of ${keys.length} key(s) not read (retrying): ${e}`);
+        }
+        await delay(Math.min(2000, 100 * attempt));
+      }
+    }
   }
 
   /** The checkpoint in KV key `k` (null when none), its revision remembered for the next write. */
@@ -77,7 +97,7 @@ export class KvCheckpointStore implements CheckpointStore {
     if (e === null || e.operation !== "PUT") return null;
     const parsed = Checkpoint.safeParse(e.json());
     if (!parsed.success) {
-      throw new TypeError(
+      throw new InvalidCheckpointError(
         `expected a checkpoint in KV key '${k}', found an invalid one: ${
           parsed.error.issues[0]?.message
         }`,
