@@ -35,7 +35,6 @@
  * @module
  */
 import type { ScoringEngine } from "../engine/engine.ts";
-import type { HeadState } from "../engine/types.ts";
 import type { Group, Item, Part } from "./batch_builder.ts";
 import { collectBatch, type PipelineState } from "./collect.ts";
 import {
@@ -50,7 +49,7 @@ import type { LoopSettings } from "./loop_settings.ts";
 import { ParamsPublisher } from "./params.ts";
 import type { AlarmOut, CheckpointStore, MessageSource, OutputSink } from "./ports.ts";
 import { AlarmBank, DEFAULT_ALARM_REFERENCE, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
-import { IdleKeys } from "./eviction.ts";
+import { KeyEviction } from "./eviction.ts";
 import { deadLetters, scoreOutputs } from "./records.ts";
 import { processIsolating } from "./refusals.ts";
 
@@ -84,12 +83,10 @@ export class LiveLoop {
    * batches rebuild the same records, alarms and episodes (ids), which the server deduplicates.
    */
   readonly #alarms: AlarmBank;
-  readonly #idle: IdleKeys;
+  readonly #evict: KeyEviction;
   /** Batches submitted (the last one's number), and the number of the last one committed. */
   #submitted = 0;
   #committedNo = 0;
-  /** A reloaded key's state the engine refused: every later engine call fails with it. */
-  #importFailed: unknown;
   readonly #pipeline: PipelineState = {
     idle: () => this.#unpublished === 0,
     failed: () => this.#fatal !== undefined,
@@ -112,7 +109,6 @@ export class LiveLoop {
       settings.alarmThreshold ?? DEFAULT_ALARM_THRESHOLD,
       settings.alarmReference ?? DEFAULT_ALARM_REFERENCE,
     );
-    this.#idle = new IdleKeys(settings.evictIdleMs);
     this.#params = new ParamsPublisher({
       engine,
       onEngine: (f) => this.#onEngine(f),
@@ -120,6 +116,17 @@ export class LiveLoop {
       paramsEveryMs: settings.paramsEveryMs,
       metrics: settings.metrics,
       log: settings.log,
+    });
+    this.#evict = new KeyEviction({
+      idleMs: settings.evictIdleMs,
+      engine,
+      onEngine: (f) => this.#onEngine(f),
+      store,
+      lastApplied: this.#lastApplied,
+      alarms: this.#alarms,
+      params: this.#params,
+      metrics: settings.metrics,
+      fail: (e) => this.#fail(e),
     });
   }
 
@@ -135,7 +142,7 @@ export class LiveLoop {
     for (const c of cps) {
       this.#lastApplied.set(c.state.key, c.last_seq);
       if (c.alarm !== undefined) this.#alarms.import(c.state.key, c.alarm);
-      this.#idle.use(c.state.key, 0);
+      this.#evict.keys.use(c.state.key, 0);
     }
     // A worker killed after a checkpoint but before publishing that key's parameters left them
     // behind it: publish every restored key once, so the parameters catch up with the checkpoint
@@ -158,7 +165,7 @@ export class LiveLoop {
     // An idle stream still gets its last batches checkpointed and acked within the interval.
     const every = this.#s.checkpointEveryMs ?? 100;
     const flush = setInterval(() => {
-      this.#evictIdle();
+      if (this.#fatal === undefined) this.#evict.sweep(this.#committedNo);
       if (this.#barrierLast || this.#submitting || this.#fatal !== undefined) return;
       if (performance.now() - this.#lastBarrierAt < every) return;
       this.#submit([], performance.now(), true).catch((e) => this.#fail(e));
@@ -198,12 +205,9 @@ export class LiveLoop {
       // Evicted keys come back before the batch's isNew decisions: checked again after every
       // reload (a sweep may evict another of its keys meanwhile), then nothing awaits until the
       // batch is on the engine chain.
-      for (
-        let want = this.#idle.evictedIn(items);
-        want.length > 0;
-        want = this.#idle.evictedIn(items)
-      ) {
-        await this.#reload(want);
+      const idle = this.#evict.keys;
+      for (let want = idle.evictedIn(items); want.length > 0; want = idle.evictedIn(items)) {
+        await this.#evict.reload(want, this.#submitted + 1);
       }
     } catch (e) {
       // A checkpoint that cannot be read: the batch is not processed (its messages are redelivered
@@ -220,7 +224,7 @@ export class LiveLoop {
       const decoded = item.decoded;
       if (!decoded.ok) continue;
       const key = decoded.key;
-      this.#idle.use(key, no);
+      this.#evict.keys.use(key, no);
       const isNew = item.msg.seq > (this.#lastApplied.get(key) ?? 0);
       if (isNew) {
         this.#lastApplied.set(key, item.msg.seq);
@@ -337,67 +341,20 @@ export class LiveLoop {
    */
   async withEngine<T>(f: (engine: ScoringEngine) => Promise<T>, key?: string): Promise<T> {
     // `key` evicted: reloaded first; no await between the last check and the call below.
-    while (key !== undefined && this.#idle.isEvicted(key)) await this.#reload([key]);
+    while (key !== undefined && this.#evict.keys.isEvicted(key)) {
+      await this.#evict.reload([key], this.#submitted + 1);
+    }
     return await this.#onEngine(() => f(this.#engine));
   }
 
   /** Runs `f` on the engine once everything submitted to it before has finished, in order. */
   #onEngine<T>(f: () => Promise<T>): Promise<T> {
     const job = this.#engineChain.then(() => {
-      if (this.#importFailed !== undefined) throw this.#importFailed;
+      if (this.#evict.importFailed !== undefined) throw this.#evict.importFailed;
       return f();
     });
     this.#engineChain = job.catch(() => {});
     return job;
-  }
-
-  /**
-   * Drops keys idle for `evictIdleMs` whose last batch is committed (their checkpoint holds their
-   * state) and whose parameters are published; the engine forgets them after everything before.
-   */
-  #evictIdle(): void {
-    if (this.#fatal !== undefined) return;
-    const out = this.#idle.evictIdle(this.#committedNo, (k) => this.#params.pending(k));
-    if (out.length === 0) return;
-    for (const key of out) {
-      this.#lastApplied.delete(key);
-      this.#alarms.forget(key);
-      this.#params.forget(key);
-    }
-    this.#s.metrics.keysEvicted += out.length;
-    this.#onEngine(() => this.#engine.forget(out)).catch((e) => this.#fail(e));
-  }
-
-  /**
-   * Reloads evicted keys from their checkpoints: `lastApplied` and alarm state at once, the
-   * engine's state after everything submitted before (so before the batch that needs them). A
-   * key without a checkpoint (it never held a state: all its observations were refused) comes
-   * back as a new key.
-   */
-  async #reload(keys: readonly string[]): Promise<void> {
-    const marks = this.#idle.marks(keys);
-    const cps = new Map((await this.#store.load(keys)).map((c) => [c.state.key, c]));
-    const states: HeadState[] = [];
-    keys.forEach((key, i) => {
-      if (!this.#idle.claim(key, marks[i])) return;
-      const c = cps.get(key);
-      if (c !== undefined) {
-        this.#lastApplied.set(key, c.last_seq);
-        if (c.alarm !== undefined) this.#alarms.import(key, c.alarm);
-        states.push(c.state);
-      }
-      this.#idle.use(key, this.#submitted + 1);
-    });
-    if (states.length === 0) return;
-    this.#s.metrics.keysReloaded += states.length;
-    this.#onEngine(async () => {
-      try {
-        await this.#engine.importState(states);
-      } catch (e) {
-        this.#importFailed ??= e;
-        throw e;
-      }
-    }).catch((e) => this.#fail(e));
   }
 
   /** Builds and publishes the batch's score records and dead letters; resolves once acked. */
