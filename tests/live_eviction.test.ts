@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { Checkpoint } from "../schemas/messages.ts";
 import { LiveLoop } from "../src/live/loop.ts";
 import { LiveMetrics } from "../src/live/metrics.ts";
-import { ArraySource, MemorySink, MemoryStore, setup } from "./helpers/live_fakes.ts";
+import { ArraySource, MemorySink, MemoryStore, setup, trickle } from "./helpers/live_fakes.ts";
 import { cpuEngine } from "./helpers/learning.ts";
 import { waitFor } from "./helpers/nats_server.ts";
 import { gaussian, rng } from "./helpers/synthetic.ts";
@@ -94,6 +94,49 @@ Deno.test("checkpoint writes and idle-key eviction", async (t) => {
     assert.equal(store.saved.get("b")?.last_seq, 2);
     assert.equal(store.saved.get("b")?.state.observations, 1);
   });
+
+  await t.step(
+    "keys evicted and reloaded while messages flow: every message scored, each learned once",
+    async () => {
+      // 20 keys, a message every ~2 ms, barriers every 10 ms, keys idle for 1 ms evicted: keys
+      // leave and come back all along, racing batches in every state.
+      const { events, engine, source, sink, store, loop } = setup([], 8, 10, "row", undefined, 1);
+      await loop.init();
+      const done = loop.run();
+      try {
+        await trickle(source, 200, (s) => `k${s % 20}`);
+        // However slow the machine: some key is out before the second half brings them all back.
+        await waitFor(
+          "a key evicted",
+          async () => (await loop.withEngine((e) => e.keys())).length < 20,
+        );
+        for (let s = 201; s <= 400; s++) {
+          source.add(s, `k${s % 20}`, `[${s},1]`);
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        await waitFor("message 400 acked", () => acked(events, 400));
+      } finally {
+        await source.close();
+        loop.stop();
+        await done;
+      }
+      assert.ok(events.some((e) => e.startsWith("load ")), "some key was reloaded");
+      assert.deepEqual(
+        engine.learnedRows.map((r) => Number(r.split(":")[1])).sort((x, y) => x - y),
+        Array.from({ length: 400 }, (_, i) => i + 1),
+      );
+      assert.deepEqual(
+        sink.scores.map((s) => s.record.stream_seq).sort((x, y) => x - y),
+        Array.from({ length: 400 }, (_, i) => i + 1),
+      );
+      // Each key's last checkpoint: its 20 observations, up to its last message (380 + i).
+      for (let i = 0; i < 20; i++) {
+        const c = store.saved.get(`k${i}`);
+        assert.equal(c?.state.observations, 20, `k${i}`);
+        assert.equal(c?.last_seq, i === 0 ? 400 : 380 + i, `k${i}`);
+      }
+    },
+  );
 
   await t.step(
     "keys evicted and reloaded end as keys never evicted; nothing lost or learned twice",

@@ -238,6 +238,7 @@ export function setup(
   checkpointEveryMs = 0,
   scoreMessages: "row" | "message" = "row",
   fence?: () => void,
+  evictIdleMs?: number,
 ) {
   const events: string[] = [];
   const engine = new CountingEngine();
@@ -259,6 +260,7 @@ export function setup(
     metrics: new LiveMetrics(),
     log: () => {},
     fence,
+    evictIdleMs,
   });
   return { events, engine, source, sink, store, loop };
 }
