@@ -2,7 +2,7 @@
  * Checkpoint writes and idle-key eviction in the learning loop, with in-memory I/O
  * (`tests/helpers/live_fakes.ts`): a barrier rewrites only keys that learned; a key dropped from
  * memory and reloaded from its checkpoint ends exactly as one never dropped, with every
- * observation learned once.
+ * observation learned once; and once against a real server (the worker reloads keys from KV).
  */
 import assert from "node:assert/strict";
 import type { Checkpoint } from "../schemas/messages.ts";
@@ -10,7 +10,16 @@ import { LiveLoop } from "../src/live/loop.ts";
 import { LiveMetrics } from "../src/live/metrics.ts";
 import { ArraySource, MemorySink, MemoryStore, setup, trickle } from "./helpers/live_fakes.ts";
 import { cpuEngine } from "./helpers/learning.ts";
-import { waitFor } from "./helpers/nats_server.ts";
+import { connect } from "@nats-io/transport-node";
+import { startWorker } from "../src/live/worker.ts";
+import {
+  assertExactlyOnce,
+  inputs,
+  liveConfig,
+  publishInBatches,
+  waitForScores,
+} from "./helpers/live_worker.ts";
+import { startNatsServer, waitFor } from "./helpers/nats_server.ts";
 import { gaussian, rng } from "./helpers/synthetic.ts";
 
 /** Stores what a KV bucket would: the checkpoint's JSON, read back as a new object. */
@@ -216,4 +225,29 @@ Deno.test("checkpoint writes and idle-key eviction", async (t) => {
       assert.deepEqual(evicted.alarms, kept.alarms);
     },
   );
+});
+
+Deno.test({
+  name: "idle-key eviction with a real server: keys reloaded from KV, every observation once",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using srv = await startNatsServer();
+    const nc = await connect({ servers: srv.url });
+    try {
+      const flags = ["--params-every-ms", "50", "--evict-idle-s", "0.05"];
+      await using worker = await startWorker(liveConfig(srv.url, flags), { log: () => {} });
+      const input = inputs(240, ["k0", "k1", "k2", "k3", "site.pump-7"]);
+      await publishInBatches(nc, input.pubs.slice(0, 120), 40);
+      await waitFor("a key evicted", () => worker.metrics.keysEvicted > 0);
+      await publishInBatches(nc, input.pubs.slice(120), 40);
+      await waitForScores(nc, input.obs, "every score");
+      // Checkpoints follow the scores: stopping writes the last ones.
+      await worker.stop();
+      await assertExactlyOnce(nc, input);
+      assert.ok(worker.metrics.keysReloaded > 0, "a key reloaded from its checkpoint");
+    } finally {
+      await nc.close();
+    }
+  },
 });

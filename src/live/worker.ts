@@ -233,13 +233,17 @@ export async function startWorker(
       source,
       new NatsSink(nc, js, buckets.params, config.prefix, log),
       relay ? new NullCheckpointStore() : new KvCheckpointStore(buckets.checkpoints, log),
-      loopSettingsOf(config, {
-        obsPrefix: `${config.prefix}.obs.`,
-        inputStream: topo.inputStream,
-        metrics,
-        log,
-        paramsEveryMs: relay ? Infinity : config.paramsEveryMs,
-      }),
+      {
+        ...loopSettingsOf(config, {
+          obsPrefix: `${config.prefix}.obs.`,
+          inputStream: topo.inputStream,
+          metrics,
+          log,
+          paramsEveryMs: relay ? Infinity : config.paramsEveryMs,
+        }),
+        // No checkpoints to reload from in relay mode.
+        ...(relay ? { evictIdleMs: undefined } : {}),
+      },
     );
     const restored = await loop.init();
     log(
