@@ -2,7 +2,7 @@
  * Closing an engine that runs in the compute worker returns only once the worker's thread has
  * ended, so that a process exiting right after close() never races the thread's teardown (with
  * webgpu on Mesa that race aborted about one exit in 25).
- * An engine error keeps its code across the worker boundary.
+ * An engine error keeps its code across the worker boundary; `forget` and `importState` cross it.
  */
 import assert from "node:assert/strict";
 import { resolveHeadConfig } from "../src/config/head_config.ts";
@@ -109,6 +109,31 @@ Deno.test("a refused batch rejects with its error code, in the compute thread an
       } finally {
         await engine.close();
       }
+    });
+  }
+});
+
+Deno.test("forget drops keys and importState brings them back, in the compute thread and in-process", async (t) => {
+  for (const thread of [true, false]) {
+    await t.step(thread ? "compute thread" : "in-process", async () => {
+      await using engine = await createEngine(resolveHeadConfig({ dim: 2, backend: "cpu" }), {
+        thread,
+        log: () => {},
+      });
+      const values = Float64Array.of(0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8);
+      await engine.process({
+        dim: 2,
+        n: 4,
+        values,
+        keyIndex: Uint32Array.of(0, 1, 0, 1),
+        keys: ["a", "b"],
+      });
+      const [a] = await engine.exportState(["a"]);
+      await engine.forget(["a", "never-seen"]);
+      assert.deepEqual(await engine.keys(), ["b"]);
+      await engine.importState([a]);
+      assert.deepEqual(await engine.exportState(["a"]), [a]);
+      assert.equal(a.observations, 2);
     });
   }
 });

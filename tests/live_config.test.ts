@@ -1,6 +1,8 @@
 /** The live worker's configuration: flags and environment, defaults and errors. */
 import assert from "node:assert/strict";
 import { ConfigError, parseLiveFlags, resolveLiveConfig } from "../src/config/live_config.ts";
+import { loopSettingsOf } from "../src/live/context.ts";
+import { LiveMetrics } from "../src/live/metrics.ts";
 
 Deno.test("live configuration", async (t) => {
   await t.step("defaults match the documented ones", () => {
@@ -15,6 +17,23 @@ Deno.test("live configuration", async (t) => {
     assert.equal(c.engineThread, "auto");
     assert.equal(c.scoreMessages, "row");
     assert.equal(c.duplicateWindowS, 1800);
+    assert.equal(c.evictIdleS, 0);
+  });
+  await t.step("--evict-idle-s: seconds to the loop's evictIdleMs; 0 (default) is off", () => {
+    const run = {
+      obsPrefix: "telemetry.obs.",
+      inputStream: "TELEMETRY",
+      metrics: new LiveMetrics(),
+      log: () => {},
+    };
+    const on = resolveLiveConfig(parseLiveFlags([]), { MVN_EVICT_IDLE_S: "3600" });
+    assert.equal(loopSettingsOf(on, run).evictIdleMs, 3_600_000);
+    const off = resolveLiveConfig(parseLiveFlags(["--evict-idle-s", "0"]), {});
+    assert.equal(loopSettingsOf(off, run).evictIdleMs, undefined);
+    assert.throws(
+      () => resolveLiveConfig(parseLiveFlags(["--evict-idle-s=-1"]), {}),
+      (e: unknown) => e instanceof ConfigError && /--evict-idle-s="-1"/.test(e.message),
+    );
   });
   await t.step("--duplicate-window-s must be at least twice the ack wait", () => {
     assert.equal(

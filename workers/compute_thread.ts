@@ -62,6 +62,10 @@ async function handle(req: WorkerRequest): Promise<void> {
         await engine.importState(req.states);
         reply({ id: req.id, ok: true, result: null });
         return;
+      case "forget":
+        await engine.forget(req.keys);
+        reply({ id: req.id, ok: true, result: null });
+        return;
       case "setParams":
         await engine.setParams(req.key, req.params);
         reply({ id: req.id, ok: true, result: null });

@@ -154,6 +154,20 @@ export const PIPELINE_SETTINGS = {
     help: "time between checkpoint barriers (checkpoints written, inputs acked); 0 = every " +
       "batch; a crash redelivers about this much input (≤ ack wait / 4)",
   }),
+  /**
+   * Idle-key eviction (docs/live.md): off by default, because a returning key then costs a KV read
+   * in its batch's path and start-up still loads every checkpoint; worth it with many keys.
+   */
+  evictIdleS: option({
+    flag: "evict-idle-s",
+    env: "MVN_EVICT_IDLE_S",
+    arg: "S",
+    group: PIPELINE,
+    schema: num(z.number().min(0).max(30 * 24 * 3600)),
+    default: 0,
+    help: "drop a key from memory once it saw no observation for S seconds and its state is " +
+      "checkpointed; it is reloaded from its checkpoint when it returns (0 = never)",
+  }),
   durable: option({
     flag: "durable",
     env: "MVN_DURABLE",

@@ -39,6 +39,11 @@ export interface ScoringEngine extends AsyncDisposable {
   exportState(keys?: readonly string[]): Promise<HeadState[]>;
   /** Replaces (or creates) heads from saved state. */
   importState(states: readonly HeadState[]): Promise<void>;
+  /**
+   * Drops the given keys' heads from memory (unknown keys are skipped): the live worker's idle-key
+   * eviction, which brings a key back with {@link importState} of its checkpoint.
+   */
+  forget(keys: readonly string[]): Promise<void>;
   /** Starts a key from given public parameters (`--params-in`); learning resumes from there. */
   setParams(key: string, params: HeadParams): Promise<void>;
   /** Keys the engine currently holds. */

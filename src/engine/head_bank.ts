@@ -334,6 +334,11 @@ export class HeadBank {
     this.#heads.set(s.key, h);
   }
 
+  /** Drops a key's head (idle-key eviction); false when the bank does not hold it. */
+  delete(key: string): boolean {
+    return this.#heads.delete(key);
+  }
+
   #get(key: string): Head {
     const h = this.#heads.get(key);
     if (h === undefined) throw new RangeError(`expected a known model key, found '${key}'`);

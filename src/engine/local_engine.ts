@@ -324,6 +324,11 @@ export class LocalEngine implements ScoringEngine {
     return Promise.resolve();
   }
 
+  forget(keys: readonly string[]): Promise<void> {
+    for (const k of keys) this.bank.delete(k);
+    return Promise.resolve();
+  }
+
   setParams(key: string, params: HeadParams): Promise<void> {
     this.bank.setParams(key, params);
     return Promise.resolve();

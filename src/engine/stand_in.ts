@@ -70,6 +70,10 @@ export class StandInEngine implements ScoringEngine {
   importState(): Promise<void> {
     return Promise.resolve();
   }
+  forget(keys: readonly string[]): Promise<void> {
+    for (const k of keys) this.#seq.delete(k);
+    return Promise.resolve();
+  }
   setParams(): Promise<void> {
     return Promise.resolve();
   }

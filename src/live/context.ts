@@ -30,6 +30,7 @@ export function loopSettingsOf(config: LiveConfig, run: LoopRun): LoopSettings {
     maxWaitMs: config.maxWaitMs,
     paramsEveryMs: config.paramsEveryMs,
     checkpointEveryMs: config.checkpointEveryMs,
+    ...(config.evictIdleS > 0 ? { evictIdleMs: config.evictIdleS * 1000 } : {}),
     maxMessageBytes: config.maxMessageBytes,
     scoreMessages: config.scoreMessages,
     alarmThreshold: config.alarmThreshold,

@@ -25,6 +25,12 @@
  *    unacked messages that are redelivered and either relearned (checkpoint not written) or only
  *    re-scored (checkpoint written). Barriers instead of a checkpoint per batch: at a few
  *    observations per batch, a checkpoint write per key per batch cost more than everything else.
+ *  - A barrier writes only the keys learned since the previous one: any other key's checkpoint
+ *    already holds its state and `last_seq` (a message only re-scored changes neither).
+ *  - Idle-key eviction (`evictIdleMs`): a key is dropped (engine, `lastApplied`, alarm) only once
+ *    the batch of its last observation is committed, so its checkpoint holds exactly its state;
+ *    a batch with an evicted key first reloads it from that checkpoint (state, `last_seq`, alarm),
+ *    before the batch's `isNew` decisions and engine work, so it continues as if never dropped.
  *
  * @module
  */
@@ -43,6 +49,7 @@ import type { LoopSettings } from "./loop_settings.ts";
 import { ParamsPublisher } from "./params.ts";
 import type { AlarmOut, CheckpointStore, MessageSource, OutputSink } from "./ports.ts";
 import { AlarmBank, DEFAULT_ALARM_REFERENCE, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
+import { KeyEviction } from "./eviction.ts";
 import { deadLetters, scoreOutputs } from "./records.ts";
 import { processIsolating } from "./refusals.ts";
 
@@ -76,6 +83,10 @@ export class LiveLoop {
    * batches rebuild the same records, alarms and episodes (ids), which the server deduplicates.
    */
   readonly #alarms: AlarmBank;
+  readonly #evict: KeyEviction;
+  /** Batches submitted (the last one's number), and the number of the last one committed. */
+  #submitted = 0;
+  #committedNo = 0;
   readonly #pipeline: PipelineState = {
     idle: () => this.#unpublished === 0,
     failed: () => this.#fatal !== undefined,
@@ -106,9 +117,20 @@ export class LiveLoop {
       metrics: settings.metrics,
       log: settings.log,
     });
+    this.#evict = new KeyEviction({
+      idleMs: settings.evictIdleMs,
+      engine,
+      onEngine: (f) => this.#onEngine(f),
+      store,
+      lastApplied: this.#lastApplied,
+      alarms: this.#alarms,
+      params: this.#params,
+      metrics: settings.metrics,
+      fail: (e) => this.#fail(e),
+    });
   }
 
-  /** Highest applied input sequence per key (a copy). */
+  /** Highest applied input sequence per key in memory (a copy; evicted keys are not in it). */
   get lastApplied(): Map<string, number> {
     return new Map(this.#lastApplied);
   }
@@ -120,6 +142,7 @@ export class LiveLoop {
     for (const c of cps) {
       this.#lastApplied.set(c.state.key, c.last_seq);
       if (c.alarm !== undefined) this.#alarms.import(c.state.key, c.alarm);
+      this.#evict.keys.use(c.state.key, 0);
     }
     // A worker killed after a checkpoint but before publishing that key's parameters left them
     // behind it: publish every restored key once, so the parameters catch up with the checkpoint
@@ -142,6 +165,7 @@ export class LiveLoop {
     // An idle stream still gets its last batches checkpointed and acked within the interval.
     const every = this.#s.checkpointEveryMs ?? 100;
     const flush = setInterval(() => {
+      if (this.#fatal === undefined) this.#evict.sweep(this.#committedNo);
       if (this.#barrierLast || this.#submitting || this.#fatal !== undefined) return;
       if (performance.now() - this.#lastBarrierAt < every) return;
       this.#submit([], performance.now(), true).catch((e) => this.#fail(e));
@@ -178,15 +202,29 @@ export class LiveLoop {
     let full = false;
     try {
       full = await this.#room();
+      // Evicted keys come back before the batch's isNew decisions: checked again after every
+      // reload (a sweep may evict another of its keys meanwhile), then nothing awaits until the
+      // batch is on the engine chain.
+      const idle = this.#evict.keys;
+      for (let want = idle.evictedIn(items); want.length > 0; want = idle.evictedIn(items)) {
+        await this.#evict.reload(want, this.#submitted + 1);
+      }
+    } catch (e) {
+      // A checkpoint that cannot be read: the batch is not processed (its messages are redelivered
+      // to the next run).
+      this.#fail(e);
+      return;
     } finally {
       this.#submitting = false;
     }
     // From here to the push: synchronous, so batches (and timer barriers) keep their order.
+    const no = ++this.#submitted;
     const groups: Group[] = [];
     for (const item of items) {
       const decoded = item.decoded;
       if (!decoded.ok) continue;
       const key = decoded.key;
+      this.#evict.keys.use(key, no);
       const isNew = item.msg.seq > (this.#lastApplied.get(key) ?? 0);
       if (isNew) {
         this.#lastApplied.set(key, item.msg.seq);
@@ -246,8 +284,10 @@ export class LiveLoop {
     batch.done = previous
       .then(async () => {
         if (this.#fatal !== undefined) return;
-        if (barrier) await this.#commit(batch);
-        else batch.result = await published;
+        if (barrier) {
+          await this.#commit(batch);
+          this.#committedNo = no;
+        } else batch.result = await published;
       })
       .catch((e) => this.#fail(e));
     this.#inFlight.push(batch);
@@ -299,13 +339,20 @@ export class LiveLoop {
    * checkpoint exports, parameter snapshots) has finished, and before any submitted after it: the
    * scoring service goes through here, so a request never races a batch.
    */
-  withEngine<T>(f: (engine: ScoringEngine) => Promise<T>): Promise<T> {
-    return this.#onEngine(() => f(this.#engine));
+  async withEngine<T>(f: (engine: ScoringEngine) => Promise<T>, key?: string): Promise<T> {
+    // `key` evicted: reloaded first; no await between the last check and the call below.
+    while (key !== undefined && this.#evict.keys.isEvicted(key)) {
+      await this.#evict.reload([key], this.#submitted + 1);
+    }
+    return await this.#onEngine(() => f(this.#engine));
   }
 
   /** Runs `f` on the engine once everything submitted to it before has finished, in order. */
   #onEngine<T>(f: () => Promise<T>): Promise<T> {
-    const job = this.#engineChain.then(f);
+    const job = this.#engineChain.then(() => {
+      if (this.#evict.importFailed !== undefined) throw this.#evict.importFailed;
+      return f();
+    });
     this.#engineChain = job.catch(() => {});
     return job;
   }

@@ -29,6 +29,12 @@ export interface LoopSettings {
    * 100 ms. A crash redelivers at most about this much input (plus batches in flight).
    */
   readonly checkpointEveryMs?: number;
+  /**
+   * Idle-key eviction: a key that saw no observation for this long, whose state is checkpointed
+   * and whose parameters are published, is dropped from memory (engine, alarms, sequence) and
+   * reloaded from its checkpoint before its next observation is scored. Default: never.
+   */
+  readonly evictIdleMs?: number;
   /** Input messages awaiting their checkpoint (unacked), at most. Default 20,000. */
   readonly maxUncommitted?: number;
   /** See `LiveConfig.scoreMessages`. Default `row`. */

@@ -50,6 +50,9 @@ export class LiveMetrics {
   reconnects = 0;
   checkpointWrites = 0;
   paramsPublished = 0;
+  /** Idle keys dropped from memory, and evicted keys reloaded from their checkpoint. */
+  keysEvicted = 0;
+  keysReloaded = 0;
 
   deadLetter(reason: string): void {
     this.deadLetters.set(reason, (this.deadLetters.get(reason) ?? 0) + 1);
@@ -84,6 +87,12 @@ export class LiveMetrics {
     counter("mvn_batches_total", "Mini-batches processed.", this.batches);
     counter("mvn_checkpoint_writes_total", "Checkpoint KV writes.", this.checkpointWrites);
     counter("mvn_params_published_total", "Parameter snapshots published.", this.paramsPublished);
+    counter("mvn_keys_evicted_total", "Idle keys dropped from memory.", this.keysEvicted);
+    counter(
+      "mvn_keys_reloaded_total",
+      "Evicted keys reloaded from their checkpoint.",
+      this.keysReloaded,
+    );
     counter("mvn_reconnects_total", "Reconnections to NATS.", this.reconnects);
     histogram(out, "mvn_batch_size", "Observations per mini-batch.", this.batchSize);
     histogram(

@@ -14,6 +14,9 @@ export class NullCheckpointStore implements CheckpointStore {
   loadAll(): Promise<Checkpoint[]> {
     return Promise.resolve([]);
   }
+  load(): Promise<Checkpoint[]> {
+    return Promise.resolve([]);
+  }
   save(): Promise<void> {
     return Promise.resolve();
   }

@@ -27,6 +27,8 @@ export class ParamsPublisher {
   readonly #s: ParamsSettings;
   readonly #dirty = new Set<string>();
   readonly #paramsAt = new Map<string, number>();
+  /** Keys of the publication in progress. */
+  #publishing: ReadonlySet<string> = new Set();
   #busy: Promise<void> | undefined;
 
   constructor(settings: ParamsSettings) {
@@ -41,6 +43,16 @@ export class ParamsPublisher {
   /** Keys learned (committed) since their last publication. */
   markDirty(keys: Iterable<string>): void {
     for (const k of keys) this.#dirty.add(k);
+  }
+
+  /** Whether key's parameters are still to be published (dirty, or being published). */
+  pending(key: string): boolean {
+    return this.#dirty.has(key) || this.#publishing.has(key);
+  }
+
+  /** Drops what is kept of a key that is not {@link pending} (idle-key eviction). */
+  forget(key: string): void {
+    this.#paramsAt.delete(key);
   }
 
   /**
@@ -60,6 +72,7 @@ export class ParamsPublisher {
       this.#dirty.delete(k);
       this.#paramsAt.set(k, now);
     }
+    this.#publishing = new Set(due);
     const job: Promise<HeadSnapshot[]> = this.#s.onEngine(() => this.#s.engine.snapshot(due));
     this.#busy = job
       .then(async (snaps) => {
@@ -85,7 +98,10 @@ export class ParamsPublisher {
         for (const k of due) this.#dirty.add(k);
         this.#s.log(`publishing parameters failed (will retry): ${e}`);
       })
-      .finally(() => (this.#busy = undefined));
+      .finally(() => {
+        this.#busy = undefined;
+        this.#publishing = new Set();
+      });
     return this.#busy;
   }
 }

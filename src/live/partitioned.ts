@@ -102,7 +102,7 @@ export class PartitionedWorker {
         ),
       );
     }
-    return loop.withEngine(f);
+    return loop.withEngine(f, key);
   }
 
   start(): Promise<void> {

@@ -92,6 +92,11 @@ export interface OutputSink {
 /** Per-key checkpoints. */
 export interface CheckpointStore {
   loadAll(): Promise<Checkpoint[]>;
+  /**
+   * The checkpoints of the given model keys, for those that have one (idle-key eviction reloads
+   * an evicted key from it).
+   */
+  load(keys: readonly string[]): Promise<Checkpoint[]>;
   /** Writes the checkpoints (revision-checked); resolves once all are stored. */
   save(items: readonly Checkpoint[]): Promise<void>;
 }

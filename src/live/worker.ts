@@ -254,13 +254,17 @@ export async function startWorker(
       source,
       new NatsSink(nc, js, buckets.params, config.prefix, log),
       relay ? new NullCheckpointStore() : new KvCheckpointStore(buckets.checkpoints, log),
-      loopSettingsOf(config, {
-        obsPrefix: `${config.prefix}.obs.`,
-        inputStream: topo.inputStream,
-        metrics,
-        log,
-        paramsEveryMs: relay ? Infinity : config.paramsEveryMs,
-      }),
+      {
+        ...loopSettingsOf(config, {
+          obsPrefix: `${config.prefix}.obs.`,
+          inputStream: topo.inputStream,
+          metrics,
+          log,
+          paramsEveryMs: relay ? Infinity : config.paramsEveryMs,
+        }),
+        // No checkpoints to reload from in relay mode.
+        ...(relay ? { evictIdleMs: undefined } : {}),
+      },
     );
     const restored = await loop.init();
     log(
@@ -274,7 +278,7 @@ export async function startWorker(
         prefix: config.prefix,
         dim: config.head.dim,
         maxMessageBytes: config.maxMessageBytes,
-        withEngine: (_key, f) => loop.withEngine(f),
+        withEngine: (key, f) => loop.withEngine(f, key),
         log,
         ...contextOf(config),
       });

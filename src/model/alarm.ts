@@ -230,6 +230,11 @@ export class AlarmBank<T = number | string | null> {
     this.#states.set(key, { ...state, shares: [...state.shares] });
   }
 
+  /** Drops key's state (idle-key eviction: the key's checkpoint holds it). */
+  forget(key: string): void {
+    this.#states.delete(key);
+  }
+
   /** Episodes still open, by key order of first appearance. */
   openEpisodes(): AlarmEpisode<T>[] {
     const out: AlarmEpisode<T>[] = [];

@@ -20,6 +20,15 @@ export class CheckpointConflictError extends Error {
   }
 }
 
+/** A KV entry that is not a valid checkpoint (`code` for callers that branch on it). */
+export class InvalidCheckpointError extends TypeError {
+  readonly code = "invalid_checkpoint";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InvalidCheckpointError";
+  }
+}
+
 function isWrongLastSequence(e: unknown): boolean {
   return (e instanceof JetStreamApiError && (e.code === 10071 || e.code === 10164)) ||
     (e instanceof Error && /wrong last sequence/i.test(e.message));
@@ -60,20 +69,44 @@ export class KvCheckpointStore implements CheckpointStore {
     const filter = this.#prefix === "" ? undefined : `${this.#prefix}>`;
     for await (const k of await this.kv.keys(filter)) keys.push(k);
     for (const k of keys) {
-      const e = await this.kv.get(k);
-      if (e === null || e.operation !== "PUT") continue;
-      const parsed = Checkpoint.safeParse(e.json());
-      if (!parsed.success) {
-        throw new TypeError(
-          `expected a checkpoint in KV key '${k}', found an invalid one: ${
-            parsed.error.issues[0]?.message
-          }`,
-        );
-      }
-      this.#revisions.set(parsed.data.state.key, e.revision);
-      out.push(parsed.data);
+      const cp = await this.#get(k);
+      if (cp !== null) out.push(cp);
     }
     return out;
+  }
+
+  /** Retried until the server answers (as writes are): a blip must not end the worker. */
+  async load(keys: readonly string[]): Promise<Checkpoint[]> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        const got = await Promise.all(keys.map((k) => this.#get(this.#prefix + encodeKvKey(k))));
+        return got.filter((cp) => cp !== null);
+      } catch (e) {
+        if (e instanceof InvalidCheckpointError) throw e;
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.log(`checkpoints of ${keys.length} key(s) not read (retrying): ${e}`);
+        }
+        await delay(Math.min(2000, 100 * attempt));
+      }
+    }
+  }
+
+  /** The checkpoint in KV key `k` (null when none), its revision remembered for the next write. */
+  async #get(k: string): Promise<Checkpoint | null> {
+    const e = await this.kv.get(k);
+    if (e === null || e.operation !== "PUT") return null;
+    const parsed = Checkpoint.safeParse(e.json());
+    if (!parsed.success) {
+      throw new InvalidCheckpointError(
+        `expected a checkpoint in KV key '${k}', found an invalid one: ${
+          parsed.error.issues[0]?.message
+        }`,
+      );
+    }
+    const key = parsed.data.state.key;
+    // Never step back: a read racing our own write may return the revision before it.
+    this.#revisions.set(key, Math.max(this.#revisions.get(key) ?? 0, e.revision));
+    return parsed.data;
   }
 
   async save(items: readonly Checkpoint[]): Promise<void> {

@@ -115,6 +115,10 @@ export class CountingEngine implements ScoringEngine {
     for (const s of states) this.obs.set(s.key, s.observations);
     return Promise.resolve();
   }
+  forget(keys: readonly string[]): Promise<void> {
+    for (const k of keys) this.obs.delete(k);
+    return Promise.resolve();
+  }
   setParams(): Promise<void> {
     return Promise.resolve();
   }
@@ -205,6 +209,15 @@ export class MemoryStore implements CheckpointStore {
   loadAll(): Promise<Checkpoint[]> {
     return Promise.resolve([...this.saved.values()]);
   }
+  load(keys: readonly string[]): Promise<Checkpoint[]> {
+    this.events.push(`load ${keys.join(",")}`);
+    const out: Checkpoint[] = [];
+    for (const k of keys) {
+      const c = this.saved.get(k);
+      if (c !== undefined) out.push(c);
+    }
+    return Promise.resolve(out);
+  }
   save(items: readonly Checkpoint[]): Promise<void> {
     for (const c of items) {
       if (c.state.key === this.failOn) return Promise.reject(new Error("conflict"));
@@ -225,6 +238,7 @@ export function setup(
   checkpointEveryMs = 0,
   scoreMessages: "row" | "message" = "row",
   fence?: () => void,
+  evictIdleMs?: number,
 ) {
   const events: string[] = [];
   const engine = new CountingEngine();
@@ -246,6 +260,7 @@ export function setup(
     metrics: new LiveMetrics(),
     log: () => {},
     fence,
+    evictIdleMs,
   });
   return { events, engine, source, sink, store, loop };
 }

@@ -363,6 +363,11 @@ export class ConditionalEngine implements ScoringEngine {
     return Promise.resolve();
   }
 
+  forget(keys: readonly string[]): Promise<void> {
+    for (const k of keys) this.#heads.delete(k);
+    return Promise.resolve();
+  }
+
   /**
    * Starts a key from given parameters: they become its frame and the network starts at them
    * (loc′ = 0, scale_tril′ = I at every context); anomalies are flagged without warm-up.

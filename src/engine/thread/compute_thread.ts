@@ -97,6 +97,7 @@ export type WorkerRequest =
   | { id: number; op: "snapshot"; keys?: readonly string[] }
   | { id: number; op: "exportState"; keys?: readonly string[] }
   | { id: number; op: "importState"; states: readonly HeadState[] }
+  | { id: number; op: "forget"; keys: readonly string[] }
   | { id: number; op: "setParams"; key: string; params: HeadParams }
   | { id: number; op: "keys" }
   | { id: number; op: "close" };
@@ -222,6 +223,9 @@ class WorkerEngine implements ScoringEngine {
   }
   async importState(states: readonly HeadState[]): Promise<void> {
     await this.#call({ id: 0, op: "importState", states });
+  }
+  async forget(keys: readonly string[]): Promise<void> {
+    await this.#call({ id: 0, op: "forget", keys });
   }
   async setParams(key: string, params: HeadParams): Promise<void> {
     await this.#call({ id: 0, op: "setParams", key, params });
