@@ -42,6 +42,16 @@ export function failoverSizes(quick: boolean): FailoverOptions {
 
 const KEYS = Array.from({ length: 64 }, (_, i) => `k${i}`);
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Bound on waiting for scores that should come in seconds (a hang, not a speed check). */
+const READY_BOUND_MS = 180_000;
+
+async function _until(ok: () => boolean, boundMs: number, what: string): Promise<void> {
+  const end = Date.now() + boundMs;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`failover bench: expected ${what} within ${boundMs} ms`);
+    await delay(50);
+  }
+}
 
 /** Nearest-rank percentile; null for no values. */
 function _q(xs: readonly number[], p: number): number | null {
@@ -122,6 +132,9 @@ export async function benchFailover(
           await delay(10);
         }
       })();
+      // The warm-up counts from the first score: on a busy box the workers' start-up alone can
+      // outlast it, and a kill before anything is scored measures start-up, not failover.
+      await _until(() => before.length > 0, READY_BOUND_MS, "a first score before the kill");
       await delay(o.warmS * 1000);
       killAt = Date.now();
       workers[0].kill("SIGKILL");
@@ -131,6 +144,8 @@ export async function benchFailover(
           `measuring ${o.afterS} s`,
       );
       await delay(o.afterS * 1000);
+      // At least one observation published after the kill must be scored again (the result).
+      await _until(() => after.length > 0, READY_BOUND_MS, "a score after the kill");
       stop = true;
       await publishing;
       // The last observations' scores are still on their way: a moment for them to arrive.
