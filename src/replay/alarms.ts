@@ -56,6 +56,7 @@ export class AlarmTally {
         pValue: scores.pValue[i],
         contrib: scores.contrib.subarray(i * d, i * d + d),
         armed: seq >= this.#armedFrom,
+        values: echoes.values?.subarray(i * d, i * d + d),
       });
       alarm[i] = r.alarm ? 1 : 0;
       if (r.closed !== null) this.#writeEpisode(r.closed, false);
