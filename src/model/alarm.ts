@@ -97,7 +97,7 @@ export interface AlarmEpisode<T = number | string | null> {
   readonly end_t: T;
   /** Observations with the alarm on (start to end). */
   readonly observations: number;
-  /** Highest −log10 p_value in the episode (p = 0 counts as EVIDENCE_CAP). */
+  /** Highest evidence in the episode (−log10 p_value or flatline; p = 0 counts as EVIDENCE_CAP). */
   readonly peak_log_p: number;
   /**
    * Up to {@link TOP_DIMS} dimensions (0-based, as in `contrib`) that carried the episode, largest
