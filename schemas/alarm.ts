@@ -47,5 +47,14 @@ export const AlarmStateSchema = z.object({
   observations: z.number().int().min(0),
   peak: Finite.min(0),
   shares: z.array(Finite),
+  /** Per dimension: last reading, current run of exact repeats, the repeat chain's counts. */
+  flat: z.object({
+    last: z.array(Finite),
+    run: z.array(z.number().int().min(0)),
+    fromN: z.array(z.number().int().min(0)),
+    nToR: z.array(z.number().int().min(0)),
+    fromR: z.array(z.number().int().min(0)),
+    rToR: z.array(z.number().int().min(0)),
+  }).optional(),
 });
 export type AlarmStateSchema = z.output<typeof AlarmStateSchema>;

@@ -79,6 +79,43 @@ Deno.test("a finite reading whose m² overflows is scored saturated, anomalous a
   }
 });
 
+Deno.test("a new key's first batch with an overflowing reading is scored, not refused", async (t) => {
+  for (const backend of BACKENDS) {
+    for (const [d, keys] of [[3, 1], [5, 2]]) {
+      await t.step(`${backend}, d = ${d}, ${keys} key(s)`, async () => {
+        await using e = await open(backend, d);
+        const batch = rows(64, d, 6);
+        const wild = 10;
+        batch[wild * d + 1] = 1e300; // (1e300)² overflows the first moments
+        const s = await feed(e, batch, d, keys);
+        assert.equal(s.mahalanobis2[wild], Number.MAX_VALUE);
+        assert.equal(s.logProb[wild], -Number.MAX_VALUE);
+        assert.equal(s.pValue[wild], 0);
+        assert.equal(s.anomaly[wild], 1, "saturated rows flag during warm-up too");
+        for (let i = 0; i < 64; i++) {
+          if (i === wild) continue;
+          // N(0, 1) rows against a draft from 64/keys of them: m² of order d, far from overflow.
+          assert.ok(s.mahalanobis2[i] < 100, `row ${i}: m² ${s.mahalanobis2[i]}`);
+        }
+        // The key exists, counts the wild row as an observation, and did not learn it.
+        const [h] = await e.snapshot([`k${wild % keys}`]);
+        assert.equal(h.observations, 64 / keys);
+        for (const v of h.loc) assert.ok(Math.abs(v) < 1, `loc ${h.loc}`);
+        for (const r of h.scale_tril) for (const v of r) assert.ok(Math.abs(v) < 3, `${v}`);
+        const next = await feed(e, rows(64, d, 7), d, keys);
+        assert.ok(next.mahalanobis2.every((m) => Number.isFinite(m) && m < 100));
+      });
+    }
+    await t.step(`${backend}: a first batch of that reading alone is still refused`, async () => {
+      await using e = await open(backend, 3);
+      await assert.rejects(
+        () => feed(e, Float64Array.of(0, 1e300, 0), 3, 1),
+        (err: unknown) => err instanceof EngineError && err.code === "non_finite_input",
+      );
+    });
+  }
+});
+
 Deno.test("NaN and ±Infinity readings are still refused as non_finite_input", async (t) => {
   for (const backend of BACKENDS) {
     for (const bad of [NaN, Infinity, -Infinity]) {

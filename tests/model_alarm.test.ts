@@ -155,3 +155,104 @@ Deno.test("stepAlarm on a plain state: the default reference is −log10 of the 
   assert.throws(() => new AlarmBank(2, 0), RangeError);
   assert.throws(() => new AlarmBank(2, 5, 0), RangeError);
 });
+
+Deno.test("flatline evidence: exact repeats against each sensor's learned repeat chain", async (t) => {
+  const { FLAT_MIN_CHANGES, flatEvidence } = await import("../src/model/alarm.ts");
+  await t.step("closed form: −log10 of P(N→R)·P(R→R)^(r−1), Laplace estimates", () => {
+    const f = {
+      last: [0],
+      run: [0],
+      fromN: [998],
+      nToR: [19],
+      fromR: [40],
+      rToR: [22],
+    };
+    // P(N→R) = 20/1000, P(R→R) = 23/42.
+    assert.equal(flatEvidence(f, 0, 0), 0);
+    assert.ok(Math.abs(flatEvidence(f, 0, 1) - -Math.log10(0.02)) < 1e-12);
+    const want = -Math.log10(0.02) - 4 * Math.log10(23 / 42);
+    assert.ok(Math.abs(flatEvidence(f, 0, 5) - want) < 1e-12);
+    f.fromN[0] = FLAT_MIN_CHANGES - 1;
+    assert.equal(flatEvidence(f, 0, 5), 0, "too few changes seen: no evidence");
+  });
+
+  /** A fresh key at h = 5, k = 3 fed `rows` (d = 2), all p-values 0.5: alarm flags and episodes. */
+  const feed = (rows: number[][]) => {
+    const bank = new AlarmBank(2, 5, 3);
+    const alarms: boolean[] = [];
+    const episodes = [];
+    for (let i = 0; i < rows.length; i++) {
+      const r = bank.step("k", {
+        seq: i + 1,
+        t: i,
+        pValue: 0.5,
+        contrib: [1, 1],
+        values: rows[i],
+      });
+      alarms.push(r.alarm);
+      if (r.closed) episodes.push(r.closed);
+    }
+    return { alarms, episodes, bank };
+  };
+
+  await t.step(
+    "a continuous sensor that freezes opens an alarm; the stuck dimension carries it",
+    () => {
+      // 200 distinct readings per sensor, then sensor 1 repeats its last value for 20 rows.
+      const rows: number[][] = [];
+      for (let i = 0; i < 200; i++) rows.push([Math.sin(i) * 10, Math.cos(i * 1.3) * 7]);
+      for (let i = 0; i < 20; i++) rows.push([Math.sin(200 + i) * 10, rows[199][1]]);
+      rows.push([1, 2], [3, 4], [5, 6]);
+      const { alarms, episodes, bank } = feed(rows);
+      // Sensor 1 has 199 non-repeat transitions and no repeat: P(N→R) = 1/201, P(R→R) = 1/2, so
+      // the run of r repeats has evidence log10 201 + (r − 1)·log10 2, less log10 2 (Bonferroni):
+      // r = 1: 2.002, r = 2: 2.303, …; e − 3 turns positive at r = 5 (0.206), and the cumulated
+      // Σ_{r=5..m} (log10 201 + (r − 2)·log10 2 − 3) = 0.206, 0.714, 1.522, 2.631, 4.042, 5.753
+      // reaches h = 5 first at m = 10.
+      let s = 0, opens = -1;
+      for (let r = 1; r <= 20 && opens < 0; r++) {
+        s = Math.max(0, s + Math.log10(201) + (r - 2) * Math.log10(2) - 3);
+        if (s >= 5) opens = r;
+      }
+      assert.equal(opens, 10);
+      assert.equal(alarms.indexOf(true), 200 + opens - 1);
+      assert.ok(alarms.slice(200 + opens - 1, 220).every((a) => a));
+      // Closes once the sensor moves again (h/k quiet rows at most).
+      assert.equal(episodes.length, 1);
+      // The flatline rows' evidence goes to the stuck sensor alone; the closing row's small
+      // Gaussian evidence (0.3 decades) is shared by m².
+      assert.equal(episodes[0].top_dims[0], 1);
+      assert.ok(episodes[0].top_shares[0] > 0.99);
+      assert.equal(bank.isOpen("k"), false);
+      // The finished run joined the chain: N→R once, R→R 19 times, R→N once.
+      const f = bank.export("k")!.flat!;
+      assert.deepEqual([f.nToR[1], f.fromR[1], f.rToR[1], f.run[1]], [1, 20, 19, 0]);
+      assert.equal(f.fromN[1], 199 + 3);
+      AlarmStateSchema.parse(bank.export("k"));
+    },
+  );
+
+  await t.step(
+    "a quantised sensor that often repeats learns it: its usual runs add nothing",
+    () => {
+      // Sensor 0 holds each value for 3 rows (runs of 2 repeats), 1,500 rows; then a run of 4.
+      const rows: number[][] = [];
+      for (let i = 0; i < 1500; i++) rows.push([Math.floor(i / 3), i * 0.37]);
+      for (let i = 0; i < 5; i++) rows.push([9999, 1e4 + i]);
+      const { alarms, bank } = feed(rows);
+      assert.ok(alarms.every((a) => !a));
+      // 500 finished runs of 2 repeats, each N→R, R→R, R→N: P(N→R) = 501/502, P(R→R) = 501/1002.
+      const f = bank.export("k")!.flat!;
+      assert.deepEqual([f.fromN[0], f.nToR[0], f.fromR[0], f.rToR[0]], [500, 500, 1000, 500]);
+      const e4 = -Math.log10(501 / 502) - 3 * Math.log10(501 / 1002);
+      assert.ok(Math.abs(flatEvidence(f, 0, 4) - e4) < 1e-12);
+      assert.ok(e4 - Math.log10(2) < 3, "a run of 4 is not beyond alpha for this sensor");
+    },
+  );
+
+  await t.step("a constant column never counts as evidence", () => {
+    const rows: number[][] = [];
+    for (let i = 0; i < 500; i++) rows.push([42, i * 0.1]);
+    assert.ok(feed(rows).alarms.every((a) => !a));
+  });
+});

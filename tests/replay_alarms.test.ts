@@ -117,3 +117,44 @@ Deno.test("replay: a finite reading whose m² overflows is scored saturated, not
   // Not learned: the rows after it score as before (no wrecked head).
   assert.ok(records.slice(501).every((x) => x.mahalanobis2! < 60), "later rows stay ordinary");
 });
+
+Deno.test("replay: a sensor stuck at its last reading opens an episode on that sensor", async (t) => {
+  // 1,500 N(0, I) rows; from row 1,000 to 1,060 sensor b repeats its row-999 value (|b| < 1.5 so
+  // the frozen value stays well within range: invisible to the Gaussian p-value).
+  const g = gaussian(rng(12));
+  const rows: number[][] = [];
+  for (let i = 0; i < 1500; i++) rows.push([g(), g(), g()]);
+  rows[999][1] = 0.7;
+  for (let i = 1000; i < 1060; i++) rows[i][1] = rows[999][1];
+  let text = "";
+  rows.forEach((v, i) => {
+    const label = i >= 1000 && i < 1060 ? 1 : 0;
+    text += JSON.stringify({ t: 1000 + i, a: v[0], b: v[1], c: v[2], label }) + "\n";
+  });
+  await using dir = await tempDir();
+  const input = await dir.write("stuck.ndjson", text);
+  const alarmsPath = `${dir.path}/alarms.ndjson`;
+  const { records } = await run(input, { alarms: alarmsPath });
+  const episodes = (await Deno.readTextFile(alarmsPath)).split("\n").filter((l) => l !== "")
+    .map((l) => AlarmEpisode.parse(JSON.parse(l)));
+
+  await t.step("the stuck rows have unremarkable p-values, yet the alarm opens within them", () => {
+    const stuck = records.slice(1000, 1060);
+    assert.ok(stuck.filter((r) => r.anomaly).length <= 2, "the Gaussian score barely sees it");
+    // Sensor b: 999 non-repeat transitions, no run yet: a run of r repeats has evidence
+    // log10 1001 + (r − 1)·log10 2 − log10 3 (P(N→R) = 1/1001, P(R→R) = 1/2, Bonferroni over 3);
+    // e − 3 > 0 from r = 3 (0.125, 0.426, 0.727, 1.028, …), Σ ≥ 5 first at r = 8 (5.265), i.e. row
+    // 1,007 (row 1,000 is the first repeat), unless the Gaussian evidence of a row adds to it.
+    const first = records.findIndex((r, i) => i >= 1000 && r.alarm);
+    assert.ok(first >= 1000 && first <= 1007, `first alarm at row ${first}`);
+    assert.ok(records.slice(1007, 1060).every((r) => r.alarm));
+    assert.ok(records.slice(1065, 1500).every((r) => !r.alarm));
+  });
+
+  await t.step("one episode, on sensor b (dimension 1)", () => {
+    const onB = episodes.filter((e) => e.start_seq >= 1001 && e.start_seq <= 1060);
+    assert.equal(onB.length, 1);
+    assert.equal(onB[0].top_dims[0], 1);
+    assert.ok(onB[0].end_seq >= 1060);
+  });
+});

@@ -66,14 +66,23 @@ export function resolveHeads(
       const use = learnedOf(rows);
       const seed = use.length > 0 ? use : rows;
       checkFinite(batch.values, seed, d);
-      h = bank.draft(
-        batch.keys[k],
-        gatherRows(batch.values, seed, d),
-        seed.length,
-        use.length > 0 ? weightsOf(seed) : undefined,
-      );
-      // Finite readings so large that a new key's first statistics overflow: no head to score
-      // them against yet, so the batch is refused as before (nothing was adopted).
+      const draft = (from: Int32Array) =>
+        bank.draft(
+          batch.keys[k],
+          gatherRows(batch.values, from, d),
+          from.length,
+          use.length > 0 ? weightsOf(from) : undefined,
+        );
+      h = draft(seed);
+      if (!finiteHead(h)) {
+        // Finite readings so large that the first statistics overflow (a sensor sending 1e300):
+        // draft from the rows that cannot overflow them; the others are then scored against that
+        // draft like a known key's (saturated, weight 0 once their m² overflows).
+        const small = tameRows(batch.values, seed, d);
+        if (small.length > 0) h = draft(small);
+      }
+      // None small enough (e.g. a first batch of one such reading): no head to score it against,
+      // so the batch is refused (nothing was adopted).
       if (!finiteHead(h)) {
         throw new EngineError(
           "non_finite_input",
@@ -87,4 +96,17 @@ export function resolveHeads(
     heads[j] = h;
   }
   return { heads, created };
+}
+
+/**
+ * The rows whose readings are all within B = √(MAX_VALUE / (4·n)) in magnitude (n = rows.length):
+ * every deviation between two of them is within 2B, so n squared deviations sum to at most
+ * MAX_VALUE and their moments cannot overflow.
+ */
+export function tameRows(values: Float64Array, rows: Int32Array, d: number): Int32Array {
+  const bound = Math.sqrt(Number.MAX_VALUE / (4 * rows.length));
+  return rows.filter((i) => {
+    for (let a = 0; a < d; a++) if (!(Math.abs(values[i * d + a]) <= bound)) return false;
+    return true;
+  });
 }

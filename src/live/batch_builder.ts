@@ -24,6 +24,8 @@ export interface RowRef {
   readonly t?: number | string;
   readonly label?: 0 | 1;
   readonly isNew: boolean;
+  /** The row's readings (the alarms' flatline evidence). */
+  readonly values?: ArrayLike<number>;
 }
 
 /** The rows of one good message, as they go to the engine. */
@@ -83,6 +85,7 @@ export function buildBatch(
         t: row.t,
         label: row.label,
         isNew: g.isNew,
+        values: row.values,
       });
       r++;
     });

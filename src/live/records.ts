@@ -72,6 +72,7 @@ export function scoreOutputs(
             pValue,
             contrib,
             armed: seq >= alarms.armedFrom,
+            values: row.values,
           });
           alarm = r.alarm;
           if (r.closed !== null) {

@@ -18,6 +18,13 @@
  * Evidence of p = 0 (a saturated score) is −log10 of the smallest double, {@link EVIDENCE_CAP}.
  * Observations a key makes before it may flag anomalies (warm-up) add no evidence.
  *
+ * Flatlines (a stuck sensor repeating its last reading exactly) are invisible to the Gaussian
+ * p-value while the frozen value stays in range, so the detector also takes the evidence of each
+ * sensor's current run of exact repeats, −log10 of its probability under that sensor's own learned
+ * repeat behaviour (a two-state Markov chain, {@link flatEvidence}), and uses the larger of the two.
+ * The run in progress is not learned from until it ends: a long flatline cannot teach the chain that
+ * flatlines are normal while it lasts.
+ *
  * @module
  */
 
@@ -56,7 +63,30 @@ export interface AlarmState<T = number | string | null> {
   peak: number;
   /** Per dimension: Σ over the episode of evidence × the dimension's share of m². */
   shares: number[];
+  /** Repeat statistics per dimension (absent until the key's first reading with values). */
+  flat?: FlatState;
 }
+
+/**
+ * Per dimension, a sensor's exact-repeat behaviour as a two-state Markov chain (the previous row
+ * was a repeat of the one before it, or not), counted over completed runs only: `last` reading,
+ * `run` the current run of repeats, `fromN`/`nToR` transitions out of a non-repeat and how many of
+ * them were repeats, `fromR`/`rToR` the same out of a repeat. Plain JSON.
+ */
+export interface FlatState {
+  last: number[];
+  run: number[];
+  fromN: number[];
+  nToR: number[];
+  fromR: number[];
+  rToR: number[];
+}
+
+/**
+ * Non-repeat transitions a dimension needs before its runs count as evidence: a sensor that has
+ * never changed (a constant column) or barely has says nothing yet about how often it repeats.
+ */
+export const FLAT_MIN_CHANGES = 100;
 
 /** A closed (or, at the end of a replay, still open) alarm episode. */
 export interface AlarmEpisode<T = number | string | null> {
@@ -67,7 +97,7 @@ export interface AlarmEpisode<T = number | string | null> {
   readonly end_t: T;
   /** Observations with the alarm on (start to end). */
   readonly observations: number;
-  /** Highest −log10 p_value in the episode (p = 0 counts as EVIDENCE_CAP). */
+  /** Highest evidence in the episode (−log10 p_value or flatline; p = 0 counts as EVIDENCE_CAP). */
   readonly peak_log_p: number;
   /**
    * Up to {@link TOP_DIMS} dimensions (0-based, as in `contrib`) that carried the episode, largest
@@ -87,7 +117,73 @@ export interface AlarmInput<T> {
   readonly contrib: ArrayLike<number | null>;
   /** False during warm-up: the observation adds no evidence. Default true. */
   readonly armed?: boolean;
+  /** The raw readings (d): their exact repeats are flatline evidence. Absent: none. */
+  readonly values?: ArrayLike<number>;
 }
+
+/**
+ * −log10 of the probability that a sensor alive by its learned chain shows the current run of r ≥ 1
+ * exact repeats: P = P(N→R)·P(R→R)^(r−1), each transition probability with a uniform prior
+ * (Laplace: (count + 1)/(trials + 2)). 0 for r = 0 or before {@link FLAT_MIN_CHANGES}.
+ */
+export function flatEvidence(f: FlatState, j: number, r: number): number {
+  if (r <= 0 || f.fromN[j] < FLAT_MIN_CHANGES) return 0;
+  const start = (f.nToR[j] + 1) / (f.fromN[j] + 2);
+  const stay = (f.rToR[j] + 1) / (f.fromR[j] + 2);
+  return -(Math.log10(start) + (r - 1) * Math.log10(stay));
+}
+
+/** Fresh repeat statistics for d dimensions, starting from `values`. */
+function newFlat(values: ArrayLike<number>): FlatState {
+  const d = values.length;
+  return {
+    last: Array.from(values, (v) => (Number.isFinite(v) ? v : 0)),
+    run: new Array(d).fill(0),
+    fromN: new Array(d).fill(0),
+    nToR: new Array(d).fill(0),
+    fromR: new Array(d).fill(0),
+    rToR: new Array(d).fill(0),
+  };
+}
+
+/**
+ * Advances the repeat statistics by one row of readings; returns the flatline evidence of the row
+ * (the largest over dimensions less log10 d, a Bonferroni bound, at least 0) and its dimension in
+ * out[0] (−1 when none).
+ */
+function stepFlat(f: FlatState, values: ArrayLike<number>, out: Int32Array): number {
+  const d = f.last.length;
+  let best = 0, at = -1;
+  for (let j = 0; j < d; j++) {
+    const x = values[j];
+    // A reading that is not finite is never scored (refused upstream); it leaves the chain alone.
+    if (!Number.isFinite(x)) continue;
+    if (x === f.last[j]) {
+      const r = ++f.run[j];
+      const e = flatEvidence(f, j, r);
+      if (e > best) {
+        best = e;
+        at = j;
+      }
+    } else {
+      // The run ended: its transitions join the chain's counts (N→R, then R→R r−1 times, R→N).
+      const r = f.run[j];
+      f.fromN[j]++;
+      if (r > 0) {
+        f.nToR[j]++;
+        f.fromR[j] += r;
+        f.rToR[j] += r - 1;
+      }
+      f.run[j] = 0;
+      f.last[j] = x;
+    }
+  }
+  out[0] = at;
+  const e = best - Math.log10(d);
+  return e > 0 ? e : 0;
+}
+
+const FLAT_AT = new Int32Array(1);
 
 /** A new (closed) alarm state. */
 export function newAlarmState<T>(dim: number, t: T): AlarmState<T> {
@@ -115,7 +211,18 @@ export function stepAlarm<T>(
   threshold: number,
   reference: number = DEFAULT_ALARM_REFERENCE,
 ): { alarm: boolean; closed: AlarmEpisode<T> | null } {
-  const e = obs.armed === false ? 0 : evidence(obs.pValue);
+  let e = obs.armed === false ? 0 : evidence(obs.pValue);
+  let flatDim = -1;
+  if (obs.values !== undefined) {
+    if (state.flat === undefined) state.flat = newFlat(obs.values);
+    else {
+      const ef = stepFlat(state.flat, obs.values, FLAT_AT);
+      if (obs.armed !== false && ef > e) {
+        e = ef;
+        flatDim = FLAT_AT[0];
+      }
+    }
+  }
   let s = Math.max(0, state.cusum + e - reference);
   let closed: AlarmEpisode<T> | null = null;
   if (state.open) {
@@ -139,7 +246,9 @@ export function stepAlarm<T>(
     state.end_t = obs.t;
     state.observations++;
     if (e > state.peak) state.peak = e;
-    _addShares(state.shares, obs.contrib, e);
+    // Flatline evidence belongs to the stuck dimension, whatever m² says.
+    if (flatDim >= 0) state.shares[flatDim] += e;
+    else _addShares(state.shares, obs.contrib, e);
   }
   return { alarm: state.open, closed };
 }
@@ -222,12 +331,12 @@ export class AlarmBank<T = number | string | null> {
   /** A copy of key's state (undefined for a key never seen). */
   export(key: string): AlarmState<T> | undefined {
     const s = this.#states.get(key);
-    return s === undefined ? undefined : { ...s, shares: [...s.shares] };
+    return s === undefined ? undefined : copyState(s);
   }
 
   /** Restores key's state (a copy of `state`). */
   import(key: string, state: AlarmState<T>): void {
-    this.#states.set(key, { ...state, shares: [...state.shares] });
+    this.#states.set(key, copyState(state));
   }
 
   /** Drops key's state (idle-key eviction: the key's checkpoint holds it). */
@@ -241,4 +350,23 @@ export class AlarmBank<T = number | string | null> {
     for (const [key, s] of this.#states) if (s.open) out.push(episodeOf(s, key));
     return out;
   }
+}
+
+/** A deep copy of an alarm state. */
+function copyState<T>(s: AlarmState<T>): AlarmState<T> {
+  const f = s.flat;
+  return {
+    ...s,
+    shares: [...s.shares],
+    ...(f === undefined ? {} : {
+      flat: {
+        last: [...f.last],
+        run: [...f.run],
+        fromN: [...f.fromN],
+        nToR: [...f.nToR],
+        fromR: [...f.fromR],
+        rToR: [...f.rToR],
+      },
+    }),
+  };
 }

@@ -48,6 +48,9 @@ export class AlarmTally {
     const { keyJson, tJson, label: labels } = echoes;
     const d = scores.dim;
     const alarm = new Uint8Array(scores.n);
+    const vals = echoes.values;
+    // One row's readings, copied into a reused buffer (the detector keeps no reference to it).
+    const row = new Float64Array(d);
     for (let i = 0; i < scores.n; i++) {
       const seq = scores.seq[i];
       const r = this.#bank.step(keyJson[i], {
@@ -56,6 +59,7 @@ export class AlarmTally {
         pValue: scores.pValue[i],
         contrib: scores.contrib.subarray(i * d, i * d + d),
         armed: seq >= this.#armedFrom,
+        values: vals === undefined ? undefined : readings(vals, i, d, row),
       });
       alarm[i] = r.alarm ? 1 : 0;
       if (r.closed !== null) this.#writeEpisode(r.closed, false);
@@ -87,4 +91,10 @@ export class AlarmTally {
     };
     this.#writer.write(JSON.stringify(ep) + "\n");
   }
+}
+
+/** Row i of the n·d `values` into `out`. */
+function readings(values: Float64Array, i: number, d: number, out: Float64Array): Float64Array {
+  for (let j = 0; j < d; j++) out[j] = values[i * d + j];
+  return out;
 }

@@ -84,7 +84,13 @@ export class BatchBuilder {
         : {}),
       ...(this.#timed ? { timeMs: this.#timeMs.slice(0, n) } : {}),
     };
-    const echoes: RowEchoes = { keyJson: this.#keyJson, tJson: this.#tJson, label: this.#label };
+    // The readings for the alarms' flatline evidence: a copy, as the engine may take the batch's.
+    const echoes: RowEchoes = {
+      keyJson: this.#keyJson,
+      tJson: this.#tJson,
+      label: this.#label,
+      values: batch.values.slice(),
+    };
     this.#reset();
     return { batch, echoes };
   }

@@ -15,6 +15,8 @@ export interface RowEchoes {
   readonly tJson: readonly string[];
   /** Each row's label, or -1. */
   readonly label: Int8Array;
+  /** The rows' readings (n·d), for the alarms' flatline evidence; absent: none. */
+  readonly values?: Float64Array;
 }
 
 function num(x: number): string {
