@@ -23,23 +23,92 @@ export class ColumnMoments {
   }
 
   add(values: ArrayLike<number>): void {
-    const d = this.dim;
-    const n = ++this.count;
-    const delta = this.#delta;
-    for (let a = 0; a < d; a++) {
-      delta[a] = values[a] - this.mean[a];
-      this.mean[a] += delta[a] / n;
+    this.count = _welford(this.mean, 0, this.scatter, 0, this.dim, this.count, values, this.#delta);
+  }
+}
+
+/**
+ * {@link ColumnMoments} of many keys in a few large arrays (one slot per key, reused once taken):
+ * replay keeps one per key until the key has seen its first training rows, and per-key objects
+ * would cost more than the numbers (issue 13). Same arithmetic as {@link ColumnMoments.add}.
+ */
+export class ColumnMomentsSlab {
+  /** Per slot: count, mean (d), scatter (d×d). */
+  readonly #stride: number;
+  #buf: Float64Array;
+  #next = 0;
+  readonly #free: number[] = [];
+  readonly #delta: Float64Array;
+
+  constructor(readonly dim: number) {
+    this.#stride = 1 + dim + dim * dim;
+    this.#buf = new Float64Array(64 * this.#stride);
+    this.#delta = new Float64Array(dim);
+  }
+
+  /** A slot holding no rows. */
+  alloc(): number {
+    const slot = this.#free.pop() ?? this.#next++;
+    const o = slot * this.#stride;
+    if (o + this.#stride > this.#buf.length) {
+      const grown = new Float64Array(2 * this.#buf.length);
+      grown.set(this.#buf);
+      this.#buf = grown;
+    } else {
+      this.#buf.fill(0, o, o + this.#stride);
     }
-    // Exact zero for a constant column: its delta is 0 from the second row on.
-    for (let a = 0; a < d; a++) {
-      const da = delta[a];
-      for (let b = 0; b <= a; b++) {
-        const s = da * (values[b] - this.mean[b]);
-        this.scatter[a * d + b] += s;
-        if (a !== b) this.scatter[b * d + a] += s;
-      }
+    return slot;
+  }
+
+  /** Adds one row to the slot's moments. */
+  add(slot: number, values: ArrayLike<number>): void {
+    const d = this.dim, buf = this.#buf, o = slot * this.#stride;
+    buf[o] = _welford(buf, o + 1, buf, o + 1 + d, d, buf[o], values, this.#delta);
+  }
+
+  /** Rows in the slot. */
+  count(slot: number): number {
+    return this.#buf[slot * this.#stride];
+  }
+
+  /** The slot's moments, copied out; the slot is free again. */
+  take(slot: number): ColumnMoments {
+    const d = this.dim, o = slot * this.#stride;
+    const m = new ColumnMoments(d);
+    m.count = this.#buf[o];
+    m.mean.set(this.#buf.subarray(o + 1, o + 1 + d));
+    m.scatter.set(this.#buf.subarray(o + 1 + d, o + this.#stride));
+    this.#free.push(slot);
+    return m;
+  }
+}
+
+/** One Welford step on (count, mean at mo, scatter at so); returns the new count. */
+function _welford(
+  mean: Float64Array,
+  mo: number,
+  scatter: Float64Array,
+  so: number,
+  d: number,
+  count: number,
+  values: ArrayLike<number>,
+  delta: Float64Array,
+): number {
+  const n = count + 1;
+  for (let a = 0; a < d; a++) {
+    delta[a] = values[a] - mean[mo + a];
+    mean[mo + a] += delta[a] / n;
+  }
+  // Exact zero for a constant column: its delta is 0 from the second row on.
+  for (let a = 0; a < d; a++) {
+    const da = delta[a];
+    for (let b = 0; b <= a; b++) {
+      const s = da * (values[b] - mean[mo + b]);
+      scatter[so + a * d + b] += s;
+      if (a !== b) scatter[so + b * d + a] += s;
     }
   }
+  return n;
 }
 
 /** One column that adds no information of its own. */
