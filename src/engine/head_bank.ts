@@ -107,6 +107,8 @@ export class HeadBank {
    * write to a replaced head, and drafts happen only at a batch's start, after the previous one.
    */
   readonly #retired: number[] = [];
+  /** Empty moments, copied into a head's slot (never changed itself). */
+  readonly #noMoments: WeightedMoments;
   readonly #log: (line: string) => void;
   /** Mahalanobis² beyond which rows are down-weighted (χ²_d quantile at 1 − robust_p). */
   readonly robustC: number;
@@ -138,6 +140,7 @@ export class HeadBank {
     this.lambda = this.#natural ? forgetting(config.horizon) : 1;
     this.#applier = new NaturalApplier(config, this.lambda, log);
     this.#store = new HeadStore(config.dim, this.#P, !this.#natural);
+    this.#noMoments = emptyMoments(config.dim);
   }
 
   /** Whether heads learn by the natural step (predictive p-values) rather than Adam (χ²). */
@@ -208,7 +211,7 @@ export class HeadBank {
     this.#retired.length = 0;
     const h = this.#blank(key);
     this.#drafts.set(key, this.#slotOf(h));
-    h.init = emptyMoments(this.#d);
+    h.init = this.#noMoments;
     this.absorbInit(h, rows, count, weights);
     return h;
   }
@@ -229,7 +232,7 @@ export class HeadBank {
 
   /** Starts a (drafted) key's initialisation statistics over: the engine re-absorbs its rows. */
   clearInit(h: Head): void {
-    h.init = emptyMoments(this.#d);
+    h.init = this.#noMoments;
   }
 
   /** Adds a drafted head to the bank. */

@@ -66,6 +66,8 @@ export class HeadStore {
   readonly d: number;
   readonly P: number;
   readonly layout: Layout;
+  /** Slots per chunk: 2^#shift (slot → chunk and offset by shift and mask). */
+  readonly #shift: number;
   readonly #perChunk: number;
   readonly #chunks: Float64Array[] = [];
   readonly #free: number[] = [];
@@ -76,13 +78,15 @@ export class HeadStore {
     this.d = d;
     this.P = P;
     this.layout = layoutOf(d, P, adam);
-    this.#perChunk = Math.max(16, Math.floor(CHUNK_BYTES / (8 * this.layout.stride)));
+    const fit = Math.max(16, Math.floor(CHUNK_BYTES / (8 * this.layout.stride)));
+    this.#shift = Math.floor(Math.log2(fit));
+    this.#perChunk = 1 << this.#shift;
   }
 
   /** A zeroed slot. */
   alloc(): number {
     const slot = this.#free.pop() ?? this.#next++;
-    const c = Math.floor(slot / this.#perChunk);
+    const c = slot >>> this.#shift;
     if (c === this.#chunks.length) {
       this.#chunks.push(new Float64Array(this.#perChunk * this.layout.stride));
     } else {
@@ -98,11 +102,11 @@ export class HeadStore {
   }
 
   chunk(slot: number): Float64Array {
-    return this.#chunks[Math.floor(slot / this.#perChunk)];
+    return this.#chunks[slot >>> this.#shift];
   }
 
   offset(slot: number): number {
-    return (slot % this.#perChunk) * this.layout.stride;
+    return (slot & (this.#perChunk - 1)) * this.layout.stride;
   }
 
   /** A cursor onto `slot`. */

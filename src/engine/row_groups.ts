@@ -105,9 +105,27 @@ export function rangeInto(out: Int32Array, from: number): Int32Array {
 /** The values of `rows`, gathered into a new array of rows.length · d. */
 export function gatherRows(values: Float64Array, rows: Int32Array, d: number): Float64Array {
   const out = new Float64Array(rows.length * d);
+  // Element by element: a view per row cost more than the copy (one key per row, many keys).
   for (let r = 0; r < rows.length; r++) {
-    out.set(values.subarray(rows[r] * d, rows[r] * d + d), r * d);
+    const from = rows[r] * d;
+    for (let a = 0; a < d; a++) out[r * d + a] = values[from + a];
   }
+  return out;
+}
+
+/** The rows of `rows` with mask 1, in a new array. */
+export function maskedRows(rows: Int32Array, mask: Uint8Array): Int32Array {
+  let n = 0;
+  for (let r = 0; r < rows.length; r++) n += mask[rows[r]];
+  const out = new Int32Array(n);
+  for (let r = 0, o = 0; r < rows.length; r++) if (mask[rows[r]] === 1) out[o++] = rows[r];
+  return out;
+}
+
+/** The per-row weights of `rows`, in a new float64 array. */
+export function weightsAt(rows: Int32Array, rowWeight: Float32Array): Float64Array {
+  const out = new Float64Array(rows.length);
+  for (let r = 0; r < rows.length; r++) out[r] = rowWeight[rows[r]];
   return out;
 }
 
