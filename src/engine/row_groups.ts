@@ -113,10 +113,14 @@ export function gatherRows(values: Float64Array, rows: Int32Array, d: number): F
   return out;
 }
 
-/** The rows of `rows` with mask 1, in a new array. */
+/**
+ * The rows of `rows` with mask 1: `rows` itself when that is all of them (the common case; callers
+ * only read it), else a new array.
+ */
 export function maskedRows(rows: Int32Array, mask: Uint8Array): Int32Array {
   let n = 0;
   for (let r = 0; r < rows.length; r++) n += mask[rows[r]];
+  if (n === rows.length) return rows;
   const out = new Int32Array(n);
   for (let r = 0, o = 0; r < rows.length; r++) if (mask[rows[r]] === 1) out[o++] = rows[r];
   return out;
