@@ -388,12 +388,16 @@ export class HeadBank {
 
   /** θ = identity in the frame: loc′ = 0, L′ = I; Adam restarts (natural: none stored). */
   #resetTheta(h: Head): void {
-    identityTheta(this.#d, this.#cfg.diag, h.theta);
-    if (!this.#natural) {
-      h.m.fill(0);
-      h.v.fill(0);
-    }
     h.steps = 0;
+    if (this.#natural) {
+      // Per key and batch while keys initialise: the natural step's identity shortcut (the same
+      // numbers as identityTheta + refresh, without the general products).
+      this.#applier.identityInFrame(h);
+      return;
+    }
+    identityTheta(this.#d, this.#cfg.diag, h.theta);
+    h.m.fill(0);
+    h.v.fill(0);
     this.#refresh(h);
   }
 

@@ -162,7 +162,9 @@ export class LocalEngine implements ScoringEngine {
         : order().subarray(start[k], start[k + 1]);
     const learnedOf = (rows: Int32Array) => learnMask === null ? rows : maskedRows(rows, learnMask);
     const weightsOf = (rows: Int32Array) =>
-      natural && rowWeight !== null ? weightsAt(rows, rowWeight) : undefined;
+      natural && rowWeight !== null
+        ? weightsAt(rows, rowWeight, sc.exact(0, rows.length))
+        : undefined;
     const { heads, created } = resolveHeads(
       bank,
       d,
@@ -281,6 +283,7 @@ export class LocalEngine implements ScoringEngine {
         values,
         m2: out.mahalanobis2,
         weightsOf,
+        gather: (rows) => gatherRows(values, rows, d, sc.exact(1, rows.length * d)),
         learned: (j) => learnedK[active[j]],
       });
     } else {

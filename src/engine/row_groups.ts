@@ -102,9 +102,13 @@ export function rangeInto(out: Int32Array, from: number): Int32Array {
   return out;
 }
 
-/** The values of `rows`, gathered into a new array of rows.length · d. */
-export function gatherRows(values: Float64Array, rows: Int32Array, d: number): Float64Array {
-  const out = new Float64Array(rows.length * d);
+/** The values of `rows`, gathered into `out` (default a new array) of rows.length · d. */
+export function gatherRows(
+  values: Float64Array,
+  rows: Int32Array,
+  d: number,
+  out: Float64Array = new Float64Array(rows.length * d),
+): Float64Array {
   // Element by element: a view per row cost more than the copy (one key per row, many keys).
   for (let r = 0; r < rows.length; r++) {
     const from = rows[r] * d;
@@ -126,9 +130,12 @@ export function maskedRows(rows: Int32Array, mask: Uint8Array): Int32Array {
   return out;
 }
 
-/** The per-row weights of `rows`, in a new float64 array. */
-export function weightsAt(rows: Int32Array, rowWeight: Float32Array): Float64Array {
-  const out = new Float64Array(rows.length);
+/** The per-row weights of `rows`, in `out` (default a new float64 array) of rows.length. */
+export function weightsAt(
+  rows: Int32Array,
+  rowWeight: Float32Array,
+  out: Float64Array = new Float64Array(rows.length),
+): Float64Array {
   for (let r = 0; r < rows.length; r++) out[r] = rowWeight[rows[r]];
   return out;
 }
@@ -136,6 +143,18 @@ export function weightsAt(rows: Int32Array, rowWeight: Float32Array): Float64Arr
 /** Grow-only per-engine scratch arrays, reused batch after batch (contents are not cleared). */
 export class Scratch {
   readonly #arrays = new Map<string, Int32Array | Uint8Array | Float32Array | Float64Array>();
+  /** Per slot, float64 arrays by exact length (short ones): per-key temporaries, many keys. */
+  readonly #exact: (Float64Array | undefined)[][] = [[], []];
+
+  /**
+   * A float64 array of exactly n (contents not cleared) for per-key temporaries that no one keeps:
+   * the same array again for the next request of slot and n.
+   */
+  exact(slot: 0 | 1, n: number): Float64Array {
+    if (n > 256) return new Float64Array(n);
+    const bySize = this.#exact[slot];
+    return bySize[n] ??= new Float64Array(n);
+  }
 
   int(name: string, n: number): Int32Array {
     return this.#get(name, n, (m) => new Int32Array(m)) as Int32Array;
