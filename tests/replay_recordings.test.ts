@@ -335,4 +335,15 @@ Deno.test("column moments in a slab equal the per-key ones and the textbook valu
     assert.equal(slab.count(again), 0);
     assert.equal(slab.count(other), 4);
   });
+  await t.step("slots beyond the first chunk (4,096 slots) keep their own rows", () => {
+    const slots = Array.from({ length: 5000 }, () => slab.alloc());
+    for (const [i, sl] of slots.entries()) slab.add(sl, [i, 2 * i, 0]);
+    slab.add(slots[4500], [4502, 9004, 2]);
+    const m = slab.take(slots[4500]);
+    // Rows (4500, 9000, 0) and (4502, 9004, 2): mean (4501, 9002, 1), scatter[0][0] = 2.
+    assert.deepEqual(Array.from(m.mean), [4501, 9002, 1]);
+    assert.equal(m.scatter[0], 2);
+    assert.equal(slab.count(slots[4999]), 1);
+    assert.equal(slab.count(other), 4);
+  });
 });

@@ -35,53 +35,57 @@ export class ColumnMoments {
 export class ColumnMomentsSlab {
   /** Per slot: count, mean (d), scatter (d×d). */
   readonly #stride: number;
-  #buf: Float64Array;
+  /** Fixed-size chunks of _SLAB_CHUNK slots: growth copies nothing and over-allocates little. */
+  readonly #chunks: Float64Array[] = [];
   #next = 0;
   readonly #free: number[] = [];
   readonly #delta: Float64Array;
 
   constructor(readonly dim: number) {
     this.#stride = 1 + dim + dim * dim;
-    this.#buf = new Float64Array(64 * this.#stride);
     this.#delta = new Float64Array(dim);
   }
 
   /** A slot holding no rows. */
   alloc(): number {
     const slot = this.#free.pop() ?? this.#next++;
-    const o = slot * this.#stride;
-    if (o + this.#stride > this.#buf.length) {
-      const grown = new Float64Array(2 * this.#buf.length);
-      grown.set(this.#buf);
-      this.#buf = grown;
+    const c = Math.floor(slot / _SLAB_CHUNK);
+    if (c === this.#chunks.length) {
+      this.#chunks.push(new Float64Array(_SLAB_CHUNK * this.#stride));
     } else {
-      this.#buf.fill(0, o, o + this.#stride);
+      const o = (slot % _SLAB_CHUNK) * this.#stride;
+      this.#chunks[c].fill(0, o, o + this.#stride);
     }
     return slot;
   }
 
   /** Adds one row to the slot's moments. */
   add(slot: number, values: ArrayLike<number>): void {
-    const d = this.dim, buf = this.#buf, o = slot * this.#stride;
+    const d = this.dim, buf = this.#chunks[Math.floor(slot / _SLAB_CHUNK)];
+    const o = (slot % _SLAB_CHUNK) * this.#stride;
     buf[o] = _welford(buf, o + 1, buf, o + 1 + d, d, buf[o], values, this.#delta);
   }
 
   /** Rows in the slot. */
   count(slot: number): number {
-    return this.#buf[slot * this.#stride];
+    return this.#chunks[Math.floor(slot / _SLAB_CHUNK)][(slot % _SLAB_CHUNK) * this.#stride];
   }
 
   /** The slot's moments, copied out; the slot is free again. */
   take(slot: number): ColumnMoments {
-    const d = this.dim, o = slot * this.#stride;
+    const d = this.dim, buf = this.#chunks[Math.floor(slot / _SLAB_CHUNK)];
+    const o = (slot % _SLAB_CHUNK) * this.#stride;
     const m = new ColumnMoments(d);
-    m.count = this.#buf[o];
-    m.mean.set(this.#buf.subarray(o + 1, o + 1 + d));
-    m.scatter.set(this.#buf.subarray(o + 1 + d, o + this.#stride));
+    m.count = buf[o];
+    m.mean.set(buf.subarray(o + 1, o + 1 + d));
+    m.scatter.set(buf.subarray(o + 1 + d, o + this.#stride));
     this.#free.push(slot);
     return m;
   }
 }
+
+/** Slots per chunk of {@link ColumnMomentsSlab}. */
+const _SLAB_CHUNK = 4096;
 
 /** One Welford step on (count, mean at mo, scatter at so); returns the new count. */
 function _welford(
