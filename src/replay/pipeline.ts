@@ -68,7 +68,11 @@ export interface ReplayIO {
 
 /** What the pipeline knows of a key. */
 interface KeyInfo {
-  readonly json: string;
+  /**
+   * Its JSON text when that needs escapes; null for a plain key, whose text is `"key"` (made per
+   * batch: a string per key costs more, kept all run long, than one per batch; issue 13).
+   */
+  readonly json: string | null;
   /** Rows of this key read so far. */
   rows: number;
   /**
@@ -199,7 +203,7 @@ export async function runPipeline(
       // (the engine handles calls in order, so the key's first batch sees it).
       if (given !== null && !params!.byKey.has(key)) await engine.setParams(key, given);
       const info: KeyInfo = {
-        json: JSON.stringify(key),
+        json: _plainJson(key) ? null : JSON.stringify(key),
         rows: 0,
         moments: columnMoments.alloc(),
         parser: null,
@@ -284,7 +288,7 @@ export async function runPipeline(
     while (inflight.length > 0) await drainOne();
     await writer.flush();
     tally.closeOpen((function* () {
-      for (const info of keys.values()) yield info.json;
+      for (const [key, info] of keys) yield info.json ?? `"${key}"`;
     })());
     await alarmWriter?.flush();
     bar?.finish();
@@ -314,4 +318,13 @@ export async function runPipeline(
     outFile?.close();
     alarmsFile?.close();
   }
+}
+
+/** Whether JSON.stringify(key) is `"key"`: no quote, backslash, control or lone surrogate. */
+function _plainJson(key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
 }
