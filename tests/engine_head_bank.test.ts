@@ -257,3 +257,38 @@ Deno.test("a refused first batch leaves no half-made key behind", async () => {
   assert.ok(s.logProb.every(Number.isFinite));
   assert.equal(s.seq[0], 1);
 });
+
+Deno.test("many keys in slab storage keep their own numbers", async (t) => {
+  // 1,500 keys span two storage chunks (1,024 slots each at d = 3).
+  const K = 1500;
+  const bank = new HeadBank(resolveHeadConfig({ init_rows: 30 }));
+  // Key i: rows (i, −i, 2i) + (±1, 0, 0): mean (i, −i, 2i), exact by construction.
+  const rowsOf = (i: number) => new Float64Array([i + 1, -i, 2 * i, i - 1, -i, 2 * i]);
+  for (let i = 0; i < K; i++) bank.create(`k${i}`, rowsOf(i), 2);
+  await t.step("each key's loc is its own rows' mean", () => {
+    assert.equal(bank.size, K);
+    for (const i of [0, 1, 1023, 1024, 1025, K - 1]) {
+      const s = bank.snapshot(`k${i}`);
+      assert.deepEqual(s.loc, [i, 0 - i, 2 * i]);
+      assert.equal(bank.head(`k${i}`)!.init!.count, 2);
+    }
+  });
+  await t.step("replacing a key's parameters leaves the others alone; slots are reused", () => {
+    bank.setParams("k5", { loc: [7, 8, 9], scale_tril: [[2, 0, 0], [0, 3, 0], [0, 0, 4]] });
+    // A draft frees the replaced slot; the new key takes it and must not disturb k5 or k6.
+    bank.create("fresh", new Float64Array([1, 2, 3]), 1);
+    const s5 = bank.snapshot("k5");
+    assert.deepEqual(s5.loc, [7, 8, 9]);
+    assert.deepEqual(s5.covariance, [[4, 0, 0], [0, 9, 0], [0, 0, 16]]);
+    assert.deepEqual(bank.snapshot("k6").loc, [6, -6, 12]);
+    assert.deepEqual(bank.snapshot("fresh").loc, [1, 2, 3]);
+    assert.equal(bank.size, K + 1);
+  });
+  await t.step("a draft never adopted is drafted again cleanly", () => {
+    bank.draft("late", new Float64Array([5, 5, 5, 7, 7, 7]), 2);
+    const again = bank.draft("late", new Float64Array([1, 1, 1]), 1);
+    assert.equal(again.init!.count, 1);
+    bank.adopt(again);
+    assert.deepEqual(bank.snapshot("late").loc, [1, 1, 1]);
+  });
+});

@@ -256,3 +256,36 @@ Deno.test("flatline evidence: exact repeats against each sensor's learned repeat
     assert.ok(feed(rows).alarms.every((a) => !a));
   });
 });
+
+Deno.test("a sparse bank steps exactly like a full one and keeps no quiet key", async (t) => {
+  const full = new AlarmBank<number>(2, 5, 3);
+  const sparse = new AlarmBank<number>(2, 5, 3, { sparse: true });
+  // Deterministic p-values: mostly quiet, with bursts far beyond alpha on keys a and c.
+  const keys = ["a", "b", "c"];
+  let seq = 0;
+  const fullOut: unknown[] = [];
+  const sparseOut: unknown[] = [];
+  for (let i = 0; i < 300; i++) {
+    const key = keys[i % 3];
+    const burst = (key === "a" && i % 90 < 12) || (key === "c" && i > 250);
+    const obs = {
+      seq: ++seq,
+      t: i,
+      pValue: burst ? 1e-6 : 0.5,
+      contrib: [1, i % 7],
+      armed: i > 3,
+    };
+    fullOut.push(full.step(key, obs));
+    sparseOut.push(sparse.step(key, obs));
+  }
+  await t.step("same alarms and episodes", () => {
+    assert.deepEqual(sparseOut, fullOut);
+    assert.ok(fullOut.some((r) => (r as { closed: unknown }).closed !== null));
+    assert.deepEqual(sparse.openEpisodes(), full.openEpisodes());
+  });
+  await t.step("no state for a key that never had evidence", () => {
+    assert.equal(sparse.export("b"), undefined);
+    assert.ok(full.export("b") !== undefined);
+    assert.equal(sparse.isOpen("c"), true);
+  });
+});

@@ -9,6 +9,7 @@ import { ParamsOutFile } from "../schemas/replay.ts";
 import { ScoreRecord } from "../schemas/score_record.ts";
 import {
   ColumnMoments,
+  ColumnMomentsSlab,
   degenerateColumns,
   describeDegenerate,
 } from "../src/replay/degenerate_columns.ts";
@@ -305,5 +306,44 @@ Deno.test("degenerateColumns judges columns from their moments", async (t) => {
       64,
     );
     assert.match(line, /^replay: key 'k': column 'c' is collinear with column 'a', column 'b' /);
+  });
+});
+
+Deno.test("column moments in a slab equal the per-key ones and the textbook values", async (t) => {
+  const rows = [[1, 2, 5], [3, 2, 1], [5, 2, 0], [7, 2, 2]];
+  const slab = new ColumnMomentsSlab(3);
+  const other = slab.alloc();
+  const slot = slab.alloc();
+  for (const r of rows) {
+    slab.add(slot, r);
+    slab.add(other, [9, 9, 9]);
+  }
+  await t.step("count, mean and scatter", () => {
+    assert.equal(slab.count(slot), 4);
+    const m = slab.take(slot);
+    // Mean (4, 2, 2); scatter of column 0: 9 + 1 + 1 + 9 = 20; column 1 constant; cross (0, 2):
+    // (−3)(3) + (−1)(−1) + (1)(−2) + (3)(0) = −10.
+    assert.deepEqual(Array.from(m.mean), [4, 2, 2]);
+    assert.equal(m.scatter[0], 20);
+    assert.equal(m.scatter[4], 0);
+    assert.equal(m.scatter[2 * 3 + 0], -10);
+    assert.equal(m.scatter[0 * 3 + 2], -10);
+    assert.deepEqual(m, moments(rows));
+  });
+  await t.step("a taken slot is reused from zero", () => {
+    const again = slab.alloc();
+    assert.equal(slab.count(again), 0);
+    assert.equal(slab.count(other), 4);
+  });
+  await t.step("slots beyond the first chunk (4,096 slots) keep their own rows", () => {
+    const slots = Array.from({ length: 5000 }, () => slab.alloc());
+    for (const [i, sl] of slots.entries()) slab.add(sl, [i, 2 * i, 0]);
+    slab.add(slots[4500], [4502, 9004, 2]);
+    const m = slab.take(slots[4500]);
+    // Rows (4500, 9000, 0) and (4502, 9004, 2): mean (4501, 9002, 1), scatter[0][0] = 2.
+    assert.deepEqual(Array.from(m.mean), [4501, 9002, 1]);
+    assert.equal(m.scatter[0], 2);
+    assert.equal(slab.count(slots[4999]), 1);
+    assert.equal(slab.count(other), 4);
   });
 });

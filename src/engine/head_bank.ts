@@ -50,13 +50,17 @@ import {
   headToState,
   restoreHead,
 } from "./head_state.ts";
+import { HeadStore, SlabHead } from "./head_slab.ts";
 import { NaturalApplier } from "./natural_apply.ts";
 import type { HeadParams, HeadSnapshot, HeadState } from "./types.ts";
 
 // Re-exported for an importer not yet moved to `model/parameterisation.ts` (conditional_engine.ts).
 export { trilFromTheta };
 
-/** One head's state. Fields are the engine's to read; only {@link HeadBank} changes parameters. */
+/**
+ * One head's state. Fields are the engine's to read; only {@link HeadBank} changes parameters. The
+ * bank's heads are cursors onto its slab storage (`head_slab.ts`): hold one for a batch, not longer.
+ */
 export interface Head {
   readonly key: string;
   readonly frameLoc: Float64Array;
@@ -93,7 +97,18 @@ export class HeadBank {
   readonly #cfg: HeadConfig;
   readonly #d: number;
   readonly #P: number;
-  readonly #heads = new Map<string, Head>();
+  /** Key → slot in {@link #store}: no per-key object besides the map entry (issue 13). */
+  readonly #slots = new Map<string, number>();
+  readonly #store: HeadStore;
+  /** Slots of drafted, not yet adopted heads by key: a refused batch's draft is reused. */
+  readonly #drafts = new Map<string, number>();
+  /**
+   * Slots of replaced heads, freed at the next draft: a batch in flight (kernel path) may still
+   * write to a replaced head, and drafts happen only at a batch's start, after the previous one.
+   */
+  readonly #retired: number[] = [];
+  /** Empty moments, copied into a head's slot (never changed itself). */
+  readonly #noMoments: WeightedMoments;
   readonly #log: (line: string) => void;
   /** Mahalanobis² beyond which rows are down-weighted (χ²_d quantile at 1 − robust_p). */
   readonly robustC: number;
@@ -124,6 +139,8 @@ export class HeadBank {
     this.#robustQ = sharedQuantile(config.robust_p, config.dim);
     this.lambda = this.#natural ? forgetting(config.horizon) : 1;
     this.#applier = new NaturalApplier(config, this.lambda, log);
+    this.#store = new HeadStore(config.dim, this.#P, !this.#natural);
+    this.#noMoments = emptyMoments(config.dim);
   }
 
   /** Whether heads learn by the natural step (predictive p-values) rather than Adam (χ²). */
@@ -154,20 +171,21 @@ export class HeadBank {
   }
 
   get size(): number {
-    return this.#heads.size;
+    return this.#slots.size;
   }
 
   keys(): string[] {
-    return [...this.#heads.keys()];
+    return [...this.#slots.keys()];
   }
 
   has(key: string): boolean {
-    return this.#heads.has(key);
+    return this.#slots.has(key);
   }
 
   /** The head of a key, for the engine's per-batch work (one lookup per key and batch). */
   head(key: string): Head | undefined {
-    return this.#heads.get(key);
+    const slot = this.#slots.get(key);
+    return slot === undefined ? undefined : this.#store.head(key, slot);
   }
 
   /**
@@ -185,9 +203,15 @@ export class HeadBank {
    * scores a batch with it first, so a refused batch leaves no half-made key behind.
    */
   draft(key: string, rows: Float64Array, count: number, weights?: Float64Array): Head {
-    if (this.#heads.has(key)) throw new TypeError(`expected a new key, found existing '${key}'`);
+    if (this.#slots.has(key)) throw new TypeError(`expected a new key, found existing '${key}'`);
+    const store = this.#store;
+    const prior = this.#drafts.get(key);
+    if (prior !== undefined) store.release(prior);
+    for (const slot of this.#retired) store.release(slot);
+    this.#retired.length = 0;
     const h = this.#blank(key);
-    h.init = emptyMoments(this.#d);
+    this.#drafts.set(key, this.#slotOf(h));
+    h.init = this.#noMoments;
     this.absorbInit(h, rows, count, weights);
     return h;
   }
@@ -208,15 +232,17 @@ export class HeadBank {
 
   /** Starts a (drafted) key's initialisation statistics over: the engine re-absorbs its rows. */
   clearInit(h: Head): void {
-    h.init = emptyMoments(this.#d);
+    h.init = this.#noMoments;
   }
 
   /** Adds a drafted head to the bank. */
   adopt(h: Head): void {
-    if (this.#heads.has(h.key)) {
+    if (this.#slots.has(h.key)) {
       throw new TypeError(`expected a new key, found existing '${h.key}'`);
     }
-    this.#heads.set(h.key, h);
+    const slot = this.#slotOf(h);
+    if (this.#drafts.get(h.key) === slot) this.#drafts.delete(h.key);
+    this.#slots.set(h.key, slot);
   }
 
   /**
@@ -315,7 +341,7 @@ export class HeadBank {
     const lam = this.lambda;
     h.wSum = lam < 1 ? 1 / (1 - lam) : 1e12;
     h.w2Sum = lam < 1 ? 1 / (1 - lam * lam) : 1e12;
-    this.#heads.set(key, h);
+    this.#put(key, h);
   }
 
   snapshot(key: string): HeadSnapshot {
@@ -331,7 +357,21 @@ export class HeadBank {
     const h = this.#blank(s.key);
     restoreHead(h, s, this.#d, this.lambda);
     this.#refresh(h);
-    this.#heads.set(s.key, h);
+    this.#put(s.key, h);
+  }
+
+  /** Makes `h` the key's head; a replaced head's slot is retired. */
+  #put(key: string, h: Head): void {
+    const old = this.#slots.get(key);
+    if (old !== undefined) this.#retired.push(old);
+    this.#slots.set(key, this.#slotOf(h));
+  }
+
+  #slotOf(h: Head): number {
+    if (!(h instanceof SlabHead)) {
+      throw new TypeError(`expected a head of this bank for key '${h.key}'`);
+    }
+    return h.slot;
   }
 
   /** Drops a key's head (idle-key eviction); false when the bank does not hold it. */
@@ -340,23 +380,29 @@ export class HeadBank {
   }
 
   #get(key: string): Head {
-    const h = this.#heads.get(key);
+    const h = this.head(key);
     if (h === undefined) throw new RangeError(`expected a known model key, found '${key}'`);
     return h;
   }
 
   #blank(key: string): Head {
-    const h = blankHead(key, this.#d, this.#P);
+    const h = blankHead(this.#store, key);
     this.#resetTheta(h);
     return h;
   }
 
-  /** θ = identity in the frame: loc′ = 0, L′ = I; Adam restarts. */
+  /** θ = identity in the frame: loc′ = 0, L′ = I; Adam restarts (natural: none stored). */
   #resetTheta(h: Head): void {
+    h.steps = 0;
+    if (this.#natural) {
+      // Per key and batch while keys initialise: the natural step's identity shortcut (the same
+      // numbers as identityTheta + refresh, without the general products).
+      this.#applier.identityInFrame(h);
+      return;
+    }
     identityTheta(this.#d, this.#cfg.diag, h.theta);
     h.m.fill(0);
     h.v.fill(0);
-    h.steps = 0;
     this.#refresh(h);
   }
 

@@ -6,39 +6,23 @@
  */
 import { covarianceOf, packLower, toRows, unpackLower } from "../model/linalg.ts";
 import type { Head } from "./head_bank.ts";
+import type { HeadStore } from "./head_slab.ts";
 import type { DiagTransform, HeadParams, HeadSnapshot, HeadState } from "./types.ts";
 
 /**
- * A blank head of dimension d with θ length P: identity frame, zero θ and counters, nothing cached.
+ * A blank head in a fresh slot of `store`: identity frame, zero θ and counters, nothing cached.
  * The caller sets θ and derives the effective parameters.
  */
-export function blankHead(key: string, d: number, P: number): Head {
-  const frameTril = new Float64Array(d * d);
-  for (let a = 0; a < d; a++) frameTril[a * d + a] = 1;
-  return {
-    key,
-    frameLoc: new Float64Array(d),
-    frameTril,
-    theta: new Float64Array(P),
-    m: new Float64Array(P),
-    v: new Float64Array(P),
-    steps: 0,
-    observations: 0,
-    rejected: 0,
-    preset: false,
-    init: null,
-    wSum: 0,
-    w2Sum: 0,
-    cusum: 0,
-    restarts: 0,
-    thrN: NaN,
-    thr: Infinity,
-    cutN: NaN,
-    cut: Infinity,
-    locC: new Float64Array(d),
-    tril: new Float64Array(d * d),
-    logDet: 0,
-  };
+export function blankHead(store: HeadStore, key: string): Head {
+  const d = store.d;
+  const h = store.head(key, store.alloc());
+  for (let a = 0; a < d; a++) h.frameTril[a * d + a] = 1;
+  h.init = null;
+  h.thrN = NaN;
+  h.thr = Infinity;
+  h.cutN = NaN;
+  h.cut = Infinity;
+  return h;
 }
 
 /** Throws unless `params` are d finite loc values and a d×d lower-triangular, positive-diagonal tril. */

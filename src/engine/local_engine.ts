@@ -37,9 +37,11 @@ import {
   gatherRows,
   groupRows,
   learnMaskOf,
+  maskedRows,
   orderRows,
   rangeInto,
   Scratch,
+  weightsAt,
 } from "./row_groups.ts";
 import { ScorePool } from "./score_pool.ts";
 import type {
@@ -158,10 +160,11 @@ export class LocalEngine implements ScoringEngine {
       K === 1
         ? (range ??= rangeInto(sc.int("range", n), start[k]))
         : order().subarray(start[k], start[k + 1]);
-    const learnedOf = (rows: Int32Array) =>
-      learnMask === null ? rows : rows.filter((i) => learnMask[i] === 1);
+    const learnedOf = (rows: Int32Array) => learnMask === null ? rows : maskedRows(rows, learnMask);
     const weightsOf = (rows: Int32Array) =>
-      natural && rowWeight !== null ? Float64Array.from(rows, (i) => rowWeight[i]) : undefined;
+      natural && rowWeight !== null
+        ? weightsAt(rows, rowWeight, sc.exact(0, rows.length))
+        : undefined;
     const { heads, created } = resolveHeads(
       bank,
       d,
@@ -280,6 +283,7 @@ export class LocalEngine implements ScoringEngine {
         values,
         m2: out.mahalanobis2,
         weightsOf,
+        gather: (rows) => gatherRows(values, rows, d, sc.exact(1, rows.length * d)),
         learned: (j) => learnedK[active[j]],
       });
     } else {

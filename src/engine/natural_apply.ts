@@ -60,7 +60,7 @@ export class NaturalApplier {
     h.wSum += W;
     h.frameLoc.set(loc);
     h.frameTril.set(tril);
-    this.#identityInFrame(h);
+    this.identityInFrame(h);
     h.steps++;
     return true;
   }
@@ -70,7 +70,7 @@ export class NaturalApplier {
    * derive from it — loc − μ₀ = 0, L = L₀·diag(f(r₁)) — without the general products (same
    * numbers: the products' other terms are exact zeros).
    */
-  #identityInFrame(h: Head): void {
+  identityInFrame(h: Head): void {
     h.theta.set(this.#thetaIdentity);
     h.locC.fill(0);
     h.logDet = identityParams(h.frameTril, this.#oneDiag, this.#d, h.tril);

@@ -12,7 +12,6 @@ import { predictiveSf } from "../model/f_tail.ts";
 import { hostStats, robustWeight } from "../model/natural_step.ts";
 import type { Head, HeadBank } from "./head_bank.ts";
 import { statsWidth } from "./kernels/fused_kernel.ts";
-import { gatherRows } from "./row_groups.ts";
 import type { ScoreBatch } from "./types.ts";
 
 /** What the natural step's functions need of the engine. */
@@ -43,7 +42,12 @@ export interface CommitKeys {
 export interface NaturalRows {
   readonly values: Float64Array;
   readonly m2: Float64Array;
+  /**
+   * Per-row weights and values of rows: temporaries (the same arrays again on the next call), read
+   * and let go at once.
+   */
   readonly weightsOf: (rows: Int32Array) => Float64Array | undefined;
+  readonly gather: (rows: Int32Array) => Float64Array;
   readonly learned: (j: number) => number;
 }
 
@@ -104,7 +108,7 @@ export function commitNatural(
       const use = learnedRows(j);
       const w = robustWeights(h, use);
       bank.clearInit(h);
-      bank.absorbInit(h, gatherRows(io.values, use, d), use.length, w);
+      bank.absorbInit(h, io.gather(use), use.length, w);
       continue;
     }
     const use = learnedRows(j);
@@ -115,13 +119,13 @@ export function commitNatural(
       h.cusum = ctx.cusumOut[0];
       if (alarm >= 0) {
         const after = use.subarray(alarm + 1);
-        bank.restart(h, gatherRows(io.values, after, d), after.length, io.weightsOf(after));
+        bank.restart(h, io.gather(after), after.length, io.weightsOf(after));
         continue;
       }
     }
     if (h.init !== null) {
       const w = robustWeights(h, use);
-      bank.absorbInit(h, gatherRows(io.values, use, d), use.length, w);
+      bank.absorbInit(h, io.gather(use), use.length, w);
     } else if (anyAbove(io.m2, use, bank.robustC) && bank.robustCut(h) > bank.robustC * 1.005) {
       // A young key with rows beyond the kernel's robust cut: its own (predictive, wider) cut
       // applies, so its statistics are computed on the host. (Rows within both cuts weigh the
@@ -131,7 +135,7 @@ export function commitNatural(
       const own = new Float64Array(S);
       const rw = io.weightsOf(use) ?? new Float64Array(use.length).fill(1);
       const c = bank.robustCut(h);
-      hostStats(gatherRows(io.values, use, d), rw, use.length, loc, h.tril, d, c, floor, own);
+      hostStats(io.gather(use), rw, use.length, loc, h.tril, d, c, floor, own);
       bank.stepNatural(h, own, 0, io.learned(j));
     } else {
       bank.stepNatural(h, stats, j * S, io.learned(j));

@@ -102,18 +102,59 @@ export function rangeInto(out: Int32Array, from: number): Int32Array {
   return out;
 }
 
-/** The values of `rows`, gathered into a new array of rows.length · d. */
-export function gatherRows(values: Float64Array, rows: Int32Array, d: number): Float64Array {
-  const out = new Float64Array(rows.length * d);
+/** The values of `rows`, gathered into `out` (default a new array) of rows.length · d. */
+export function gatherRows(
+  values: Float64Array,
+  rows: Int32Array,
+  d: number,
+  out: Float64Array = new Float64Array(rows.length * d),
+): Float64Array {
+  // Element by element: a view per row cost more than the copy (one key per row, many keys).
   for (let r = 0; r < rows.length; r++) {
-    out.set(values.subarray(rows[r] * d, rows[r] * d + d), r * d);
+    const from = rows[r] * d;
+    for (let a = 0; a < d; a++) out[r * d + a] = values[from + a];
   }
+  return out;
+}
+
+/**
+ * The rows of `rows` with mask 1: `rows` itself when that is all of them (the common case; callers
+ * only read it), else a new array.
+ */
+export function maskedRows(rows: Int32Array, mask: Uint8Array): Int32Array {
+  let n = 0;
+  for (let r = 0; r < rows.length; r++) n += mask[rows[r]];
+  if (n === rows.length) return rows;
+  const out = new Int32Array(n);
+  for (let r = 0, o = 0; r < rows.length; r++) if (mask[rows[r]] === 1) out[o++] = rows[r];
+  return out;
+}
+
+/** The per-row weights of `rows`, in `out` (default a new float64 array) of rows.length. */
+export function weightsAt(
+  rows: Int32Array,
+  rowWeight: Float32Array,
+  out: Float64Array = new Float64Array(rows.length),
+): Float64Array {
+  for (let r = 0; r < rows.length; r++) out[r] = rowWeight[rows[r]];
   return out;
 }
 
 /** Grow-only per-engine scratch arrays, reused batch after batch (contents are not cleared). */
 export class Scratch {
   readonly #arrays = new Map<string, Int32Array | Uint8Array | Float32Array | Float64Array>();
+  /** Per slot, float64 arrays by exact length (short ones): per-key temporaries, many keys. */
+  readonly #exact: (Float64Array | undefined)[][] = [[], []];
+
+  /**
+   * A float64 array of exactly n (contents not cleared) for per-key temporaries that no one keeps:
+   * the same array again for the next request of slot and n.
+   */
+  exact(slot: 0 | 1, n: number): Float64Array {
+    if (n > 256) return new Float64Array(n);
+    const bySize = this.#exact[slot];
+    return bySize[n] ??= new Float64Array(n);
+  }
 
   int(name: string, n: number): Int32Array {
     return this.#get(name, n, (m) => new Int32Array(m)) as Int32Array;

@@ -293,17 +293,28 @@ function _addShares(shares: number[], contrib: ArrayLike<number | null>, weight:
   }
 }
 
-/** Alarm states of many keys (a `Map` key → state), with the threshold and reference they share. */
+/** The result of a step that leaves a closed alarm at S = 0 (shared: it is never changed). */
+const _QUIET: { alarm: boolean; closed: null } = Object.freeze({ alarm: false, closed: null });
+
+/**
+ * Alarm states of many keys (a `Map` key → state), with the threshold and reference they share.
+ * `sparse`: a key holds a state only while its CUSUM is above 0 or its alarm is open — a closed
+ * state at S = 0 steps exactly like a new one, and most keys are quiet most of the time (issue 13:
+ * 100,000 keys). {@link export} then has no state for a quiet key, and {@link openEpisodes} lists
+ * keys in the order their current states began.
+ */
 export class AlarmBank<T = number | string | null> {
   readonly threshold: number;
   readonly reference: number;
   readonly #dim: number;
   readonly #states = new Map<string, AlarmState<T>>();
+  readonly #sparse: boolean;
 
   constructor(
     dim: number,
     threshold = DEFAULT_ALARM_THRESHOLD,
     reference = DEFAULT_ALARM_REFERENCE,
+    options: { readonly sparse?: boolean } = {},
   ) {
     if (!(threshold > 0) || !Number.isFinite(threshold)) {
       throw new RangeError(`expected a finite alarm threshold > 0, found ${threshold}`);
@@ -314,13 +325,23 @@ export class AlarmBank<T = number | string | null> {
     this.#dim = dim;
     this.threshold = threshold;
     this.reference = reference;
+    this.#sparse = options.sparse === true;
   }
 
   /** Advances key's state by one observation (see {@link stepAlarm}). */
   step(key: string, obs: AlarmInput<T>): { alarm: boolean; closed: AlarmEpisode<T> | null } {
     let s = this.#states.get(key);
-    if (s === undefined) this.#states.set(key, s = newAlarmState(this.#dim, obs.t));
-    return stepAlarm(s, key, obs, this.threshold, this.reference);
+    if (s === undefined) {
+      if (this.#sparse) {
+        // A new state would stay closed at S = max(0, e − k) = 0: nothing to keep.
+        const e = obs.armed === false ? 0 : evidence(obs.pValue);
+        if (!(e - this.reference > 0)) return _QUIET;
+      }
+      this.#states.set(key, s = newAlarmState(this.#dim, obs.t));
+    }
+    const r = stepAlarm(s, key, obs, this.threshold, this.reference);
+    if (this.#sparse && !s.open && s.cusum === 0) this.#states.delete(key);
+    return r;
   }
 
   /** Whether key's alarm is on now (without an observation). */

@@ -19,6 +19,20 @@ export interface WeightedMoments {
 const REL_SD_FLOOR = 1e-6;
 const ABS_SD_FLOOR = 1e-12;
 
+/** Module scratch arrays by slot (none is in use across calls); `_scratch` hands one out zeroed. */
+const _scratchArrays: Float64Array[] = [
+  new Float64Array(0),
+  new Float64Array(0),
+  new Float64Array(0),
+];
+
+function _scratch(slot: number, n: number): Float64Array {
+  let a = _scratchArrays[slot];
+  if (a.length !== n) a = _scratchArrays[slot] = new Float64Array(n);
+  else a.fill(0);
+  return a;
+}
+
 /** Empty moments of dimension d. */
 export function emptyMoments(d: number): WeightedMoments {
   return { count: 0, w2: 0, mean: new Float64Array(d), scatter: new Float64Array(d * d) };
@@ -65,7 +79,8 @@ export function mergeRows(
 ): void {
   const wt = (i: number) => (weights === undefined ? 1 : weights[i]);
   let wb = 0, wb2 = 0;
-  const mb = new Float64Array(d);
+  // Reused scratch (zeroed): this runs per key and batch while keys initialise, for many keys.
+  const mb = _scratch(0, d);
   for (let i = 0; i < count; i++) {
     const w = wt(i);
     wb += w;
@@ -73,7 +88,7 @@ export function mergeRows(
     for (let a = 0; a < d; a++) mb[a] += w * rows[i * d + a];
   }
   for (let a = 0; a < d; a++) mb[a] /= wb;
-  const sb = new Float64Array(d * d);
+  const sb = _scratch(1, d * d);
   for (let i = 0; i < count; i++) {
     const w = wt(i);
     for (let a = 0; a < d; a++) {
@@ -111,7 +126,7 @@ export function shrunkFrame(
   absSdFloor: number = ABS_SD_FLOOR,
 ): void {
   const n = m.count;
-  const cov = new Float64Array(d * d);
+  const cov = _scratch(2, d * d);
   let scale2 = 0;
   for (let a = 0; a < d; a++) {
     scale2 = Math.max(scale2, m.mean[a] * m.mean[a], m.scatter[a * d + a] / n);

@@ -18,6 +18,8 @@ const U_MIN = 2;
 const U_MAX = Math.log(1024);
 const V_MAX = 1 / 1024;
 const V_CELLS = 256;
+/** Exact solves remembered at most (then forgotten all at once: a bound, not a policy). */
+const _EXACT_MAX = 4096;
 
 /** m² threshold of the predictive tail at `alpha` for effective n, dimension d. */
 export class PredictiveQuantile {
@@ -26,6 +28,12 @@ export class PredictiveQuantile {
   readonly #uGrid: Float64Array;
   readonly #vGrid: Float64Array;
   readonly #chi2: number;
+  /**
+   * Exact solves close to n = d by n: young keys with the same history (one row per batch, say)
+   * share their n, and with many keys a Newton solve per key and batch would dominate. The
+   * solve is a pure function of n, so a remembered value is the value.
+   */
+  readonly #exact = new Map<number, number>();
 
   constructor(alpha: number, d: number) {
     this.#alpha = alpha;
@@ -42,7 +50,15 @@ export class PredictiveQuantile {
     if (!(n > d)) return Infinity;
     const m = n - d;
     const u = Math.log(m);
-    if (u < U_MIN) return predictiveThreshold(this.#alpha, n, d, this.#chi2);
+    if (u < U_MIN) {
+      let v = this.#exact.get(n);
+      if (v === undefined) {
+        v = predictiveThreshold(this.#alpha, n, d, this.#chi2);
+        if (this.#exact.size >= _EXACT_MAX) this.#exact.clear();
+        this.#exact.set(n, v);
+      }
+      return v;
+    }
     if (u < U_MAX - 2 / U_STEPS) {
       return _lagrange(u * U_STEPS, (i) => this.#u(i));
     }

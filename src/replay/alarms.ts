@@ -38,7 +38,8 @@ export class AlarmTally {
     armedFrom: number,
     writer: BufferedTextWriter | null,
   ) {
-    this.#bank = new AlarmBank<string>(dim, threshold, alarmReference(alpha));
+    // Sparse: quiet keys hold no state (most of them, with many keys).
+    this.#bank = new AlarmBank<string>(dim, threshold, alarmReference(alpha), { sparse: true });
     this.#armedFrom = armedFrom;
     this.#writer = writer;
   }
@@ -74,9 +75,22 @@ export class AlarmTally {
     return alarm;
   }
 
-  /** Writes the episodes still open at the end of the input (marked `open`). */
-  closeOpen(): void {
-    for (const e of this.#bank.openEpisodes()) this.#writeEpisode(e, true);
+  /**
+   * Writes the episodes still open at the end of the input (marked `open`), in the order of
+   * `keyJson`: every key's JSON text in order of first appearance (the sparse bank's own order is
+   * that of the episodes' CUSUM runs).
+   */
+  closeOpen(keyJson: Iterable<string>): void {
+    const open = this.#bank.openEpisodes();
+    if (open.length > 1) {
+      const byKey = new Map(open.map((e) => [e.key, e]));
+      open.length = 0;
+      for (const k of keyJson) {
+        const e = byKey.get(k);
+        if (e !== undefined) open.push(e);
+      }
+    }
+    for (const e of open) this.#writeEpisode(e, true);
   }
 
   #writeEpisode(e: AlarmEpisode<string>, open: boolean): void {

@@ -19,6 +19,8 @@ export class BatchBuilder {
   #keys: string[] = [];
   #keyPos = new Map<string, number>();
   #keyJson: string[] = [];
+  /** Per key of this batch: its JSON text. */
+  #kJson: string[] = [];
   #tJson: string[] = [];
   #label!: Int8Array;
   /** Conditional head: features per row (0: none) and whether rows carry their time. */
@@ -39,9 +41,10 @@ export class BatchBuilder {
     return this.n >= this.#cap;
   }
 
+  /** `keyJson`: the key's JSON text, or null for a plain key (text `"key"`, made here once a batch). */
   add(
     key: string,
-    keyJson: string,
+    keyJson: string | null,
     values: ArrayLike<number>,
     t: number | string | undefined,
     label: 0 | 1 | undefined,
@@ -59,12 +62,13 @@ export class BatchBuilder {
       k = this.#keys.length;
       this.#keys.push(key);
       this.#keyPos.set(key, k);
+      this.#kJson.push(keyJson ?? `"${key}"`);
     }
     this.#keyIndex[i] = k;
     const d = this.#dim;
     for (let j = 0; j < d; j++) this.#values[i * d + j] = values[j];
     this.#learn[i] = learn ? 1 : 0;
-    this.#keyJson.push(keyJson);
+    this.#keyJson.push(this.#kJson[k]);
     this.#tJson.push(timeJson(t));
     this.#label[i] = label ?? -1;
   }
@@ -103,6 +107,7 @@ export class BatchBuilder {
     this.#keys = [];
     this.#keyPos = new Map();
     this.#keyJson = [];
+    this.#kJson = [];
     this.#tJson = [];
     this.#label = new Int8Array(this.#cap);
     if (this.#F > 0) this.#features = new Float64Array(this.#cap * this.#F);

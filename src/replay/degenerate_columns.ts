@@ -23,23 +23,96 @@ export class ColumnMoments {
   }
 
   add(values: ArrayLike<number>): void {
-    const d = this.dim;
-    const n = ++this.count;
-    const delta = this.#delta;
-    for (let a = 0; a < d; a++) {
-      delta[a] = values[a] - this.mean[a];
-      this.mean[a] += delta[a] / n;
+    this.count = _welford(this.mean, 0, this.scatter, 0, this.dim, this.count, values, this.#delta);
+  }
+}
+
+/**
+ * {@link ColumnMoments} of many keys in a few large arrays (one slot per key, reused once taken):
+ * replay keeps one per key until the key has seen its first training rows, and per-key objects
+ * would cost more than the numbers (issue 13). Same arithmetic as {@link ColumnMoments.add}.
+ */
+export class ColumnMomentsSlab {
+  /** Per slot: count, mean (d), scatter (d×d). */
+  readonly #stride: number;
+  /** Fixed-size chunks of _SLAB_CHUNK slots: growth copies nothing and over-allocates little. */
+  readonly #chunks: Float64Array[] = [];
+  #next = 0;
+  readonly #free: number[] = [];
+  readonly #delta: Float64Array;
+
+  constructor(readonly dim: number) {
+    this.#stride = 1 + dim + dim * dim;
+    this.#delta = new Float64Array(dim);
+  }
+
+  /** A slot holding no rows. */
+  alloc(): number {
+    const slot = this.#free.pop() ?? this.#next++;
+    const c = Math.floor(slot / _SLAB_CHUNK);
+    if (c === this.#chunks.length) {
+      this.#chunks.push(new Float64Array(_SLAB_CHUNK * this.#stride));
+    } else {
+      const o = (slot % _SLAB_CHUNK) * this.#stride;
+      this.#chunks[c].fill(0, o, o + this.#stride);
     }
-    // Exact zero for a constant column: its delta is 0 from the second row on.
-    for (let a = 0; a < d; a++) {
-      const da = delta[a];
-      for (let b = 0; b <= a; b++) {
-        const s = da * (values[b] - this.mean[b]);
-        this.scatter[a * d + b] += s;
-        if (a !== b) this.scatter[b * d + a] += s;
-      }
+    return slot;
+  }
+
+  /** Adds one row to the slot's moments. */
+  add(slot: number, values: ArrayLike<number>): void {
+    const d = this.dim, buf = this.#chunks[Math.floor(slot / _SLAB_CHUNK)];
+    const o = (slot % _SLAB_CHUNK) * this.#stride;
+    buf[o] = _welford(buf, o + 1, buf, o + 1 + d, d, buf[o], values, this.#delta);
+  }
+
+  /** Rows in the slot. */
+  count(slot: number): number {
+    return this.#chunks[Math.floor(slot / _SLAB_CHUNK)][(slot % _SLAB_CHUNK) * this.#stride];
+  }
+
+  /** The slot's moments, copied out; the slot is free again. */
+  take(slot: number): ColumnMoments {
+    const d = this.dim, buf = this.#chunks[Math.floor(slot / _SLAB_CHUNK)];
+    const o = (slot % _SLAB_CHUNK) * this.#stride;
+    const m = new ColumnMoments(d);
+    m.count = buf[o];
+    m.mean.set(buf.subarray(o + 1, o + 1 + d));
+    m.scatter.set(buf.subarray(o + 1 + d, o + this.#stride));
+    this.#free.push(slot);
+    return m;
+  }
+}
+
+/** Slots per chunk of {@link ColumnMomentsSlab}. */
+const _SLAB_CHUNK = 4096;
+
+/** One Welford step on (count, mean at mo, scatter at so); returns the new count. */
+function _welford(
+  mean: Float64Array,
+  mo: number,
+  scatter: Float64Array,
+  so: number,
+  d: number,
+  count: number,
+  values: ArrayLike<number>,
+  delta: Float64Array,
+): number {
+  const n = count + 1;
+  for (let a = 0; a < d; a++) {
+    delta[a] = values[a] - mean[mo + a];
+    mean[mo + a] += delta[a] / n;
+  }
+  // Exact zero for a constant column: its delta is 0 from the second row on.
+  for (let a = 0; a < d; a++) {
+    const da = delta[a];
+    for (let b = 0; b <= a; b++) {
+      const s = da * (values[b] - mean[mo + b]);
+      scatter[so + a * d + b] += s;
+      if (a !== b) scatter[so + b * d + a] += s;
     }
   }
+  return n;
 }
 
 /** One column that adds no information of its own. */

@@ -25,7 +25,7 @@ import {
 import { formatScores, type RowEchoes } from "../wire/score_format.ts";
 import { AlarmTally } from "./alarms.ts";
 import { BatchBuilder } from "./batch.ts";
-import { ColumnMoments, degenerateColumns, describeDegenerate } from "./degenerate_columns.ts";
+import { ColumnMomentsSlab, degenerateColumns, describeDegenerate } from "./degenerate_columns.ts";
 import { contextProblem, isBlank, openInput } from "./input.ts";
 import { openOut, stderrWrite, writeJson } from "./output.ts";
 import { paramsOut } from "./params_io.ts";
@@ -68,11 +68,18 @@ export interface ReplayIO {
 
 /** What the pipeline knows of a key. */
 interface KeyInfo {
-  readonly json: string;
+  /**
+   * Its JSON text when that needs escapes; null for a plain key, whose text is `"key"` (made per
+   * batch: a string per key costs more, kept all run long, than one per batch; issue 13).
+   */
+  readonly json: string | null;
   /** Rows of this key read so far. */
   rows: number;
-  /** Moments of its first training rows, until they are checked for degenerate columns. */
-  moments: ColumnMoments | null;
+  /**
+   * Slot in the pipeline's column moments of its first training rows, until they are checked for
+   * degenerate columns; -1 after.
+   */
+  moments: number;
   /** The parser of its latest row (names its value columns). */
   parser: RowParser | null;
 }
@@ -116,6 +123,7 @@ export async function runPipeline(
     const totalBytes = files.reduce((s, f) => s + f.size, 0);
     const bar = progressOn ? new ProgressBar(totalBytes, stderrWrite) : null;
     const keys = new Map<string, KeyInfo>();
+    const columnMoments = new ColumnMomentsSlab(dim);
     const skipped = new Map<SkipReason, number>();
     const tally = new AlarmTally(dim, opts.alarm_threshold, config.alpha, armedFrom, alarmWriter);
     let observations = 0;
@@ -167,9 +175,9 @@ export async function runPipeline(
     };
     /** Checks a key's training rows so far for constant and collinear columns (once per key). */
     const checkColumns = (key: string, info: KeyInfo): void => {
-      const m = info.moments;
-      if (m === null) return;
-      info.moments = null;
+      if (info.moments < 0) return;
+      const m = columnMoments.take(info.moments);
+      info.moments = -1;
       const names = info.parser?.valueNames ?? [];
       const raw = info.parser instanceof CsvParser ? info.parser.valueColumns : fields.columns;
       for (const c of degenerateColumns(m)) {
@@ -195,9 +203,9 @@ export async function runPipeline(
       // (the engine handles calls in order, so the key's first batch sees it).
       if (given !== null && !params!.byKey.has(key)) await engine.setParams(key, given);
       const info: KeyInfo = {
-        json: JSON.stringify(key),
+        json: _plainJson(key) ? null : JSON.stringify(key),
         rows: 0,
-        moments: new ColumnMoments(dim),
+        moments: columnMoments.alloc(),
         parser: null,
       };
       keys.set(key, info);
@@ -260,10 +268,10 @@ export async function runPipeline(
           const learn = !opts.freeze &&
             (opts.train_rows === undefined || info.rows < opts.train_rows);
           info.rows++;
-          if (learn && info.moments !== null) {
+          if (learn && info.moments >= 0) {
             info.parser = parser;
-            info.moments.add(row.values);
-            if (info.moments.count >= initRows) checkColumns(key, info);
+            columnMoments.add(info.moments, row.values);
+            if (columnMoments.count(info.moments) >= initRows) checkColumns(key, info);
           }
           builder.add(key, info.json, row.values, row.t, row.label, learn, row.features);
           if (builder.full) {
@@ -279,7 +287,9 @@ export async function runPipeline(
     await submit();
     while (inflight.length > 0) await drainOne();
     await writer.flush();
-    tally.closeOpen();
+    tally.closeOpen((function* () {
+      for (const [key, info] of keys) yield info.json ?? `"${key}"`;
+    })());
     await alarmWriter?.flush();
     bar?.finish();
 
@@ -308,4 +318,13 @@ export async function runPipeline(
     outFile?.close();
     alarmsFile?.close();
   }
+}
+
+/** Whether JSON.stringify(key) is `"key"`: no quote, backslash, control or lone surrogate. */
+function _plainJson(key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
 }
