@@ -289,3 +289,37 @@ Deno.test("a sparse bank steps exactly like a full one and keeps no quiet key", 
     assert.equal(sparse.isOpen("c"), true);
   });
 });
+
+Deno.test("a sparse bank learns every quiet key's repeat chain: its flatline alarms are a full bank's", async (t) => {
+  const full = new AlarmBank<number>(2, 5, 3);
+  const sparse = new AlarmBank<number>(2, 5, 3, { sparse: true });
+  // Keys a and b: 300 rows of distinct readings (quiet: p = 0.5), then sensor 1 of key a freezes
+  // for 20 rows — an alarm only the repeat chain learnt over the quiet rows can raise.
+  let seq = 0;
+  const fullOut: unknown[] = [];
+  const sparseOut: unknown[] = [];
+  for (let i = 0; i < 320; i++) {
+    for (const key of ["a", "b"]) {
+      const frozen = key === "a" && i >= 300;
+      const obs = {
+        seq: ++seq,
+        t: i,
+        pValue: 0.5,
+        contrib: [1, 1],
+        values: [Math.sin(i + seq), frozen ? 7.25 : Math.cos(i * 1.3 + seq)],
+      };
+      fullOut.push(full.step(key, obs));
+      sparseOut.push(sparse.step(key, obs));
+    }
+  }
+  await t.step("same alarms, and the frozen sensor opens one", () => {
+    assert.deepEqual(sparseOut, fullOut);
+    assert.equal(sparse.isOpen("a"), true);
+    assert.equal(full.isOpen("a"), true);
+    assert.equal(sparse.isOpen("b"), false);
+  });
+  await t.step("the open key's exported state carries the same repeat counts", () => {
+    assert.deepEqual(sparse.export("a"), full.export("a"));
+    assert.equal(sparse.export("b"), undefined);
+  });
+});

@@ -376,7 +376,12 @@ export class HeadBank {
 
   /** Drops a key's head (idle-key eviction); false when the bank does not hold it. */
   delete(key: string): boolean {
-    return this.#heads.delete(key);
+    const slot = this.#slots.get(key);
+    if (slot === undefined) return false;
+    this.#slots.delete(key);
+    // Freed at the next draft, as a replaced head's slot is.
+    this.#retired.push(slot);
+    return true;
   }
 
   #get(key: string): Head {

@@ -126,7 +126,7 @@ export interface AlarmInput<T> {
  * exact repeats: P = P(N→R)·P(R→R)^(r−1), each transition probability with a uniform prior
  * (Laplace: (count + 1)/(trials + 2)). 0 for r = 0 or before {@link FLAT_MIN_CHANGES}.
  */
-export function flatEvidence(f: FlatState, j: number, r: number): number {
+export function flatEvidence(f: FlatArrays, j: number, r: number): number {
   if (r <= 0 || f.fromN[j] < FLAT_MIN_CHANGES) return 0;
   const start = (f.nToR[j] + 1) / (f.fromN[j] + 2);
   const stay = (f.rToR[j] + 1) / (f.fromR[j] + 2);
@@ -147,15 +147,34 @@ function newFlat(values: ArrayLike<number>): FlatState {
 }
 
 /**
- * Advances the repeat statistics by one row of readings; returns the flatline evidence of the row
- * (the largest over dimensions less log10 d, a Bonferroni bound, at least 0) and its dimension in
- * out[0] (−1 when none).
+ * The fields of {@link FlatState} as indexable numbers: one key's plain arrays (index = dimension),
+ * or a {@link FlatSlab}'s typed arrays holding many keys (index = slot · d + dimension).
  */
-function stepFlat(f: FlatState, values: ArrayLike<number>, out: Int32Array): number {
-  const d = f.last.length;
+export interface FlatArrays {
+  readonly last: { [i: number]: number };
+  readonly run: { [i: number]: number };
+  readonly fromN: { [i: number]: number };
+  readonly nToR: { [i: number]: number };
+  readonly fromR: { [i: number]: number };
+  readonly rToR: { [i: number]: number };
+}
+
+/**
+ * Advances the repeat statistics (dimensions at `base` … `base` + d − 1 of `f`) by one row of
+ * readings; returns the flatline evidence of the row (the largest over dimensions less log10 d, a
+ * Bonferroni bound, at least 0) and its dimension in out[0] (−1 when none).
+ */
+function stepFlat(
+  f: FlatArrays,
+  base: number,
+  d: number,
+  values: ArrayLike<number>,
+  out: Int32Array,
+): number {
   let best = 0, at = -1;
-  for (let j = 0; j < d; j++) {
-    const x = values[j];
+  for (let i = 0; i < d; i++) {
+    const j = base + i;
+    const x = values[i];
     // A reading that is not finite is never scored (refused upstream); it leaves the chain alone.
     if (!Number.isFinite(x)) continue;
     if (x === f.last[j]) {
@@ -163,7 +182,7 @@ function stepFlat(f: FlatState, values: ArrayLike<number>, out: Int32Array): num
       const e = flatEvidence(f, j, r);
       if (e > best) {
         best = e;
-        at = j;
+        at = i;
       }
     } else {
       // The run ended: its transitions join the chain's counts (N→R, then R→R r−1 times, R→N).
@@ -216,13 +235,26 @@ export function stepAlarm<T>(
   if (obs.values !== undefined) {
     if (state.flat === undefined) state.flat = newFlat(obs.values);
     else {
-      const ef = stepFlat(state.flat, obs.values, FLAT_AT);
+      const ef = stepFlat(state.flat, 0, obs.values.length, obs.values, FLAT_AT);
       if (obs.armed !== false && ef > e) {
         e = ef;
         flatDim = FLAT_AT[0];
       }
     }
   }
+  return _stepCusum(state, key, obs, e, flatDim, threshold, reference);
+}
+
+/** The CUSUM's step on evidence `e` (`flatDim` ≥ 0: flatline evidence of that dimension). */
+function _stepCusum<T>(
+  state: AlarmState<T>,
+  key: string,
+  obs: AlarmInput<T>,
+  e: number,
+  flatDim: number,
+  threshold: number,
+  reference: number,
+): { alarm: boolean; closed: AlarmEpisode<T> | null } {
   let s = Math.max(0, state.cusum + e - reference);
   let closed: AlarmEpisode<T> | null = null;
   if (state.open) {
@@ -308,7 +340,8 @@ export class AlarmBank<T = number | string | null> {
   readonly reference: number;
   readonly #dim: number;
   readonly #states = new Map<string, AlarmState<T>>();
-  readonly #sparse: boolean;
+  /** Sparse banks: every key's repeat statistics, outside the (mostly absent) states. */
+  readonly #flat: FlatSlab | null;
 
   constructor(
     dim: number,
@@ -325,22 +358,34 @@ export class AlarmBank<T = number | string | null> {
     this.#dim = dim;
     this.threshold = threshold;
     this.reference = reference;
-    this.#sparse = options.sparse === true;
+    this.#flat = options.sparse === true ? new FlatSlab(dim) : null;
   }
 
   /** Advances key's state by one observation (see {@link stepAlarm}). */
   step(key: string, obs: AlarmInput<T>): { alarm: boolean; closed: AlarmEpisode<T> | null } {
     let s = this.#states.get(key);
-    if (s === undefined) {
-      if (this.#sparse) {
-        // A new state would stay closed at S = max(0, e − k) = 0: nothing to keep.
-        const e = obs.armed === false ? 0 : evidence(obs.pValue);
-        if (!(e - this.reference > 0)) return _QUIET;
+    if (this.#flat === null) {
+      if (s === undefined) this.#states.set(key, s = newAlarmState(this.#dim, obs.t));
+      return stepAlarm(s, key, obs, this.threshold, this.reference);
+    }
+    // Sparse: every key's repeat statistics live in the slab (they learn from every row); the
+    // CUSUM state only while S > 0 or the alarm is open.
+    let e = obs.armed === false ? 0 : evidence(obs.pValue);
+    let flatDim = -1;
+    if (obs.values !== undefined) {
+      const ef = this.#flat.step(key, obs.values, FLAT_AT);
+      if (obs.armed !== false && ef > e) {
+        e = ef;
+        flatDim = FLAT_AT[0];
       }
+    }
+    if (s === undefined) {
+      // A new state would stay closed at S = max(0, e − k) = 0: nothing to keep.
+      if (!(e - this.reference > 0)) return _QUIET;
       this.#states.set(key, s = newAlarmState(this.#dim, obs.t));
     }
-    const r = stepAlarm(s, key, obs, this.threshold, this.reference);
-    if (this.#sparse && !s.open && s.cusum === 0) this.#states.delete(key);
+    const r = _stepCusum(s, key, obs, e, flatDim, this.threshold, this.reference);
+    if (!s.open && s.cusum === 0) this.#states.delete(key);
     return r;
   }
 
@@ -349,15 +394,27 @@ export class AlarmBank<T = number | string | null> {
     return this.#states.get(key)?.open ?? false;
   }
 
-  /** A copy of key's state (undefined for a key never seen). */
+  /**
+   * A copy of key's state (undefined for a key never seen, and in a sparse bank for a quiet key,
+   * whose state is a new one with its repeat statistics).
+   */
   export(key: string): AlarmState<T> | undefined {
     const s = this.#states.get(key);
-    return s === undefined ? undefined : copyState(s);
+    if (s === undefined) return undefined;
+    const c = copyState(s);
+    const f = this.#flat?.export(key);
+    if (f !== undefined) c.flat = f;
+    return c;
   }
 
   /** Restores key's state (a copy of `state`). */
   import(key: string, state: AlarmState<T>): void {
-    this.#states.set(key, copyState(state));
+    const c = copyState(state);
+    if (this.#flat !== null && c.flat !== undefined) {
+      this.#flat.import(key, c.flat);
+      delete c.flat;
+    }
+    this.#states.set(key, c);
   }
 
   /** Drops key's state (idle-key eviction: the key's checkpoint holds it). */
@@ -370,6 +427,85 @@ export class AlarmBank<T = number | string | null> {
     const out: AlarmEpisode<T>[] = [];
     for (const [key, s] of this.#states) if (s.open) out.push(episodeOf(s, key));
     return out;
+  }
+}
+
+/** The six fields of {@link FlatState}, in a slab's order. */
+const FLAT_FIELDS = ["last", "run", "fromN", "nToR", "fromR", "rToR"] as const;
+
+/**
+ * The repeat statistics of many keys in six growing typed arrays (d numbers per key in each), so
+ * a sparse bank holds no object per key (issue 13: 100,000 keys at ≤ 2 KB each).
+ */
+class FlatSlab {
+  readonly #d: number;
+  readonly #slots = new Map<string, number>();
+  #cap = 0;
+  #f: Record<(typeof FLAT_FIELDS)[number], Float64Array>;
+
+  constructor(d: number) {
+    this.#d = d;
+    this.#f = FlatSlab.#alloc(0);
+  }
+
+  static #alloc(n: number): Record<(typeof FLAT_FIELDS)[number], Float64Array> {
+    return {
+      last: new Float64Array(n),
+      run: new Float64Array(n),
+      fromN: new Float64Array(n),
+      nToR: new Float64Array(n),
+      fromR: new Float64Array(n),
+      rToR: new Float64Array(n),
+    };
+  }
+
+  /** Key's slot, a new (zeroed) one when `create`, else −1 for an unknown key. */
+  #slot(key: string, create: boolean): number {
+    const s = this.#slots.get(key);
+    if (s !== undefined || !create) return s ?? -1;
+    const slot = this.#slots.size;
+    if (slot === this.#cap) {
+      this.#cap = Math.max(64, this.#cap * 2);
+      const next = FlatSlab.#alloc(this.#cap * this.#d);
+      for (const k of FLAT_FIELDS) next[k].set(this.#f[k]);
+      this.#f = next;
+    }
+    this.#slots.set(key, slot);
+    return slot;
+  }
+
+  /** One row's step (see `stepFlat`); a key's first row only sets its last readings. */
+  step(key: string, values: ArrayLike<number>, out: Int32Array): number {
+    const d = this.#d;
+    const known = this.#slots.has(key);
+    const base = this.#slot(key, true) * d;
+    if (known) return stepFlat(this.#f, base, d, values, out);
+    for (let j = 0; j < d; j++) {
+      const v = values[j];
+      this.#f.last[base + j] = Number.isFinite(v) ? v : 0;
+    }
+    out[0] = -1;
+    return 0;
+  }
+
+  export(key: string): FlatState | undefined {
+    const slot = this.#slot(key, false);
+    if (slot < 0) return undefined;
+    const a = slot * this.#d, b = a + this.#d;
+    const f = this.#f;
+    return {
+      last: Array.from(f.last.subarray(a, b)),
+      run: Array.from(f.run.subarray(a, b)),
+      fromN: Array.from(f.fromN.subarray(a, b)),
+      nToR: Array.from(f.nToR.subarray(a, b)),
+      fromR: Array.from(f.fromR.subarray(a, b)),
+      rToR: Array.from(f.rToR.subarray(a, b)),
+    };
+  }
+
+  import(key: string, flat: FlatState): void {
+    const base = this.#slot(key, true) * this.#d;
+    for (const k of FLAT_FIELDS) this.#f[k].set(flat[k], base);
   }
 }
 
