@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { BenchResult } from "../bench/schema.ts";
+import { tempDir } from "./helpers/temp_dir.ts";
 
 Deno.test("bench --quick --sections engine writes a valid JSON result", async (t) => {
-  await using dir = await (async () => {
-    const path = await Deno.makeTempDir({ prefix: "bench-test-" });
-    return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-  })();
+  await using dir = await tempDir("bench-test-");
   const json = join(dir.path, "bench.json");
   const root = new URL("..", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
@@ -55,10 +53,7 @@ Deno.test("bench --quick --sections engine writes a valid JSON result", async (t
 });
 
 Deno.test("bench --quick --sections live measures every format (and both score-message modes) beside the relay", async (t) => {
-  await using dir = await (async () => {
-    const path = await Deno.makeTempDir({ prefix: "bench-live-test-" });
-    return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-  })();
+  await using dir = await tempDir("bench-live-test-");
   const json = join(dir.path, "bench.json");
   const root = new URL("..", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
@@ -109,10 +104,7 @@ Deno.test("bench --quick --sections live measures every format (and both score-m
 });
 
 Deno.test("bench --quick --sections latency,scaleout,failover: fixed-rate latency, one and two workers, failover", async (t) => {
-  await using dir = await (async () => {
-    const path = await Deno.makeTempDir({ prefix: "bench-scale-test-" });
-    return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-  })();
+  await using dir = await tempDir("bench-scale-test-");
   const json = join(dir.path, "bench.json");
   const root = new URL("..", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {

@@ -10,7 +10,8 @@ import { ScoreRecord } from "../schemas/score_record.ts";
 import { AlarmBank } from "../src/model/alarm.ts";
 import { resolveHeadConfig } from "../src/config/head_config.ts";
 import { replay } from "../src/replay/replay.ts";
-import { MemorySink, tempDir } from "./helpers/replay.ts";
+import { MemorySink } from "./helpers/replay.ts";
+import { tempDir } from "./helpers/temp_dir.ts";
 import { gaussian, rng } from "./helpers/synthetic.ts";
 
 /** 3-D N(0, I) rows; rows [from, to) shifted by `shift` in every value and labelled 1. */

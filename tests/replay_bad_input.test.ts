@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { parseReplayArgs } from "../src/cli/replay.ts";
 import { ReplayUsageError } from "../src/io/errors.ts";
 import { replay, resolveReplayOptions } from "../src/replay/replay.ts";
-import { MemorySink, RecordingEngine, replayWith, tempDir } from "./helpers/replay.ts";
+import { MemorySink, RecordingEngine, replayWith } from "./helpers/replay.ts";
+import { tempDir } from "./helpers/temp_dir.ts";
 
 const NDJSON_LINES = [
   '{"v":[1,2]}', // 1 good

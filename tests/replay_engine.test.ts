@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { ParamsOutFile, ReplaySummary } from "../schemas/replay.ts";
 import { ScoreRecord } from "../schemas/score_record.ts";
 import { replay } from "../src/replay/replay.ts";
-import { MemorySink, tempDir } from "./helpers/replay.ts";
+import { MemorySink } from "./helpers/replay.ts";
+import { tempDir } from "./helpers/temp_dir.ts";
 
 const LOG_2PI = Math.log(2 * Math.PI);
 

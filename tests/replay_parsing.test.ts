@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { ScoreRecord } from "../schemas/score_record.ts";
 import { makeSample } from "../src/replay/sample_data.ts";
-import { replayWith, tempDir } from "./helpers/replay.ts";
+import { replayWith } from "./helpers/replay.ts";
+import { tempDir } from "./helpers/temp_dir.ts";
 
 /** Three 3-D observations of two keys, with times and labels, used in every form below. */
 const ROWS = [

@@ -15,7 +15,8 @@ import {
 } from "../src/replay/degenerate_columns.ts";
 import { replay } from "../src/replay/replay.ts";
 import { readLabel } from "../src/io/row_parser.ts";
-import { MemorySink, replayWith, tempDir } from "./helpers/replay.ts";
+import { MemorySink, replayWith } from "./helpers/replay.ts";
+import { tempDir } from "./helpers/temp_dir.ts";
 
 function fixture(name: string): string {
   return new URL(`./fixtures/replay/${name}`, import.meta.url).pathname;

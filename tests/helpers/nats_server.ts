@@ -57,17 +57,6 @@ export async function startNatsServer(
   };
 }
 
-/** A temp directory removed on dispose. */
-export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix: "mvn-live-" });
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true }).catch(() => {});
-    },
-  };
-}
-
 /**
  * Polls `check` every 50 ms until it returns true; throws after `timeoutMs` with `what`. The
  * deadline only bounds a hang: tests wait for events, never assert how fast they come.

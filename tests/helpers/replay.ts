@@ -1,35 +1,12 @@
 /**
- * Test helpers for replay: a temporary directory (`await using`), an in-memory byte sink, and a
- * recording stand-in engine that keeps every row replay sends it.
+ * Test helpers for replay: an in-memory byte sink and a recording stand-in engine that keeps every
+ * row replay sends it.
  */
 import type { ReplayOptionsInput, ReplaySummary } from "../../schemas/replay.ts";
 import { replay, type ReplayEngine } from "../../src/replay/replay.ts";
 import { resolveHeadConfig } from "../../src/config/head_config.ts";
 import { StandInEngine } from "../../src/engine/stand_in.ts";
 import type { HeadParams, ObservationBatch, ScoreBatch } from "../../src/engine/types.ts";
-
-export interface TempDir extends AsyncDisposable {
-  readonly path: string;
-  /** Writes `text` to `name` (relative, parent folders created) and returns its path. */
-  write(name: string, text: string): Promise<string>;
-}
-
-export async function tempDir(): Promise<TempDir> {
-  const path = await Deno.makeTempDir({ prefix: "replay_test_" });
-  return {
-    path,
-    async write(name: string, text: string): Promise<string> {
-      const full = `${path}/${name}`;
-      const parent = full.slice(0, full.lastIndexOf("/"));
-      await Deno.mkdir(parent, { recursive: true });
-      await Deno.writeTextFile(full, text);
-      return full;
-    },
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true });
-    },
-  };
-}
 
 /** Collects written bytes; `text()` decodes them. */
 export class MemorySink {
