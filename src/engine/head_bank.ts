@@ -376,7 +376,12 @@ export class HeadBank {
 
   /** Drops a key's head (idle-key eviction); false when the bank does not hold it. */
   delete(key: string): boolean {
-    return this.#heads.delete(key);
+    // The slot is retired, not released: a cursor of this batch may still point at it.
+    const slot = this.#slots.get(key);
+    if (slot === undefined) return false;
+    this.#slots.delete(key);
+    this.#retired.push(slot);
+    return true;
   }
 
   #get(key: string): Head {
