@@ -160,10 +160,9 @@ export class HeadBank {
   /**
    * Natural step: the m² above which the head's predictive p-value is below `alpha` (from a lazily
    * built table in n, `model/quantile_table.ts`: flags agree with p < alpha to ~3e−9 in m²).
-   * Infinity while n_eff ≤ d.
+   * Infinity while n_eff ≤ d. `n`: the head's {@link nEff}, when the caller has it already.
    */
-  threshold(h: Head): number {
-    const n = this.nEff(h);
+  threshold(h: Head, n: number = this.nEff(h)): number {
     if (n === h.thrN) return h.thr;
     h.thrN = n;
     h.thr = this.#alphaQ.value(n);
@@ -220,10 +219,9 @@ export class HeadBank {
    * Natural step: the key's robust cut on m², the predictive quantile at 1 − robust_p for its
    * effective n (a function of n alone, from a table like {@link threshold}, so a restored
    * checkpoint continues exactly); it tends to the kernel's χ² cut `robustC` as the
-   * key matures. Infinity while n_eff ≤ d (no down-weighting yet).
+   * key matures. Infinity while n_eff ≤ d (no down-weighting yet). `n`: as for {@link threshold}.
    */
-  robustCut(h: Head): number {
-    const n = this.nEff(h);
+  robustCut(h: Head, n: number = this.nEff(h)): number {
     if (n === h.cutN) return h.cut;
     h.cutN = n;
     h.cut = n === Infinity ? this.robustC : this.#robustQ.value(n);

@@ -22,9 +22,9 @@ import {
   type ParsedRow,
   type RowParser,
 } from "../io/row_parser.ts";
-import { formatScores, type RowEchoes } from "../wire/score_format.ts";
+import { formatScores } from "../wire/score_format.ts";
 import { AlarmTally } from "./alarms.ts";
-import { BatchBuilder } from "./batch.ts";
+import { BatchBuilder, type ReplayEchoes } from "./batch.ts";
 import { ColumnMomentsSlab, degenerateColumns, describeDegenerate } from "./degenerate_columns.ts";
 import { contextProblem, isBlank, openInput } from "./input.ts";
 import { openOut, stderrWrite, writeJson } from "./output.ts";
@@ -135,7 +135,7 @@ export async function runPipeline(
     let bytesDone = 0;
     let stopped = false;
     const builder = new BatchBuilder(opts.batch, dim, { features: nFeatures, timed });
-    const inflight: { scores: Promise<ScoreBatch>; echoes: RowEchoes }[] = [];
+    const inflight: { scores: Promise<ScoreBatch>; echoes: ReplayEchoes }[] = [];
 
     const drainOne = async (): Promise<void> => {
       const head = inflight.shift();
@@ -287,9 +287,7 @@ export async function runPipeline(
     await submit();
     while (inflight.length > 0) await drainOne();
     await writer.flush();
-    tally.closeOpen((function* () {
-      for (const [key, info] of keys) yield info.json ?? `"${key}"`;
-    })());
+    tally.closeOpen(keys.keys());
     await alarmWriter?.flush();
     bar?.finish();
 
