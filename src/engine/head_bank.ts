@@ -421,7 +421,9 @@ export class HeadBank {
     const init = h.init;
     if (init === null) return;
     shrunkFrame(init, this.#d, this.#natural, h.frameTril);
-    h.frameLoc.set(init.mean);
+    // A loop, not set(): d elements, per key and batch while keys initialise.
+    const loc = h.frameLoc, mean = init.mean;
+    for (let a = 0; a < this.#d; a++) loc[a] = mean[a];
     this.#resetTheta(h);
   }
 

@@ -317,7 +317,9 @@ export class SlabHead implements Head {
     const d = this.#store.d;
     own.count = m.count;
     own.w2 = m.w2;
-    own.mean.set(m.mean.subarray(0, d));
-    own.scatter.set(m.scatter.subarray(0, d * d));
+    // Loops, not set() of views: a few elements, per new key.
+    const mean = own.mean, scatter = own.scatter;
+    for (let a = 0; a < d; a++) mean[a] = m.mean[a];
+    for (let e = 0; e < d * d; e++) scatter[e] = m.scatter[e];
   }
 }
