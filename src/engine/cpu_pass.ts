@@ -80,7 +80,9 @@ export function runCpuPass(
     const logNorm = sc.float64("logNorm", Ka);
     const flagFrom = sc.float64("flagFrom", Ka);
     for (let j = 0; j < Ka; j++) {
-      tril.set(heads[j].tril, j * 9);
+      // Element by element: set() of a 9-element view costs more than the copy (per key, many keys).
+      const t = heads[j].tril;
+      for (let e = 0; e < 9; e++) tril[j * 9 + e] = t[e];
       logNorm[j] = -heads[j].logDet - plan.logConst;
       flagFrom[j] = heads[j].preset ? 0 : plan.flagFrom;
     }

@@ -123,6 +123,8 @@ export class HeadBank {
   readonly lambda: number;
   /** The natural step's application to a head, and its scratch. */
   readonly #applier: NaturalApplier;
+  /** {@link touch}'s last sum: stored so that its loads are not dead code. */
+  #touched = 0;
 
   constructor(config: HeadConfig, log: (line: string) => void = () => {}) {
     this.#cfg = config;
@@ -160,14 +162,18 @@ export class HeadBank {
   /**
    * Natural step: the m² above which the head's predictive p-value is below `alpha` (from a lazily
    * built table in n, `model/quantile_table.ts`: flags agree with p < alpha to ~3e−9 in m²).
-   * Infinity while n_eff ≤ d.
+   * Infinity while n_eff ≤ d. `n`: the head's {@link nEff}, when the caller has it already.
    */
-  threshold(h: Head): number {
-    const n = this.nEff(h);
+  threshold(h: Head, n: number = this.nEff(h)): number {
     if (n === h.thrN) return h.thr;
     h.thrN = n;
     h.thr = this.#alphaQ.value(n);
     return h.thr;
+  }
+
+  /** Brings the heads' slots into cache together (see {@link HeadStore.touch}) before per-key work. */
+  touch(heads: readonly Head[], n: number): void {
+    this.#touched = this.#store.touch(heads, n);
   }
 
   get size(): number {
@@ -220,10 +226,9 @@ export class HeadBank {
    * Natural step: the key's robust cut on m², the predictive quantile at 1 − robust_p for its
    * effective n (a function of n alone, from a table like {@link threshold}, so a restored
    * checkpoint continues exactly); it tends to the kernel's χ² cut `robustC` as the
-   * key matures. Infinity while n_eff ≤ d (no down-weighting yet).
+   * key matures. Infinity while n_eff ≤ d (no down-weighting yet). `n`: as for {@link threshold}.
    */
-  robustCut(h: Head): number {
-    const n = this.nEff(h);
+  robustCut(h: Head, n: number = this.nEff(h)): number {
     if (n === h.cutN) return h.cut;
     h.cutN = n;
     h.cut = n === Infinity ? this.robustC : this.#robustQ.value(n);
@@ -376,10 +381,10 @@ export class HeadBank {
 
   /** Drops a key's head (idle-key eviction); false when the bank does not hold it. */
   delete(key: string): boolean {
+    // The slot is retired, not released: a cursor of this batch may still point at it.
     const slot = this.#slots.get(key);
     if (slot === undefined) return false;
     this.#slots.delete(key);
-    // Freed at the next draft, as a replaced head's slot is.
     this.#retired.push(slot);
     return true;
   }
@@ -416,7 +421,9 @@ export class HeadBank {
     const init = h.init;
     if (init === null) return;
     shrunkFrame(init, this.#d, this.#natural, h.frameTril);
-    h.frameLoc.set(init.mean);
+    // A loop, not set(): d elements, per key and batch while keys initialise.
+    const loc = h.frameLoc, mean = init.mean;
+    for (let a = 0; a < this.#d; a++) loc[a] = mean[a];
     this.#resetTheta(h);
   }
 

@@ -175,11 +175,19 @@ export class LocalEngine implements ScoringEngine {
       learnedOf,
       weightsOf,
     );
+    bank.touch(heads, Ka);
     // Natural step: per-key anomaly thresholds on m² from the predictive tail.
+    // Each key's effective n from before the batch, once: thresholds, p-values and the commit read it.
+    const nEffK = sc.float64("nEff", Ka);
     let thr: Float64Array | null = null;
     if (natural) {
       thr = sc.float64("thr", Ka);
-      for (let j = 0; j < Ka; j++) thr[j] = bank.threshold(heads[j]);
+      for (let j = 0; j < Ka; j++) {
+        const h = heads[j];
+        const nEff = bank.nEff(h);
+        nEffK[j] = nEff;
+        thr[j] = bank.threshold(h, nEff);
+      }
     }
     const out = this.#pool.outputs(n, d);
     const S = statsWidth(d);
@@ -232,7 +240,9 @@ export class LocalEngine implements ScoringEngine {
       );
       bad = pass.bad;
       if (bad >= 0) overflow = overflowRows(values, out.mahalanobis2, d, () => this.release(out));
-      if (natural && withP) predictivePValues(this.#ctx, heads, active, Ka, rowsOf, out);
+      if (natural && withP) {
+        predictivePValues(this.#ctx, nEffK, active, Ka, start, K === 1 ? null : order(), out);
+      }
     } else {
       stats = await runKernel(this.#ctx, batch, heads, active, Ka, rowWeight, out);
       bad = firstNonFinite(out.mahalanobis2);
@@ -277,6 +287,7 @@ export class LocalEngine implements ScoringEngine {
       obsAfter,
       stats,
       learnedRows: (j) => learnedRows(rowsOf(active[j])),
+      nEff: nEffK,
     };
     if (natural) {
       commitNatural(this.#ctx, commitKeys, {

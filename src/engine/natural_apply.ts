@@ -71,8 +71,10 @@ export class NaturalApplier {
    * numbers: the products' other terms are exact zeros).
    */
   identityInFrame(h: Head): void {
-    h.theta.set(this.#thetaIdentity);
-    h.locC.fill(0);
+    // Loops, not set()/fill(): a few elements, per key and batch while keys initialise.
+    const theta = h.theta, id = this.#thetaIdentity, locC = h.locC;
+    for (let i = 0; i < id.length; i++) theta[i] = id[i];
+    for (let a = 0; a < locC.length; a++) locC[a] = 0;
     h.logDet = identityParams(h.frameTril, this.#oneDiag, this.#d, h.tril);
   }
 }

@@ -36,6 +36,8 @@ export interface CommitKeys {
   obsAfter: Float64Array;
   stats: Float64Array;
   learnedRows: (j: number) => Int32Array;
+  /** Natural step: each key's effective n before the batch (as {@link HeadBank.nEff}). */
+  nEff: Float64Array;
 }
 
 /** What {@link commitNatural} reads of the batch's rows. */
@@ -51,24 +53,29 @@ export interface NaturalRows {
   readonly learned: (j: number) => number;
 }
 
-/** Natural step: p-values from each key's predictive F tail (effective n from before the batch). */
+/**
+ * Natural step: p-values from each key's predictive F tail (`nEffK`: each active key's effective n
+ * from before the batch).
+ */
 export function predictivePValues(
   ctx: NaturalContext,
-  heads: Head[],
+  nEffK: Float64Array,
   active: Int32Array,
   Ka: number,
-  rowsOf: (k: number) => Int32Array,
+  start: Int32Array,
+  order: Int32Array | null,
   out: ScoreBatch,
 ): void {
   const d = ctx.config.dim;
   const { pValue, mahalanobis2 } = out;
+  // Rows by index into `order` (null: rows in place), not a view per key (many keys, ~1 row each).
   for (let j = 0; j < Ka; j++) {
-    const nEff = ctx.bank.nEff(heads[j]);
-    const rows = rowsOf(active[j]);
+    const nEff = nEffK[j];
+    const k = active[j];
     // Known parameters (a preset key): the fast χ² table.
     const sf = nEff === Infinity ? ctx.tail.sf : null;
-    for (let r = 0; r < rows.length; r++) {
-      const i = rows[r];
+    for (let r = start[k]; r < start[k + 1]; r++) {
+      const i = order === null ? r : order[r];
       pValue[i] = sf !== null ? sf(mahalanobis2[i]) : predictiveSf(mahalanobis2[i], nEff, d);
     }
   }
@@ -85,16 +92,16 @@ export function commitNatural(
   keys: CommitKeys,
   io: NaturalRows,
 ): void {
-  const { heads, created, Ka, obsAfter, stats, learnedRows } = keys;
+  const { heads, created, Ka, obsAfter, stats, learnedRows, nEff: nEffK } = keys;
   const bank = ctx.bank;
   const d = ctx.config.dim;
   const S = statsWidth(d);
   const h0 = ctx.config.change_threshold;
   const floor = ctx.config.robust_floor;
   // Robust weights of a key's rows with its own cut (m² from the parameters before the batch).
-  const robustWeights = (h: Head, rows: Int32Array) => {
+  const robustWeights = (h: Head, nEff: number, rows: Int32Array) => {
     const w = io.weightsOf(rows) ?? new Float64Array(rows.length).fill(1);
-    const c = bank.robustCut(h);
+    const c = bank.robustCut(h, nEff);
     for (let r = 0; r < rows.length; r++) w[r] *= robustWeight(io.m2[rows[r]], c, floor);
     return w;
   };
@@ -106,7 +113,7 @@ export function commitNatural(
       // Drafted from this batch unweighted: absorb it again with robust weights under the draft
       // (one reweighting step), so a first batch's outliers do not enter the key at full weight.
       const use = learnedRows(j);
-      const w = robustWeights(h, use);
+      const w = robustWeights(h, nEffK[j], use);
       bank.clearInit(h);
       bank.absorbInit(h, io.gather(use), use.length, w);
       continue;
@@ -114,8 +121,7 @@ export function commitNatural(
     const use = learnedRows(j);
     if (use.length === 0) continue;
     if (h0 > 0 && !h.preset) {
-      const nEff = bank.nEff(h);
-      const alarm = cusumRun(io.m2, use, h.cusum, nEff, d, h0, ctx.cusumOut);
+      const alarm = cusumRun(io.m2, use, h.cusum, nEffK[j], d, h0, ctx.cusumOut);
       h.cusum = ctx.cusumOut[0];
       if (alarm >= 0) {
         const after = use.subarray(alarm + 1);
@@ -124,9 +130,11 @@ export function commitNatural(
       }
     }
     if (h.init !== null) {
-      const w = robustWeights(h, use);
+      const w = robustWeights(h, nEffK[j], use);
       bank.absorbInit(h, io.gather(use), use.length, w);
-    } else if (anyAbove(io.m2, use, bank.robustC) && bank.robustCut(h) > bank.robustC * 1.005) {
+    } else if (
+      anyAbove(io.m2, use, bank.robustC) && bank.robustCut(h, nEffK[j]) > bank.robustC * 1.005
+    ) {
       // A young key with rows beyond the kernel's robust cut: its own (predictive, wider) cut
       // applies, so its statistics are computed on the host. (Rows within both cuts weigh the
       // same either way.)
@@ -134,7 +142,7 @@ export function commitNatural(
       for (let a = 0; a < d; a++) loc[a] = h.frameLoc[a] + h.locC[a];
       const own = new Float64Array(S);
       const rw = io.weightsOf(use) ?? new Float64Array(use.length).fill(1);
-      const c = bank.robustCut(h);
+      const c = bank.robustCut(h, nEffK[j]);
       hostStats(io.gather(use), rw, use.length, loc, h.tril, d, c, floor, own);
       bank.stepNatural(h, own, 0, io.learned(j));
     } else {

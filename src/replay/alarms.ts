@@ -8,7 +8,7 @@
 import type { ScoreBatch } from "../engine/types.ts";
 import type { BufferedTextWriter } from "../io/buffered_writer.ts";
 import { AlarmBank, type AlarmEpisode, alarmReference } from "../model/alarm.ts";
-import type { RowEchoes } from "../wire/score_format.ts";
+import type { ReplayEchoes } from "./batch.ts";
 import { EpisodeCounter } from "./episode_metrics.ts";
 import { Confusion } from "./metrics.ts";
 
@@ -22,7 +22,9 @@ export class AlarmTally {
   readonly alarmEpisodes = new EpisodeCounter();
   /** Alarm episodes closed so far (the open ones included after {@link closeOpen}). */
   episodes = 0;
-  // Keyed by the key's JSON text (what the rows carry); time values kept as their JSON text.
+  // Keyed by the key itself: its string was hashed already when the row was read, where a
+  // batch's JSON text of it is a fresh string to hash once per key and batch (many keys). Time
+  // values are kept as their JSON text.
   readonly #bank: AlarmBank<string>;
   readonly #writer: BufferedTextWriter | null;
   readonly #armedFrom: number;
@@ -45,8 +47,8 @@ export class AlarmTally {
   }
 
   /** Steps the alarms over one batch's scores; the alarm flag of each row. */
-  step(scores: ScoreBatch, echoes: RowEchoes): Uint8Array {
-    const { keyJson, tJson, label: labels } = echoes;
+  step(scores: ScoreBatch, echoes: ReplayEchoes): Uint8Array {
+    const { key, keyJson, tJson, label: labels } = echoes;
     const d = scores.dim;
     const alarm = new Uint8Array(scores.n);
     const vals = echoes.values;
@@ -54,7 +56,7 @@ export class AlarmTally {
     const row = new Float64Array(d);
     for (let i = 0; i < scores.n; i++) {
       const seq = scores.seq[i];
-      const r = this.#bank.step(keyJson[i], {
+      const r = this.#bank.step(key[i], {
         seq,
         t: tJson[i],
         pValue: scores.pValue[i],
@@ -77,15 +79,15 @@ export class AlarmTally {
 
   /**
    * Writes the episodes still open at the end of the input (marked `open`), in the order of
-   * `keyJson`: every key's JSON text in order of first appearance (the sparse bank's own order is
-   * that of the episodes' CUSUM runs).
+   * `keys`: every key in order of first appearance (the sparse bank's own order is that of the
+   * episodes' CUSUM runs).
    */
-  closeOpen(keyJson: Iterable<string>): void {
+  closeOpen(keys: Iterable<string>): void {
     const open = this.#bank.openEpisodes();
     if (open.length > 1) {
       const byKey = new Map(open.map((e) => [e.key, e]));
       open.length = 0;
-      for (const k of keyJson) {
+      for (const k of keys) {
         const e = byKey.get(k);
         if (e !== undefined) open.push(e);
       }
@@ -98,7 +100,7 @@ export class AlarmTally {
     if (this.#writer === null) return;
     const ep = {
       ...e,
-      key: JSON.parse(e.key),
+      key: e.key,
       start_t: e.start_t === "" ? null : JSON.parse(e.start_t),
       end_t: e.end_t === "" ? null : JSON.parse(e.end_t),
       ...(open ? { open: true } : {}),

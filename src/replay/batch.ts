@@ -8,6 +8,11 @@ import type { ObservationBatch } from "../engine/types.ts";
 import { timeMs } from "../model/time_features.ts";
 import { type RowEchoes, timeJson } from "../wire/score_format.ts";
 
+/** A replay batch's echoes, with each row's key itself (what the alarms are keyed by). */
+export interface ReplayEchoes extends RowEchoes {
+  readonly key: readonly string[];
+}
+
 /** Rows collected for one engine call, with what their records echo. */
 export class BatchBuilder {
   n = 0;
@@ -19,6 +24,7 @@ export class BatchBuilder {
   #keys: string[] = [];
   #keyPos = new Map<string, number>();
   #keyJson: string[] = [];
+  #rowKey: string[] = [];
   /** Per key of this batch: its JSON text. */
   #kJson: string[] = [];
   #tJson: string[] = [];
@@ -69,12 +75,13 @@ export class BatchBuilder {
     for (let j = 0; j < d; j++) this.#values[i * d + j] = values[j];
     this.#learn[i] = learn ? 1 : 0;
     this.#keyJson.push(this.#kJson[k]);
+    this.#rowKey.push(key);
     this.#tJson.push(timeJson(t));
     this.#label[i] = label ?? -1;
   }
 
   /** The batch so far (fresh arrays each time: the engine may take ownership of them). */
-  take(): { batch: ObservationBatch; echoes: RowEchoes } {
+  take(): { batch: ObservationBatch; echoes: ReplayEchoes } {
     const n = this.n;
     const batch: ObservationBatch = {
       dim: this.#dim,
@@ -89,8 +96,9 @@ export class BatchBuilder {
       ...(this.#timed ? { timeMs: this.#timeMs.slice(0, n) } : {}),
     };
     // The readings for the alarms' flatline evidence: a copy, as the engine may take the batch's.
-    const echoes: RowEchoes = {
+    const echoes: ReplayEchoes = {
       keyJson: this.#keyJson,
+      key: this.#rowKey,
       tJson: this.#tJson,
       label: this.#label,
       values: batch.values.slice(),
@@ -107,6 +115,7 @@ export class BatchBuilder {
     this.#keys = [];
     this.#keyPos = new Map();
     this.#keyJson = [];
+    this.#rowKey = [];
     this.#kJson = [];
     this.#tJson = [];
     this.#label = new Int8Array(this.#cap);

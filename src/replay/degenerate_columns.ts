@@ -71,14 +71,17 @@ export class ColumnMomentsSlab {
     return this.#chunks[Math.floor(slot / _SLAB_CHUNK)][(slot % _SLAB_CHUNK) * this.#stride];
   }
 
-  /** The slot's moments, copied out; the slot is free again. */
-  take(slot: number): ColumnMoments {
+  /**
+   * The slot's moments, copied out (into `m`: a caller's reused one, when it checks many keys);
+   * the slot is free again.
+   */
+  take(slot: number, m: ColumnMoments = new ColumnMoments(this.dim)): ColumnMoments {
     const d = this.dim, buf = this.#chunks[Math.floor(slot / _SLAB_CHUNK)];
     const o = (slot % _SLAB_CHUNK) * this.#stride;
-    const m = new ColumnMoments(d);
     m.count = buf[o];
-    m.mean.set(buf.subarray(o + 1, o + 1 + d));
-    m.scatter.set(buf.subarray(o + 1 + d, o + this.#stride));
+    // Loops, not set() of views: a few elements, once per key.
+    for (let a = 0; a < d; a++) m.mean[a] = buf[o + 1 + a];
+    for (let e = 0; e < d * d; e++) m.scatter[e] = buf[o + 1 + d + e];
     this.#free.push(slot);
     return m;
   }

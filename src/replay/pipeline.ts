@@ -22,10 +22,15 @@ import {
   type ParsedRow,
   type RowParser,
 } from "../io/row_parser.ts";
-import { formatScores, type RowEchoes } from "../wire/score_format.ts";
+import { formatScores } from "../wire/score_format.ts";
 import { AlarmTally } from "./alarms.ts";
-import { BatchBuilder } from "./batch.ts";
-import { ColumnMomentsSlab, degenerateColumns, describeDegenerate } from "./degenerate_columns.ts";
+import { BatchBuilder, type ReplayEchoes } from "./batch.ts";
+import {
+  ColumnMoments,
+  ColumnMomentsSlab,
+  degenerateColumns,
+  describeDegenerate,
+} from "./degenerate_columns.ts";
 import { contextProblem, isBlank, openInput } from "./input.ts";
 import { openOut, stderrWrite, writeJson } from "./output.ts";
 import { paramsOut } from "./params_io.ts";
@@ -124,6 +129,8 @@ export async function runPipeline(
     const bar = progressOn ? new ProgressBar(totalBytes, stderrWrite) : null;
     const keys = new Map<string, KeyInfo>();
     const columnMoments = new ColumnMomentsSlab(dim);
+    // What checkColumns reads a key's moments into (it keeps nothing of them but their count).
+    const checked = new ColumnMoments(dim);
     const skipped = new Map<SkipReason, number>();
     const tally = new AlarmTally(dim, opts.alarm_threshold, config.alpha, armedFrom, alarmWriter);
     let observations = 0;
@@ -135,7 +142,7 @@ export async function runPipeline(
     let bytesDone = 0;
     let stopped = false;
     const builder = new BatchBuilder(opts.batch, dim, { features: nFeatures, timed });
-    const inflight: { scores: Promise<ScoreBatch>; echoes: RowEchoes }[] = [];
+    const inflight: { scores: Promise<ScoreBatch>; echoes: ReplayEchoes }[] = [];
 
     const drainOne = async (): Promise<void> => {
       const head = inflight.shift();
@@ -176,7 +183,7 @@ export async function runPipeline(
     /** Checks a key's training rows so far for constant and collinear columns (once per key). */
     const checkColumns = (key: string, info: KeyInfo): void => {
       if (info.moments < 0) return;
-      const m = columnMoments.take(info.moments);
+      const m = columnMoments.take(info.moments, checked);
       info.moments = -1;
       const names = info.parser?.valueNames ?? [];
       const raw = info.parser instanceof CsvParser ? info.parser.valueColumns : fields.columns;
@@ -287,9 +294,7 @@ export async function runPipeline(
     await submit();
     while (inflight.length > 0) await drainOne();
     await writer.flush();
-    tally.closeOpen((function* () {
-      for (const [key, info] of keys) yield info.json ?? `"${key}"`;
-    })());
+    tally.closeOpen(keys.keys());
     await alarmWriter?.flush();
     bar?.finish();
 
