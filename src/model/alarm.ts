@@ -433,30 +433,30 @@ export class AlarmBank<T = number | string | null> {
 /** The six fields of {@link FlatState}, in a slab's order. */
 const FLAT_FIELDS = ["last", "run", "fromN", "nToR", "fromR", "rToR"] as const;
 
+/** A slab's arrays: the readings exact, the counts as 32-bit integers. */
+interface FlatSlabArrays {
+  last: Float64Array;
+  run: Uint32Array;
+  fromN: Uint32Array;
+  nToR: Uint32Array;
+  fromR: Uint32Array;
+  rToR: Uint32Array;
+}
+
 /**
  * The repeat statistics of many keys in six growing typed arrays (d numbers per key in each), so
- * a sparse bank holds no object per key (issue 13: 100,000 keys at ≤ 2 KB each).
+ * a sparse bank holds no object per key (issue 13: 100,000 keys at ≤ 2 KB each). Counts are
+ * 32-bit (28 B per dimension instead of 48): one key would need over 4·10⁹ rows in one replay to
+ * wrap them, which only pauses its flatline evidence until 100 more changes are seen.
  */
 class FlatSlab {
   readonly #d: number;
   readonly #slots = new Map<string, number>();
-  #cap = 0;
-  #f: Record<(typeof FLAT_FIELDS)[number], Float64Array>;
+  /** Fixed-size chunks of {@link FLAT_CHUNK} keys: growing copies nothing and wastes < 1 chunk. */
+  readonly #chunks: FlatSlabArrays[] = [];
 
   constructor(d: number) {
     this.#d = d;
-    this.#f = FlatSlab.#alloc(0);
-  }
-
-  static #alloc(n: number): Record<(typeof FLAT_FIELDS)[number], Float64Array> {
-    return {
-      last: new Float64Array(n),
-      run: new Float64Array(n),
-      fromN: new Float64Array(n),
-      nToR: new Float64Array(n),
-      fromR: new Float64Array(n),
-      rToR: new Float64Array(n),
-    };
   }
 
   /** Key's slot, a new (zeroed) one when `create`, else −1 for an unknown key. */
@@ -464,25 +464,36 @@ class FlatSlab {
     const s = this.#slots.get(key);
     if (s !== undefined || !create) return s ?? -1;
     const slot = this.#slots.size;
-    if (slot === this.#cap) {
-      this.#cap = Math.max(64, this.#cap * 2);
-      const next = FlatSlab.#alloc(this.#cap * this.#d);
-      for (const k of FLAT_FIELDS) next[k].set(this.#f[k]);
-      this.#f = next;
+    if (slot === this.#chunks.length * FLAT_CHUNK) {
+      const n = FLAT_CHUNK * this.#d;
+      this.#chunks.push({
+        last: new Float64Array(n),
+        run: new Uint32Array(n),
+        fromN: new Uint32Array(n),
+        nToR: new Uint32Array(n),
+        fromR: new Uint32Array(n),
+        rToR: new Uint32Array(n),
+      });
     }
     this.#slots.set(key, slot);
     return slot;
+  }
+
+  #chunk(slot: number): FlatSlabArrays {
+    return this.#chunks[Math.floor(slot / FLAT_CHUNK)];
   }
 
   /** One row's step (see `stepFlat`); a key's first row only sets its last readings. */
   step(key: string, values: ArrayLike<number>, out: Int32Array): number {
     const d = this.#d;
     const known = this.#slots.has(key);
-    const base = this.#slot(key, true) * d;
-    if (known) return stepFlat(this.#f, base, d, values, out);
+    const slot = this.#slot(key, true);
+    const f = this.#chunk(slot);
+    const base = (slot % FLAT_CHUNK) * d;
+    if (known) return stepFlat(f, base, d, values, out);
     for (let j = 0; j < d; j++) {
       const v = values[j];
-      this.#f.last[base + j] = Number.isFinite(v) ? v : 0;
+      f.last[base + j] = Number.isFinite(v) ? v : 0;
     }
     out[0] = -1;
     return 0;
@@ -491,8 +502,8 @@ class FlatSlab {
   export(key: string): FlatState | undefined {
     const slot = this.#slot(key, false);
     if (slot < 0) return undefined;
-    const a = slot * this.#d, b = a + this.#d;
-    const f = this.#f;
+    const f = this.#chunk(slot);
+    const a = (slot % FLAT_CHUNK) * this.#d, b = a + this.#d;
     return {
       last: Array.from(f.last.subarray(a, b)),
       run: Array.from(f.run.subarray(a, b)),
@@ -504,10 +515,15 @@ class FlatSlab {
   }
 
   import(key: string, flat: FlatState): void {
-    const base = this.#slot(key, true) * this.#d;
-    for (const k of FLAT_FIELDS) this.#f[k].set(flat[k], base);
+    const slot = this.#slot(key, true);
+    const f = this.#chunk(slot);
+    const base = (slot % FLAT_CHUNK) * this.#d;
+    for (const k of FLAT_FIELDS) f[k].set(flat[k], base);
   }
 }
+
+/** Keys per chunk of a {@link FlatSlab}. */
+const FLAT_CHUNK = 4096;
 
 /** A deep copy of an alarm state. */
 function copyState<T>(s: AlarmState<T>): AlarmState<T> {
