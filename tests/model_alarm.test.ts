@@ -7,6 +7,7 @@ import {
   newAlarmState,
   stepAlarm,
 } from "../src/model/alarm.ts";
+import { FLAT_MIN_CHANGES, flatEvidence } from "../src/model/flatline.ts";
 import { AlarmEpisode, AlarmStateSchema } from "../schemas/alarm.ts";
 
 /** Feeds p-values (and contribs) through a fresh key at h = 5, k = 1; alarm flags and episodes. */
@@ -157,7 +158,6 @@ Deno.test("stepAlarm on a plain state: the default reference is −log10 of the 
 });
 
 Deno.test("flatline evidence: exact repeats against each sensor's learned repeat chain", async (t) => {
-  const { FLAT_MIN_CHANGES, flatEvidence } = await import("../src/model/alarm.ts");
   await t.step("closed form: −log10 of P(N→R)·P(R→R)^(r−1), Laplace estimates", () => {
     const f = {
       last: [0],

@@ -1,0 +1,205 @@
+/**
+ * Flatline evidence for the alarms (`alarm.ts`): per key and sensor, the exact-repeat behaviour as
+ * a two-state Markov chain learnt over completed runs, and the evidence −log10 P of the current
+ * run of repeats under it. One key's statistics are plain JSON ({@link FlatState}, checkpointed
+ * with its alarm state); many keys' live in a {@link FlatSlab}.
+ *
+ * @module
+ */
+
+/**
+ * Per dimension, a sensor's exact-repeat behaviour as a two-state Markov chain (the previous row
+ * was a repeat of the one before it, or not), counted over completed runs only: `last` reading,
+ * `run` the current run of repeats, `fromN`/`nToR` transitions out of a non-repeat and how many of
+ * them were repeats, `fromR`/`rToR` the same out of a repeat. Plain JSON.
+ */
+export interface FlatState {
+  last: number[];
+  run: number[];
+  fromN: number[];
+  nToR: number[];
+  fromR: number[];
+  rToR: number[];
+}
+
+/**
+ * Non-repeat transitions a dimension needs before its runs count as evidence: a sensor that has
+ * never changed (a constant column) or barely has says nothing yet about how often it repeats.
+ */
+export const FLAT_MIN_CHANGES = 100;
+
+/**
+ * −log10 of the probability that a sensor alive by its learned chain shows the current run of r ≥ 1
+ * exact repeats: P = P(N→R)·P(R→R)^(r−1), each transition probability with a uniform prior
+ * (Laplace: (count + 1)/(trials + 2)). 0 for r = 0 or before {@link FLAT_MIN_CHANGES}.
+ */
+export function flatEvidence(f: FlatArrays, j: number, r: number): number {
+  if (r <= 0 || f.fromN[j] < FLAT_MIN_CHANGES) return 0;
+  const start = (f.nToR[j] + 1) / (f.fromN[j] + 2);
+  const stay = (f.rToR[j] + 1) / (f.fromR[j] + 2);
+  return -(Math.log10(start) + (r - 1) * Math.log10(stay));
+}
+
+/** Fresh repeat statistics for d dimensions, starting from `values`. */
+export function newFlat(values: ArrayLike<number>): FlatState {
+  const d = values.length;
+  return {
+    last: Array.from(values, (v) => (Number.isFinite(v) ? v : 0)),
+    run: new Array(d).fill(0),
+    fromN: new Array(d).fill(0),
+    nToR: new Array(d).fill(0),
+    fromR: new Array(d).fill(0),
+    rToR: new Array(d).fill(0),
+  };
+}
+
+/**
+ * The fields of {@link FlatState} as indexable numbers: one key's plain arrays (index = dimension),
+ * or a {@link FlatSlab}'s typed arrays holding many keys (index = slot · d + dimension).
+ */
+export interface FlatArrays {
+  readonly last: { [i: number]: number };
+  readonly run: { [i: number]: number };
+  readonly fromN: { [i: number]: number };
+  readonly nToR: { [i: number]: number };
+  readonly fromR: { [i: number]: number };
+  readonly rToR: { [i: number]: number };
+}
+
+/**
+ * Advances the repeat statistics (dimensions at `base` … `base` + d − 1 of `f`) by one row of
+ * readings; returns the flatline evidence of the row (the largest over dimensions less log10 d, a
+ * Bonferroni bound, at least 0) and its dimension in out[0] (−1 when none).
+ */
+export function stepFlat(
+  f: FlatArrays,
+  base: number,
+  d: number,
+  values: ArrayLike<number>,
+  out: Int32Array,
+): number {
+  let best = 0, at = -1;
+  for (let i = 0; i < d; i++) {
+    const j = base + i;
+    const x = values[i];
+    // A reading that is not finite is never scored (refused upstream); it leaves the chain alone.
+    if (!Number.isFinite(x)) continue;
+    if (x === f.last[j]) {
+      const r = ++f.run[j];
+      const e = flatEvidence(f, j, r);
+      if (e > best) {
+        best = e;
+        at = i;
+      }
+    } else {
+      // The run ended: its transitions join the chain's counts (N→R, then R→R r−1 times, R→N).
+      const r = f.run[j];
+      f.fromN[j]++;
+      if (r > 0) {
+        f.nToR[j]++;
+        f.fromR[j] += r;
+        f.rToR[j] += r - 1;
+      }
+      f.run[j] = 0;
+      f.last[j] = x;
+    }
+  }
+  out[0] = at;
+  const e = best - Math.log10(d);
+  return e > 0 ? e : 0;
+}
+
+/** The six fields of {@link FlatState}, in a slab's order. */
+const FLAT_FIELDS = ["last", "run", "fromN", "nToR", "fromR", "rToR"] as const;
+
+/** A slab's arrays: the readings exact, the counts as 32-bit integers. */
+interface FlatSlabArrays {
+  last: Float64Array;
+  run: Uint32Array;
+  fromN: Uint32Array;
+  nToR: Uint32Array;
+  fromR: Uint32Array;
+  rToR: Uint32Array;
+}
+
+/**
+ * The repeat statistics of many keys in six growing typed arrays (d numbers per key in each), so
+ * a sparse bank holds no object per key (issue 13: 100,000 keys at ≤ 2 KB each). Counts are
+ * 32-bit (28 B per dimension instead of 48): one key would need over 4·10⁹ rows in one replay to
+ * wrap them, which only pauses its flatline evidence until 100 more changes are seen.
+ */
+export class FlatSlab {
+  readonly #d: number;
+  readonly #slots = new Map<string, number>();
+  /** Fixed-size chunks of {@link FLAT_CHUNK} keys: growing copies nothing and wastes < 1 chunk. */
+  readonly #chunks: FlatSlabArrays[] = [];
+
+  constructor(d: number) {
+    this.#d = d;
+  }
+
+  /** Key's slot, a new (zeroed) one when `create`, else −1 for an unknown key. */
+  #slot(key: string, create: boolean): number {
+    const s = this.#slots.get(key);
+    if (s !== undefined || !create) return s ?? -1;
+    const slot = this.#slots.size;
+    if (slot === this.#chunks.length * FLAT_CHUNK) {
+      const n = FLAT_CHUNK * this.#d;
+      this.#chunks.push({
+        last: new Float64Array(n),
+        run: new Uint32Array(n),
+        fromN: new Uint32Array(n),
+        nToR: new Uint32Array(n),
+        fromR: new Uint32Array(n),
+        rToR: new Uint32Array(n),
+      });
+    }
+    this.#slots.set(key, slot);
+    return slot;
+  }
+
+  #chunk(slot: number): FlatSlabArrays {
+    return this.#chunks[Math.floor(slot / FLAT_CHUNK)];
+  }
+
+  /** One row's step (see `stepFlat`); a key's first row only sets its last readings. */
+  step(key: string, values: ArrayLike<number>, out: Int32Array): number {
+    const d = this.#d;
+    const known = this.#slots.has(key);
+    const slot = this.#slot(key, true);
+    const f = this.#chunk(slot);
+    const base = (slot % FLAT_CHUNK) * d;
+    if (known) return stepFlat(f, base, d, values, out);
+    for (let j = 0; j < d; j++) {
+      const v = values[j];
+      f.last[base + j] = Number.isFinite(v) ? v : 0;
+    }
+    out[0] = -1;
+    return 0;
+  }
+
+  export(key: string): FlatState | undefined {
+    const slot = this.#slot(key, false);
+    if (slot < 0) return undefined;
+    const f = this.#chunk(slot);
+    const a = (slot % FLAT_CHUNK) * this.#d, b = a + this.#d;
+    return {
+      last: Array.from(f.last.subarray(a, b)),
+      run: Array.from(f.run.subarray(a, b)),
+      fromN: Array.from(f.fromN.subarray(a, b)),
+      nToR: Array.from(f.nToR.subarray(a, b)),
+      fromR: Array.from(f.fromR.subarray(a, b)),
+      rToR: Array.from(f.rToR.subarray(a, b)),
+    };
+  }
+
+  import(key: string, flat: FlatState): void {
+    const slot = this.#slot(key, true);
+    const f = this.#chunk(slot);
+    const base = (slot % FLAT_CHUNK) * this.#d;
+    for (const k of FLAT_FIELDS) f[k].set(flat[k], base);
+  }
+}
+
+/** Keys per chunk of a {@link FlatSlab}. */
+const FLAT_CHUNK = 4096;
