@@ -3,10 +3,16 @@ import { join } from "node:path";
 import { BenchResult } from "../bench/schema.ts";
 import { tempDir } from "./helpers/temp_dir.ts";
 
-Deno.test("bench --quick --sections engine writes a valid JSON result", async (t) => {
-  await using dir = await tempDir("bench-test-");
-  const json = join(dir.path, "bench.json");
-  const root = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/**
+ * Runs `main.ts bench --quick --sections <sections> --json <dir>/bench.json` in a child process.
+ * An inherited NATS_URL must not matter (the bench starts its own servers), and its temp stores go
+ * under `dir`, so that {@link processesUnder} sees only this bench's servers (another suite running
+ * on the machine may have its own bench's servers up meanwhile).
+ */
+async function runBench(dir: string, sections: string, extra: string[] = []) {
+  const json = join(dir, "bench.json");
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -15,23 +21,35 @@ Deno.test("bench --quick --sections engine writes a valid JSON result", async (t
       "bench",
       "--quick",
       "--sections",
-      "engine",
-      "--backend",
-      "cpu",
+      sections,
+      ...extra,
       "--json",
       json,
     ],
-    cwd: root,
+    cwd: ROOT,
+    env: { NATS_URL: "nats://127.0.0.1:1", TMPDIR: dir },
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr), json };
+}
+
+/** Command lines of running processes that name `path`. */
+async function processesUnder(path: string): Promise<string[]> {
+  const ps = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
+  return new TextDecoder().decode(ps.stdout).split("\n").filter((a) => a.includes(path));
+}
+
+Deno.test("bench --quick --sections engine writes a valid JSON result", async (t) => {
+  await using dir = await tempDir("bench-test-");
+  const out = await runBench(dir.path, "engine", ["--backend", "cpu"]);
   await t.step("exits 0 and prints the engine table", () => {
-    assert.equal(out.code, 0, stderr);
-    assert.match(new TextDecoder().decode(out.stdout), /engine \(obs\/s/);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /engine \(obs\/s/);
   });
   await t.step("the JSON matches the schema, one row per batch × keys", async () => {
-    const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(json)));
+    const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(out.json)));
     assert.ok(result.quick);
     assert.equal(result.engine.length, 2);
     for (const row of result.engine) {
@@ -43,7 +61,7 @@ Deno.test("bench --quick --sections engine writes a valid JSON result", async (t
   await t.step("rejects an unknown section, saying which flag", async () => {
     const bad = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "main.ts", "bench", "--sections", "engine,nope"],
-      cwd: root,
+      cwd: ROOT,
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -54,22 +72,10 @@ Deno.test("bench --quick --sections engine writes a valid JSON result", async (t
 
 Deno.test("bench --quick --sections live measures every format (and both score-message modes) beside the relay", async (t) => {
   await using dir = await tempDir("bench-live-test-");
-  const json = join(dir.path, "bench.json");
-  const root = new URL("..", import.meta.url).pathname;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "bench", "--quick", "--sections", "live", "--json", json],
-    cwd: root,
-    // An inherited NATS_URL must not matter: the bench starts its own servers. Its temp stores
-    // go under this test's directory, so that the check below sees only this bench's servers
-    // (another suite running on the machine may have its own bench's servers up meanwhile).
-    env: { NATS_URL: "nats://127.0.0.1:1", TMPDIR: dir.path },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
+  const out = await runBench(dir.path, "live");
   await t.step("exits 0 and prints the live table and its floors", () => {
-    assert.equal(out.code, 0, stderr);
-    const stdout = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, out.stderr);
+    const stdout = out.stdout;
     assert.match(stdout, /^live$/m);
     assert.match(stdout, /(PASS|FAIL) {2}live f32 ≥ 0\.7× relay/);
     // The latency floor moved to the latency section: none at half load any more.
@@ -78,7 +84,7 @@ Deno.test("bench --quick --sections live measures every format (and both score-m
   await t.step(
     "one row per format with rates and latencies, all observations counted",
     async () => {
-      const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(json)));
+      const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(out.json)));
       assert.deepEqual(result.live.map((l) => `${l.format}/${l.score_messages}`), [
         "json/row",
         "array/row",
@@ -97,38 +103,16 @@ Deno.test("bench --quick --sections live measures every format (and both score-m
     },
   );
   await t.step("leaves no nats-server running from its temp stores", async () => {
-    const ps = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
-    const args = new TextDecoder().decode(ps.stdout).split("\n");
-    assert.deepEqual(args.filter((a) => a.includes(join(dir.path, "mvn-bench-live-"))), []);
+    assert.deepEqual(await processesUnder(join(dir.path, "mvn-bench-live-")), []);
   });
 });
 
 Deno.test("bench --quick --sections latency,scaleout,failover: fixed-rate latency, one and two workers, failover", async (t) => {
   await using dir = await tempDir("bench-scale-test-");
-  const json = join(dir.path, "bench.json");
-  const root = new URL("..", import.meta.url).pathname;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "bench",
-      "--quick",
-      "--sections",
-      "latency,scaleout,failover",
-      "--json",
-      json,
-    ],
-    cwd: root,
-    // Temp stores under this test's directory, so that the check below sees only its servers.
-    env: { NATS_URL: "nats://127.0.0.1:1", TMPDIR: dir.path },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
+  const out = await runBench(dir.path, "latency,scaleout,failover");
   await t.step("exits 0 and prints the three tables and the latency floor", () => {
-    assert.equal(out.code, 0, stderr);
-    const stdout = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, out.stderr);
+    const stdout = out.stdout;
     assert.match(stdout, /^latency \(publish → score record, fixed rate\)$/m);
     assert.match(stdout, /^scale-out /m);
     assert.match(stdout, /^failover /m);
@@ -137,7 +121,7 @@ Deno.test("bench --quick --sections latency,scaleout,failover: fixed-rate latenc
   await t.step(
     "the JSON holds the latency row, one scale-out row per worker count, the failover",
     async () => {
-      const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(json)));
+      const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(out.json)));
       const lat = result.latency;
       assert.ok(lat !== null);
       assert.equal(lat.format, "json");
@@ -157,8 +141,6 @@ Deno.test("bench --quick --sections latency,scaleout,failover: fixed-rate latenc
     },
   );
   await t.step("leaves no nats-server running from its temp stores", async () => {
-    const ps = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
-    const args = new TextDecoder().decode(ps.stdout).split("\n");
-    assert.deepEqual(args.filter((a) => a.includes(dir.path)), []);
+    assert.deepEqual(await processesUnder(dir.path), []);
   });
 });
