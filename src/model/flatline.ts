@@ -165,11 +165,12 @@ export class FlatSlab {
   /** One row's step (see `stepFlat`); a key's first row only sets its last readings. */
   step(key: string, values: ArrayLike<number>, out: Int32Array): number {
     const d = this.#d;
-    const known = this.#slots.has(key);
-    const slot = this.#slot(key, true);
+    // One map lookup per row; a new key's slot is made once.
+    const known = this.#slots.get(key);
+    const slot = known ?? this.#slot(key, true);
     const f = this.#chunk(slot);
     const base = (slot % FLAT_CHUNK) * d;
-    if (known) return stepFlat(f, base, d, values, out);
+    if (known !== undefined) return stepFlat(f, base, d, values, out);
     for (let j = 0; j < d; j++) {
       const v = values[j];
       f.last[base + j] = Number.isFinite(v) ? v : 0;
