@@ -58,9 +58,10 @@ export function resolveHeads(
 ): { heads: Head[]; created: Uint8Array } {
   const heads: Head[] = new Array(Ka);
   const created = new Uint8Array(Ka);
+  const ids = batch.keyIds;
   for (let j = 0; j < Ka; j++) {
     const k = active[j];
-    let h = bank.head(batch.keys[k]);
+    let h = bank.head(batch.keys[k], ids === undefined ? -1 : ids[k]);
     if (h === undefined) {
       const rows = rowsOf(k);
       const use = learnedOf(rows);

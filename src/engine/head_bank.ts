@@ -99,6 +99,11 @@ export class HeadBank {
   readonly #P: number;
   /** Key → slot in {@link #store}: no per-key object besides the map entry (issue 13). */
   readonly #slots = new Map<string, number>();
+  /**
+   * Caller's key id → slot + 1 (0: not cached), filled by {@link head}; emptied whenever a key's
+   * slot changes or a key goes (only a new key's slot is added without it).
+   */
+  #byId = new Int32Array(0);
   readonly #store: HeadStore;
   /** Slots of drafted, not yet adopted heads by key: a refused batch's draft is reused. */
   readonly #drafts = new Map<string, number>();
@@ -188,10 +193,29 @@ export class HeadBank {
     return this.#slots.has(key);
   }
 
-  /** The head of a key, for the engine's per-batch work (one lookup per key and batch). */
-  head(key: string): Head | undefined {
+  /**
+   * The head of a key, for the engine's per-batch work (one lookup per key and batch). `id`: the
+   * caller's dense id of the key (`ObservationBatch.keyIds`), or −1: found by id when it was found
+   * by string before, since the last time a key's slot changed.
+   */
+  head(key: string, id = -1): Head | undefined {
+    if (id >= 0 && id < this.#byId.length) {
+      const s = this.#byId[id] - 1;
+      if (s >= 0) return this.#store.head(key, s);
+    }
     const slot = this.#slots.get(key);
-    return slot === undefined ? undefined : this.#store.head(key, slot);
+    if (slot === undefined) return undefined;
+    if (id >= 0) this.#cacheId(id, slot);
+    return this.#store.head(key, slot);
+  }
+
+  #cacheId(id: number, slot: number): void {
+    if (id >= this.#byId.length) {
+      const grown = new Int32Array(Math.max(id + 1, 2 * this.#byId.length, 1024));
+      grown.set(this.#byId);
+      this.#byId = grown;
+    }
+    this.#byId[id] = slot + 1;
   }
 
   /**
@@ -368,7 +392,10 @@ export class HeadBank {
   /** Makes `h` the key's head; a replaced head's slot is retired. */
   #put(key: string, h: Head): void {
     const old = this.#slots.get(key);
-    if (old !== undefined) this.#retired.push(old);
+    if (old !== undefined) {
+      this.#retired.push(old);
+      this.#byId.fill(0);
+    }
     this.#slots.set(key, this.#slotOf(h));
   }
 
@@ -386,6 +413,7 @@ export class HeadBank {
     if (slot === undefined) return false;
     this.#slots.delete(key);
     this.#retired.push(slot);
+    this.#byId.fill(0);
     return true;
   }
 

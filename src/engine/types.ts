@@ -27,6 +27,12 @@ export interface ObservationBatch {
   /** The distinct model keys this batch refers to. */
   readonly keys: readonly string[];
   /**
+   * Optional, per entry of `keys`: the caller's dense id of that key (0, 1, 2, …), the same id for
+   * the same key in every batch the engine sees. The engine then finds a key's head by id instead
+   * of by its string (replay, issue 13: many keys). Absent: by string.
+   */
+  readonly keyIds?: Uint32Array;
+  /**
    * Per row: 1 = learn from this row after scoring it, 0 = score only (frozen, or already applied
    * before a restart). Absent means learn from every row.
    */

@@ -262,8 +262,16 @@ export class AlarmBank<T = number | string | null> {
     this.#flat = options.sparse === true ? new FlatSlab(dim) : null;
   }
 
-  /** Advances key's state by one observation (see {@link stepAlarm}). */
-  step(key: string, obs: AlarmInput<T>): { alarm: boolean; closed: AlarmEpisode<T> | null } {
+  /**
+   * Advances key's state by one observation (see {@link stepAlarm}). `slot`: a sparse bank's
+   * caller may give its dense id of the key (the same for the same key every time) to index the
+   * repeat statistics by, instead of the key; a bank is stepped either always with it or never.
+   */
+  step(
+    key: string,
+    obs: AlarmInput<T>,
+    slot = -1,
+  ): { alarm: boolean; closed: AlarmEpisode<T> | null } {
     let s = this.#states.get(key);
     if (this.#flat === null) {
       if (s === undefined) this.#states.set(key, s = newAlarmState(this.#dim, obs.t));
@@ -274,7 +282,9 @@ export class AlarmBank<T = number | string | null> {
     let e = obs.armed === false ? 0 : evidence(obs.pValue);
     let flatDim = -1;
     if (obs.values !== undefined) {
-      const ef = this.#flat.step(key, obs.values, FLAT_AT);
+      const ef = slot >= 0
+        ? this.#flat.stepAt(slot, obs.values, FLAT_AT)
+        : this.#flat.step(key, obs.values, FLAT_AT);
       if (obs.armed !== false && ef > e) {
         e = ef;
         flatDim = FLAT_AT[0];

@@ -114,6 +114,8 @@ const FLAT_FIELDS = ["last", "run", "fromN", "nToR", "fromR", "rToR"] as const;
 
 /** A slab's arrays: the readings exact, the counts as 32-bit integers. */
 interface FlatSlabArrays {
+  /** Per key: 1 once its first row was seen. */
+  seen: Uint8Array;
   last: Float64Array;
   run: Uint32Array;
   fromN: Uint32Array;
@@ -130,22 +132,41 @@ interface FlatSlabArrays {
  */
 export class FlatSlab {
   readonly #d: number;
+  /** Key → slot, for a slab used by key; a slab used by slot (the caller's ids) leaves it empty. */
   readonly #slots = new Map<string, number>();
   /** Fixed-size chunks of {@link FLAT_CHUNK} keys: growing copies nothing and wastes < 1 chunk. */
   readonly #chunks: FlatSlabArrays[] = [];
+  /** How the slab is used, fixed by its first use: slots made here by key, or the caller's. */
+  #by: "key" | "slot" | null = null;
 
   constructor(d: number) {
     this.#d = d;
   }
 
+  #use(by: "key" | "slot"): void {
+    if (this.#by === by) return;
+    if (this.#by !== null) {
+      throw new TypeError(`expected a flat slab used by ${this.#by}, found a use by ${by}`);
+    }
+    this.#by = by;
+  }
+
   /** Key's slot, a new (zeroed) one when `create`, else −1 for an unknown key. */
   #slot(key: string, create: boolean): number {
+    this.#use("key");
     const s = this.#slots.get(key);
     if (s !== undefined || !create) return s ?? -1;
     const slot = this.#slots.size;
-    if (slot === this.#chunks.length * FLAT_CHUNK) {
+    this.#slots.set(key, slot);
+    return slot;
+  }
+
+  #chunk(slot: number): FlatSlabArrays {
+    const c = Math.floor(slot / FLAT_CHUNK);
+    while (c >= this.#chunks.length) {
       const n = FLAT_CHUNK * this.#d;
       this.#chunks.push({
+        seen: new Uint8Array(FLAT_CHUNK),
         last: new Float64Array(n),
         run: new Uint32Array(n),
         fromN: new Uint32Array(n),
@@ -154,23 +175,30 @@ export class FlatSlab {
         rToR: new Uint32Array(n),
       });
     }
-    this.#slots.set(key, slot);
-    return slot;
-  }
-
-  #chunk(slot: number): FlatSlabArrays {
-    return this.#chunks[Math.floor(slot / FLAT_CHUNK)];
+    return this.#chunks[c];
   }
 
   /** One row's step (see `stepFlat`); a key's first row only sets its last readings. */
   step(key: string, values: ArrayLike<number>, out: Int32Array): number {
+    return this.#stepAt(this.#slot(key, true), values, out);
+  }
+
+  /**
+   * {@link step} for the key whose slot is `slot` (the caller's dense id of it: 0, 1, 2, …, the
+   * same for the same key every time). A slab is used either by key or by slot.
+   */
+  stepAt(slot: number, values: ArrayLike<number>, out: Int32Array): number {
+    this.#use("slot");
+    return this.#stepAt(slot, values, out);
+  }
+
+  #stepAt(slot: number, values: ArrayLike<number>, out: Int32Array): number {
     const d = this.#d;
-    // One map lookup per row; a new key's slot is made once.
-    const known = this.#slots.get(key);
-    const slot = known ?? this.#slot(key, true);
     const f = this.#chunk(slot);
-    const base = (slot % FLAT_CHUNK) * d;
-    if (known !== undefined) return stepFlat(f, base, d, values, out);
+    const i = slot % FLAT_CHUNK;
+    const base = i * d;
+    if (f.seen[i] === 1) return stepFlat(f, base, d, values, out);
+    f.seen[i] = 1;
     for (let j = 0; j < d; j++) {
       const v = values[j];
       f.last[base + j] = Number.isFinite(v) ? v : 0;
@@ -197,6 +225,7 @@ export class FlatSlab {
   import(key: string, flat: FlatState): void {
     const slot = this.#slot(key, true);
     const f = this.#chunk(slot);
+    f.seen[slot % FLAT_CHUNK] = 1;
     const base = (slot % FLAT_CHUNK) * this.#d;
     for (const k of FLAT_FIELDS) f[k].set(flat[k], base);
   }

@@ -48,7 +48,7 @@ export class AlarmTally {
 
   /** Steps the alarms over one batch's scores; the alarm flag of each row. */
   step(scores: ScoreBatch, echoes: ReplayEchoes): Uint8Array {
-    const { key, keyJson, tJson, label: labels } = echoes;
+    const { key, keyId, keyJson, tJson, label: labels } = echoes;
     const d = scores.dim;
     const alarm = new Uint8Array(scores.n);
     const vals = echoes.values;
@@ -63,7 +63,7 @@ export class AlarmTally {
         contrib: scores.contrib.subarray(i * d, i * d + d),
         armed: seq >= this.#armedFrom,
         values: vals === undefined ? undefined : readings(vals, i, d, row),
-      });
+      }, keyId[i]);
       alarm[i] = r.alarm ? 1 : 0;
       if (r.closed !== null) this.#writeEpisode(r.closed, false);
       const l = labels[i];

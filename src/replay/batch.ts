@@ -8,9 +8,13 @@ import type { ObservationBatch } from "../engine/types.ts";
 import { timeMs } from "../model/time_features.ts";
 import { type RowEchoes, timeJson } from "../wire/score_format.ts";
 
-/** A replay batch's echoes, with each row's key itself (what the alarms are keyed by). */
+/**
+ * A replay batch's echoes, with each row's key itself (what the alarms are keyed by) and its id in
+ * replay's key table (`key_table.ts`).
+ */
 export interface ReplayEchoes extends RowEchoes {
   readonly key: readonly string[];
+  readonly keyId: Uint32Array;
 }
 
 /** Rows collected for one engine call, with what their records echo. */
@@ -22,7 +26,16 @@ export class BatchBuilder {
   #keyIndex!: Uint32Array;
   #learn!: Uint8Array;
   #keys: string[] = [];
-  #keyPos = new Map<string, number>();
+  /** Per batch key: its id in the key table. */
+  #keyIds!: Uint32Array;
+  /**
+   * Per key id: its position in this batch's keys, valid when {@link #stampOf} holds this batch's
+   * stamp (arrays indexed by id instead of a map per batch: one string lookup per row is enough).
+   */
+  #posOf = new Int32Array(1024);
+  #stampOf = new Uint32Array(1024);
+  #stamp = 0;
+  #rowId!: Uint32Array;
   #keyJson: string[] = [];
   #rowKey: string[] = [];
   /** Per key of this batch: its JSON text. */
@@ -47,8 +60,12 @@ export class BatchBuilder {
     return this.n >= this.#cap;
   }
 
-  /** `keyJson`: the key's JSON text, or null for a plain key (text `"key"`, made here once a batch). */
+  /**
+   * `id`: the key's id in the key table; `keyJson`: the key's JSON text, or null for a plain key
+   * (text `"key"`, made here once a batch).
+   */
   add(
+    id: number,
     key: string,
     keyJson: string | null,
     values: ArrayLike<number>,
@@ -63,14 +80,20 @@ export class BatchBuilder {
       for (let j = 0; j < F; j++) this.#features[i * F + j] = features[j];
     }
     if (this.#timed) this.#timeMs[i] = timeMs(t);
-    let k = this.#keyPos.get(key);
-    if (k === undefined) {
+    if (id >= this.#posOf.length) this.#grow(Math.max(id + 1, 2 * this.#posOf.length));
+    let k: number;
+    if (this.#stampOf[id] === this.#stamp) {
+      k = this.#posOf[id];
+    } else {
       k = this.#keys.length;
       this.#keys.push(key);
-      this.#keyPos.set(key, k);
+      this.#keyIds[k] = id;
+      this.#stampOf[id] = this.#stamp;
+      this.#posOf[id] = k;
       this.#kJson.push(keyJson ?? `"${key}"`);
     }
     this.#keyIndex[i] = k;
+    this.#rowId[i] = id;
     const d = this.#dim;
     for (let j = 0; j < d; j++) this.#values[i * d + j] = values[j];
     this.#learn[i] = learn ? 1 : 0;
@@ -89,6 +112,7 @@ export class BatchBuilder {
       values: n === this.#cap ? this.#values : this.#values.slice(0, n * this.#dim),
       keyIndex: n === this.#cap ? this.#keyIndex : this.#keyIndex.slice(0, n),
       keys: this.#keys,
+      keyIds: this.#keyIds.slice(0, this.#keys.length),
       learn: n === this.#cap ? this.#learn : this.#learn.slice(0, n),
       ...(this.#F > 0
         ? { features: this.#features.slice(0, n * this.#F), featureDim: this.#F }
@@ -99,6 +123,7 @@ export class BatchBuilder {
     const echoes: ReplayEchoes = {
       keyJson: this.#keyJson,
       key: this.#rowKey,
+      keyId: n === this.#cap ? this.#rowId : this.#rowId.slice(0, n),
       tJson: this.#tJson,
       label: this.#label,
       values: batch.values.slice(),
@@ -113,7 +138,10 @@ export class BatchBuilder {
     this.#keyIndex = new Uint32Array(this.#cap);
     this.#learn = new Uint8Array(this.#cap);
     this.#keys = [];
-    this.#keyPos = new Map();
+    this.#keyIds = new Uint32Array(this.#cap);
+    // Stamps start at 1: a fresh array's 0 is no batch's.
+    this.#stamp++;
+    this.#rowId = new Uint32Array(this.#cap);
     this.#keyJson = [];
     this.#rowKey = [];
     this.#kJson = [];
@@ -121,5 +149,13 @@ export class BatchBuilder {
     this.#label = new Int8Array(this.#cap);
     if (this.#F > 0) this.#features = new Float64Array(this.#cap * this.#F);
     if (this.#timed) this.#timeMs = new Float64Array(this.#cap);
+  }
+
+  #grow(n: number): void {
+    const pos = new Int32Array(n), stamp = new Uint32Array(n);
+    pos.set(this.#posOf);
+    stamp.set(this.#stampOf);
+    this.#posOf = pos;
+    this.#stampOf = stamp;
   }
 }

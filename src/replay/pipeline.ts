@@ -25,6 +25,7 @@ import {
 import { formatScores } from "../wire/score_format.ts";
 import { AlarmTally } from "./alarms.ts";
 import { BatchBuilder, type ReplayEchoes } from "./batch.ts";
+import { KeyTable } from "./key_table.ts";
 import {
   ColumnMoments,
   ColumnMomentsSlab,
@@ -71,24 +72,6 @@ export interface ReplayIO {
   ) => Promise<ReplayEngine>;
 }
 
-/** What the pipeline knows of a key. */
-interface KeyInfo {
-  /**
-   * Its JSON text when that needs escapes; null for a plain key, whose text is `"key"` (made per
-   * batch: a string per key costs more, kept all run long, than one per batch; issue 13).
-   */
-  readonly json: string | null;
-  /** Rows of this key read so far. */
-  rows: number;
-  /**
-   * Slot in the pipeline's column moments of its first training rows, until they are checked for
-   * degenerate columns; -1 after.
-   */
-  moments: number;
-  /** The parser of its latest row (names its value columns). */
-  parser: RowParser | null;
-}
-
 /**
  * Runs the replay on an engine made for `config` (closed by the caller): writes the records, and
  * `--alarms`, `--params-out` and `--summary` when asked; resolves to the summary.
@@ -127,7 +110,7 @@ export async function runPipeline(
         (Deno.stderr.isTerminal() && (outFile !== null || !Deno.stdout.isTerminal())));
     const totalBytes = files.reduce((s, f) => s + f.size, 0);
     const bar = progressOn ? new ProgressBar(totalBytes, stderrWrite) : null;
-    const keys = new Map<string, KeyInfo>();
+    const keys = new KeyTable();
     const columnMoments = new ColumnMomentsSlab(dim);
     // What checkColumns reads a key's moments into (it keeps nothing of them but their count).
     const checked = new ColumnMoments(dim);
@@ -181,12 +164,15 @@ export async function runPipeline(
       if (opts.strict) stopped = true;
     };
     /** Checks a key's training rows so far for constant and collinear columns (once per key). */
-    const checkColumns = (key: string, info: KeyInfo): void => {
-      if (info.moments < 0) return;
-      const m = columnMoments.take(info.moments, checked);
-      info.moments = -1;
-      const names = info.parser?.valueNames ?? [];
-      const raw = info.parser instanceof CsvParser ? info.parser.valueColumns : fields.columns;
+    const checkColumns = (id: number): void => {
+      const slot = keys.moments(id);
+      if (slot < 0) return;
+      const m = columnMoments.take(slot, checked);
+      keys.setMoments(id, -1);
+      const parser = keys.parser(id);
+      const names = parser?.valueNames ?? [];
+      const raw = parser instanceof CsvParser ? parser.valueColumns : fields.columns;
+      const key = keys.name(id);
       for (const c of degenerateColumns(m)) {
         degenerate.push({
           key,
@@ -199,7 +185,7 @@ export async function runPipeline(
         warn(describeDegenerate(key, c, names, m.count));
       }
     };
-    const newKey = async (key: string): Promise<KeyInfo> => {
+    const newKey = async (key: string): Promise<number> => {
       const given = params?.byKey.get(key) ?? params?.all ?? null;
       if (opts.freeze && given === null) {
         throw new ReplayUsageError(
@@ -209,14 +195,7 @@ export async function runPipeline(
       // Keys from the map were set up front; the single entry is set as each key appears
       // (the engine handles calls in order, so the key's first batch sees it).
       if (given !== null && !params!.byKey.has(key)) await engine.setParams(key, given);
-      const info: KeyInfo = {
-        json: _plainJson(key) ? null : JSON.stringify(key),
-        rows: 0,
-        moments: columnMoments.alloc(),
-        parser: null,
-      };
-      keys.set(key, info);
-      return info;
+      return keys.add(key, columnMoments.alloc());
     };
 
     files: for (const file of files) {
@@ -267,20 +246,22 @@ export async function runPipeline(
             continue;
           }
           const key = row.key ?? file.key;
-          const info = keys.get(key) ?? (await newKey(key));
+          let id = keys.id(key);
+          if (id < 0) id = await newKey(key);
           if (row.labelProblem !== undefined) {
             badLabels++;
             warn(`${file.path}:${lineNo}: bad_label: ${row.labelProblem}`);
           }
+          const seen = keys.countRow(id);
           const learn = !opts.freeze &&
-            (opts.train_rows === undefined || info.rows < opts.train_rows);
-          info.rows++;
-          if (learn && info.moments >= 0) {
-            info.parser = parser;
-            columnMoments.add(info.moments, row.values);
-            if (columnMoments.count(info.moments) >= initRows) checkColumns(key, info);
+            (opts.train_rows === undefined || seen < opts.train_rows);
+          const slot = keys.moments(id);
+          if (learn && slot >= 0) {
+            keys.setParser(id, parser);
+            columnMoments.add(slot, row.values);
+            if (columnMoments.count(slot) >= initRows) checkColumns(id);
           }
-          builder.add(key, info.json, row.values, row.t, row.label, learn, row.features);
+          builder.add(id, key, keys.json(id), row.values, row.t, row.label, learn, row.features);
           if (builder.full) {
             await submit();
             bar?.update(bytesDone + src.bytesRead, observations);
@@ -290,11 +271,11 @@ export async function runPipeline(
       bytesDone += src.bytesRead;
     }
     // Keys with fewer training rows than a head's initialisation are checked on what they had.
-    if (!stopped) { for (const [key, info] of keys) checkColumns(key, info); }
+    if (!stopped) { for (let id = 0; id < keys.size; id++) checkColumns(id); }
     await submit();
     while (inflight.length > 0) await drainOne();
     await writer.flush();
-    tally.closeOpen(keys.keys());
+    tally.closeOpen(keys.names());
     await alarmWriter?.flush();
     bar?.finish();
 
@@ -323,13 +304,4 @@ export async function runPipeline(
     outFile?.close();
     alarmsFile?.close();
   }
-}
-
-/** Whether JSON.stringify(key) is `"key"`: no quote, backslash, control or lone surrogate. */
-function _plainJson(key: string): boolean {
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
-  }
-  return true;
 }

@@ -111,6 +111,7 @@ export type WorkerReply =
 /** Buffers of a batch, moved (not copied) across the boundary. */
 export function batchTransferables(b: ObservationBatch): ArrayBuffer[] {
   const arrays: ArrayBufferView[] = [b.values, b.keyIndex];
+  if (b.keyIds) arrays.push(b.keyIds);
   if (b.learn) arrays.push(b.learn);
   if (b.counted) arrays.push(b.counted);
   return _unique(arrays);

@@ -1,0 +1,106 @@
+/**
+ * Replay's key table: every key read gets a dense id (0, 1, 2, … in order of first appearance),
+ * assigned by the one string lookup a row costs. Everything else replay keeps per key — the batch
+ * builder's positions, the engine's head slots, the alarms' repeat statistics — is an array
+ * indexed by that id (issue 13: with 100,000 keys each extra string lookup per row, and each
+ * object per key, cost measurable time and memory).
+ *
+ * @module
+ */
+import type { RowParser } from "../io/row_parser.ts";
+
+/** Dense ids of keys, with what the pipeline tracks of each. */
+export class KeyTable {
+  readonly #ids = new Map<string, number>();
+  readonly #names: string[] = [];
+  /** JSON text of the keys that need escapes (most keys are plain: their text is `"key"`). */
+  readonly #escaped = new Map<number, string>();
+  /** Parsers that named some key's value columns (one per input file, at most). */
+  readonly #parsers: RowParser[] = [];
+  /** Per id: rows read so far. */
+  #rows = new Uint32Array(1024);
+  /** Per id: slot of its first training rows' column moments until they are checked, else −1. */
+  #moments = new Int32Array(1024);
+  /** Per id: index in {@link #parsers} of the parser of its latest row, −1 for none. */
+  #parser = new Int32Array(1024);
+
+  get size(): number {
+    return this.#names.length;
+  }
+
+  /** The key's id, or −1 for a key not in the table. */
+  id(key: string): number {
+    return this.#ids.get(key) ?? -1;
+  }
+
+  /** Adds a key (not in the table yet) with its column-moments slot; returns its id. */
+  add(key: string, moments: number): number {
+    const id = this.#names.length;
+    if (id === this.#rows.length) this.#grow(id * 2);
+    this.#ids.set(key, id);
+    this.#names.push(key);
+    if (!_plainJson(key)) this.#escaped.set(id, JSON.stringify(key));
+    this.#moments[id] = moments;
+    this.#parser[id] = -1;
+    return id;
+  }
+
+  name(id: number): string {
+    return this.#names[id];
+  }
+
+  /** Every key, in order of first appearance (the id order). */
+  names(): readonly string[] {
+    return this.#names;
+  }
+
+  /** The key's JSON text when it needs escapes; null for a plain key, whose text is `"key"`. */
+  json(id: number): string | null {
+    return this.#escaped.get(id) ?? null;
+  }
+
+  /** Counts one more row of the key; returns the count before it. */
+  countRow(id: number): number {
+    return this.#rows[id]++;
+  }
+
+  moments(id: number): number {
+    return this.#moments[id];
+  }
+
+  setMoments(id: number, slot: number): void {
+    this.#moments[id] = slot;
+  }
+
+  parser(id: number): RowParser | null {
+    const p = this.#parser[id];
+    return p < 0 ? null : this.#parsers[p];
+  }
+
+  setParser(id: number, parser: RowParser): void {
+    const cur = this.#parser[id];
+    if (cur >= 0 && this.#parsers[cur] === parser) return;
+    let p = this.#parsers.lastIndexOf(parser);
+    if (p < 0) p = this.#parsers.push(parser) - 1;
+    this.#parser[id] = p;
+  }
+
+  #grow(n: number): void {
+    const rows = new Uint32Array(n), moments = new Int32Array(n), parser = new Int32Array(n);
+    rows.set(this.#rows);
+    moments.set(this.#moments);
+    parser.set(this.#parser);
+    this.#rows = rows;
+    this.#moments = moments;
+    this.#parser = parser;
+  }
+}
+
+/** Whether JSON.stringify(key) is `"key"`: no quote, backslash, control or lone surrogate. */
+function _plainJson(key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
+}
