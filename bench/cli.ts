@@ -5,7 +5,8 @@
  * @module
  */
 import { BENCH_SETTINGS, BenchResult } from "./schema.ts";
-import { parseFlags, resolveSettings, SettingsError, usage } from "../src/config/settings.ts";
+import { parseFlags, resolveSettings, SettingsError } from "../src/config/settings.ts";
+import { usage } from "../src/config/settings_usage.ts";
 import { chooseBackend } from "../src/engine/backend.ts";
 import { benchEngine } from "./engine_bench.ts";
 import { benchConditional } from "./conditional_bench.ts";
