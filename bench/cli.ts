@@ -5,18 +5,14 @@
  * @module
  */
 import { BENCH_SETTINGS, BenchResult } from "./schema.ts";
-import { parseFlags, resolveSettings, SettingsError, usage } from "../src/config/settings.ts";
+import { parseFlags, resolveSettings, SettingsError } from "../src/config/settings.ts";
+import { usage } from "../src/config/settings_usage.ts";
 import { chooseBackend } from "../src/engine/backend.ts";
 import { benchEngine } from "./engine_bench.ts";
 import { benchConditional } from "./conditional_bench.ts";
-import {
-  benchLatency,
-  benchLive,
-  LATENCY_RATE_OBS_PER_S,
-  liveBenchSizes,
-  loadWindow,
-  soakLive,
-} from "./live_bench.ts";
+import { benchLive, liveBenchSizes, loadWindow } from "./live_bench.ts";
+import { benchLatency, LATENCY_RATE_OBS_PER_S } from "./latency_bench.ts";
+import { soakLive } from "./live_soak.ts";
 import { benchScaleout, scaleoutSizes } from "./scaleout_bench.ts";
 import { benchFailover, failoverSizes } from "./failover_bench.ts";
 import { benchReplay } from "./replay_bench.ts";

@@ -1,13 +1,13 @@
 /**
- * The generic settings module (src/config/settings.ts): parseArgs options, resolution of flags
- * and environment variables, errors and generated usage; and the tables built on it.
+ * The generic settings modules (src/config/settings.ts, settings_usage.ts): parseArgs options,
+ * resolution of flags and environment variables, errors and generated usage; and the tables built
+ * on it.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
 import {
   describeSchema,
   flagValuesOf,
-  formatDefault,
   num,
   option,
   parseArgsOptions,
@@ -18,8 +18,8 @@ import {
   settingsInputOf,
   type SettingsTable,
   toggle,
-  usage,
 } from "../src/config/settings.ts";
+import { formatDefault, usage } from "../src/config/settings_usage.ts";
 import { MODEL_SETTINGS } from "../src/config/model_settings.ts";
 import { HeadConfigInput, resolveHeadConfig } from "../src/config/head_config.ts";
 import { LIVE_SETTINGS, LIVE_USAGE, NATS_CLIENT_SETTINGS } from "../src/config/live_config.ts";

@@ -12,8 +12,8 @@ import {
   resolveSettings,
   SettingsError,
   toggle,
-  usage,
 } from "../config/settings.ts";
+import { usage } from "../config/settings_usage.ts";
 import { DEFAULT_SUITE, QUICK_SUITE, type SuiteSpec } from "../eval/suite.ts";
 import { markdown, runEval } from "../eval/eval.ts";
 

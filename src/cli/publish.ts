@@ -22,8 +22,8 @@ import {
   resolveSettings,
   SettingsError,
   toggle,
-  usage,
 } from "../config/settings.ts";
+import { usage } from "../config/settings_usage.ts";
 import { connectOrReport } from "../nats/connect.ts";
 import { DUPLICATE_WINDOW_NS, ensureStream } from "../nats/topology.ts";
 import { publishFile } from "../nats/file_publisher.ts";

@@ -5,7 +5,8 @@
  * @module
  */
 import { REPLAY_SETTINGS, type ReplayOptionsInput } from "../../schemas/replay.ts";
-import { parseFlags, settingsInputOf, usage } from "../config/settings.ts";
+import { parseFlags, settingsInputOf } from "../config/settings.ts";
+import { usage } from "../config/settings_usage.ts";
 import { ReplayUsageError } from "../io/errors.ts";
 import { replay } from "../replay/replay.ts";
 

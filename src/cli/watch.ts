@@ -12,7 +12,8 @@ import {
   PREFIX_SETTING,
   topologyFor,
 } from "../config/live_config.ts";
-import { parseFlags, resolveSettings, SettingsError, toggle, usage } from "../config/settings.ts";
+import { parseFlags, resolveSettings, SettingsError, toggle } from "../config/settings.ts";
+import { usage } from "../config/settings_usage.ts";
 import { ParamsMessage } from "../../schemas/messages.ts";
 import { connectOrReport } from "../nats/connect.ts";
 import { encodeKvKey } from "../nats/kv_key.ts";

@@ -21,8 +21,8 @@ import {
   type Resolved,
   resolveSettings,
   SettingsError,
-  usage,
 } from "./settings.ts";
+import { usage } from "./settings_usage.ts";
 
 export {
   NATS_CLIENT_SETTINGS,

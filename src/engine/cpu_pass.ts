@@ -7,7 +7,8 @@
  */
 import type { Head } from "./head_bank.ts";
 import { statsWidth } from "./kernels/fused_kernel.ts";
-import { fusedInterleaved3, type FusedPass, fusedSegment } from "./kernels/cpu_fused.ts";
+import { type FusedPass, fusedSegment } from "./kernels/cpu_fused.ts";
+import { fusedInterleaved3 } from "./kernels/cpu_fused_interleaved.ts";
 import { localKeys, type Scratch } from "./row_groups.ts";
 
 /** What the cpu pass needs of the batch's grouping and heads. */

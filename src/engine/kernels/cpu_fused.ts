@@ -6,8 +6,9 @@
  * Rows are processed in segments, one head per segment: the head's parameters and its statistics
  * live in locals for the whole segment, so a single-key batch is one tight loop with no memory
  * accumulators (about twice as fast as accumulating into `stats[k]`). Batches of interleaved keys
- * (short runs) use `fusedInterleaved3` instead, which does accumulate into `stats[k]` but reads
- * and writes memory in row order.
+ * (short runs) use `fusedInterleaved3` (cpu_fused_interleaved.ts) instead, which does accumulate
+ * into `stats[k]` but reads and writes memory in row order; it shares this file's second-loop
+ * helpers ({@link oddRow}, {@link addWeighted3}, {@link pValues}).
  *
  * @module
  */
@@ -132,8 +133,9 @@ export function mvnFusedCpu(inp: FusedInputs, out?: FusedOutputs): FusedOutputs 
   return { m2: pass.m2, contrib: pass.contrib, stats };
 }
 
-const _EMPTY_F64 = new Float64Array(0);
-const _EMPTY_U8 = new Uint8Array(0);
+/** Score arrays of a pass that does not score: the loops' locals stay typed arrays, never null. */
+export const EMPTY_F64 = new Float64Array(0);
+export const EMPTY_U8 = new Uint8Array(0);
 
 /**
  * d = 3 unrolled: the default telemetry case. The row loop holds no calls (a call spills every
@@ -159,8 +161,8 @@ function _segment3(
   let obs = head.observations;
   const flagFrom = head.flagFrom, logNorm = head.logNorm;
   const scored = scoring !== null;
-  const logProb = scoring?.logProb ?? _EMPTY_F64, seq = scoring?.seq ?? _EMPTY_F64;
-  const anomaly = scoring?.anomaly ?? _EMPTY_U8, counted = scoring?.counted ?? null;
+  const logProb = scoring?.logProb ?? EMPTY_F64, seq = scoring?.seq ?? EMPTY_F64;
+  const anomaly = scoring?.anomaly ?? EMPTY_U8, counted = scoring?.counted ?? null;
   const m2Alpha = head.m2Alpha ?? scoring?.m2Alpha ?? Infinity;
   for (let r = r0; r < r1; r++) {
     const i = rows === null ? r : rows[r];
@@ -211,116 +213,17 @@ function _segment3(
   st[o + 10] = s22;
   for (let r = r0; odd > 0 && r < r1; r++) {
     const i = rows === null ? r : rows[r];
-    const w = _oddRow(pass, i, st, o);
+    const w = oddRow(pass, i, st, o);
     if (w === 0) continue;
     odd--;
     if (w < 0) continue;
     const xb = i * 3;
     const z0 = (x[xb] - l0) * i0;
     const z1 = (x[xb + 1] - l1 - t10 * z0) * i1;
-    _addWeighted3(st, o, w, z0, z1, (x[xb + 2] - l2 - t20 * z0 - t21 * z1) * i2);
+    addWeighted3(st, o, w, z0, z1, (x[xb + 2] - l2 - t20 * z0 - t21 * z1) * i2);
   }
-  if (scoring !== null) _pValues(scoring, m2Out, rows, r0, r1);
+  if (scoring !== null) pValues(scoring, m2Out, rows, r0, r1);
   return obs;
-}
-
-/** Per-key parameters for rows of interleaved keys (d = 3), indexed by the local key j. */
-export interface KeyTable {
-  readonly K: number;
-  /** K×3, same origin as the rows. */
-  readonly loc: Float64Array;
-  /** K×9 full row-major lower-triangular factors. */
-  readonly tril: Float64Array;
-  /** K: −log det L − d/2·log 2π. */
-  readonly logNorm: Float64Array;
-  /** K: anomalies are flagged from this observation count on. */
-  readonly flagFrom: Float64Array;
-  /** K: observations before the batch on entry, after it on return. */
-  readonly observations: Float64Array;
-  /** K: per-key anomaly thresholds on m2; absent: the pass's `scoring.m2Alpha`. */
-  readonly m2Alpha?: Float64Array;
-}
-
-/**
- * d = 3 for batches whose keys are interleaved (short runs): rows in their own order, so memory
- * is read and written sequentially, with each key's parameters from a small table and its
- * statistics accumulated at stats[j·11]. Gathering rows key by key instead costs several cache
- * misses per row (3× slower at 1,000 keys). Same two-loop structure as the segment loop.
- */
-export function fusedInterleaved3(pass: FusedPass, keyIdx: Int32Array, t: KeyTable): void {
-  const { x, rowWeight, robustC, m2: m2Out, contrib, scoring, stats } = pass;
-  const n = keyIdx.length, K = t.K;
-  // Per key: loc (3), 1/L_aa (3), L10, L20, L21: one cache line's worth, together.
-  const P = new Float64Array(K * 9);
-  for (let j = 0; j < K; j++) {
-    const q = j * 9, l = j * 3;
-    P[q] = t.loc[l];
-    P[q + 1] = t.loc[l + 1];
-    P[q + 2] = t.loc[l + 2];
-    P[q + 3] = 1 / t.tril[q];
-    P[q + 4] = 1 / t.tril[q + 4];
-    P[q + 5] = 1 / t.tril[q + 8];
-    P[q + 6] = t.tril[q + 3];
-    P[q + 7] = t.tril[q + 6];
-    P[q + 8] = t.tril[q + 7];
-  }
-  stats.fill(0, 0, K * 11);
-  const obs = t.observations, logNorm = t.logNorm, flagFrom = t.flagFrom;
-  const scored = scoring !== null;
-  const logProb = scoring?.logProb ?? _EMPTY_F64, seq = scoring?.seq ?? _EMPTY_F64;
-  const anomaly = scoring?.anomaly ?? _EMPTY_U8, counted = scoring?.counted ?? null;
-  const m2Alpha = scoring?.m2Alpha ?? Infinity;
-  const thrK = t.m2Alpha ?? null;
-  let odd = 0;
-  for (let i = 0; i < n; i++) {
-    const j = keyIdx[i];
-    const q = j * 9, xb = i * 3;
-    const z0 = (x[xb] - P[q]) * P[q + 3];
-    const z1 = (x[xb + 1] - P[q + 1] - P[q + 6] * z0) * P[q + 4];
-    const z2 = (x[xb + 2] - P[q + 2] - P[q + 7] * z0 - P[q + 8] * z1) * P[q + 5];
-    const c0 = z0 * z0, c1 = z1 * z1, c2 = z2 * z2;
-    contrib[xb] = c0;
-    contrib[xb + 1] = c1;
-    contrib[xb + 2] = c2;
-    const m2 = c0 + c1 + c2;
-    m2Out[i] = m2;
-    if (scored) {
-      let o = obs[j];
-      if (counted === null || counted[i] === 1) obs[j] = ++o;
-      logProb[i] = logNorm[j] - 0.5 * m2;
-      seq[i] = o > 0 ? o : 1;
-      anomaly[i] = m2 > (thrK === null ? m2Alpha : thrK[j]) && o >= flagFrom[j] ? 1 : 0;
-    }
-    const rw = rowWeight === null ? 1 : rowWeight[i];
-    if (m2 <= robustC && rw > 0) {
-      const sb = j * 11;
-      const w0 = rw * z0, w1 = rw * z1, w2 = rw * z2;
-      stats[sb] += rw;
-      stats[sb + 1] += rw;
-      stats[sb + 2] += w0;
-      stats[sb + 3] += w1;
-      stats[sb + 4] += w2;
-      stats[sb + 5] += w0 * z0;
-      stats[sb + 6] += w1 * z0;
-      stats[sb + 7] += w1 * z1;
-      stats[sb + 8] += w2 * z0;
-      stats[sb + 9] += w2 * z1;
-      stats[sb + 10] += w2 * z2;
-    } else odd++;
-  }
-  for (let i = 0; odd > 0 && i < n; i++) {
-    const j = keyIdx[i];
-    const w = _oddRow(pass, i, stats, j * 11);
-    if (w === 0) continue;
-    odd--;
-    if (w < 0) continue;
-    const q = j * 9, xb = i * 3;
-    const z0 = (x[xb] - P[q]) * P[q + 3];
-    const z1 = (x[xb + 1] - P[q + 1] - P[q + 6] * z0) * P[q + 4];
-    const z2 = (x[xb + 2] - P[q + 2] - P[q + 7] * z0 - P[q + 8] * z1) * P[q + 5];
-    _addWeighted3(stats, j * 11, w, z0, z1, z2);
-  }
-  if (scoring !== null) _pValues(scoring, m2Out, null, 0, n);
 }
 
 /**
@@ -328,7 +231,7 @@ export function fusedInterleaved3(pass: FusedPass, keyIdx: Int32Array, t: KeyTab
  * is counted in stats[o] (its row weight) and the result is its weight w (> 0) to accumulate with,
  * or −1 when there is nothing to add (w = 0, or non-finite m², recorded in `pass.bad`).
  */
-function _oddRow(pass: FusedPass, i: number, st: Float64Array, o: number): number {
+export function oddRow(pass: FusedPass, i: number, st: Float64Array, o: number): number {
   const m2 = pass.m2[i];
   const rw = pass.rowWeight === null ? 1 : pass.rowWeight[i];
   if (m2 <= pass.robustC && rw > 0) return 0;
@@ -342,7 +245,14 @@ function _oddRow(pass: FusedPass, i: number, st: Float64Array, o: number): numbe
 }
 
 /** Adds a row's weighted statistics [·, w, w·z, w·z·zᵀ] (d = 3) at st[o]. */
-function _addWeighted3(st: Float64Array, o: number, w: number, z0: number, z1: number, z2: number) {
+export function addWeighted3(
+  st: Float64Array,
+  o: number,
+  w: number,
+  z0: number,
+  z1: number,
+  z2: number,
+): void {
   const w0 = w * z0, w1 = w * z1, w2 = w * z2;
   st[o + 1] += w;
   st[o + 2] += w0;
@@ -364,7 +274,7 @@ function _robustWeight(m2: number, robustC: number, robustFloor: number): number
 }
 
 /** p-values in their own loop: the tail function's call would slow the fused loop down. */
-function _pValues(
+export function pValues(
   s: RowScoring,
   m2: FloatArray,
   rows: Int32Array | null,
@@ -429,7 +339,7 @@ function _segmentN(
     }
   }
   pass.stats.set(acc, head.statsAt);
-  if (scoring !== null) _pValues(scoring, m2Out, rows, r0, r1);
+  if (scoring !== null) pValues(scoring, m2Out, rows, r0, r1);
   return obs;
 }
 
