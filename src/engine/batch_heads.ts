@@ -61,7 +61,7 @@ export function resolveHeads(
   const ids = batch.keyIds;
   for (let j = 0; j < Ka; j++) {
     const k = active[j];
-    let h = bank.head(batch.keys[k], ids === undefined ? -1 : ids[k]);
+    let h = bank.batchHead(batch.keys[k], ids === undefined ? -1 : ids[k], j);
     if (h === undefined) {
       const rows = rowsOf(k);
       const use = learnedOf(rows);

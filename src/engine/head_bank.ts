@@ -100,7 +100,7 @@ export class HeadBank {
   /** Key → slot in {@link #store}: no per-key object besides the map entry (issue 13). */
   readonly #slots = new Map<string, number>();
   /**
-   * Caller's key id → slot + 1 (0: not cached), filled by {@link head}; emptied whenever a key's
+   * Caller's key id → slot + 1 (0: not cached), filled by {@link batchHead}; emptied whenever a key's
    * slot changes or a key goes (only a new key's slot is added without it).
    */
   #byId = new Int32Array(0);
@@ -128,8 +128,6 @@ export class HeadBank {
   readonly lambda: number;
   /** The natural step's application to a head, and its scratch. */
   readonly #applier: NaturalApplier;
-  /** {@link touch}'s last sum: stored so that its loads are not dead code. */
-  #touched = 0;
 
   constructor(config: HeadConfig, log: (line: string) => void = () => {}) {
     this.#cfg = config;
@@ -176,9 +174,15 @@ export class HeadBank {
     return h.thr;
   }
 
-  /** Brings the heads' slots into cache together (see {@link HeadStore.touch}) before per-key work. */
-  touch(heads: readonly Head[], n: number): void {
-    this.#touched = this.#store.touch(heads, n);
+  /**
+   * Writes the batch's working copies ({@link batchHead}) back into their slots: called once the
+   * batch is committed (a refused batch leaves its keys as they were).
+   */
+  save(heads: readonly Head[], n: number): void {
+    for (let j = 0; j < n; j++) {
+      const h = heads[j];
+      if (h instanceof SlabHead && h.work) this.#store.save(h);
+    }
   }
 
   get size(): number {
@@ -193,20 +197,26 @@ export class HeadBank {
     return this.#slots.has(key);
   }
 
-  /**
-   * The head of a key, for the engine's per-batch work (one lookup per key and batch). `id`: the
-   * caller's dense id of the key (`ObservationBatch.keyIds`), or −1: found by id when it was found
-   * by string before, since the last time a key's slot changed.
-   */
-  head(key: string, id = -1): Head | undefined {
-    if (id >= 0 && id < this.#byId.length) {
-      const s = this.#byId[id] - 1;
-      if (s >= 0) return this.#store.head(key, s);
-    }
+  /** The head of a key: a cursor onto its slot (hold it for one use, not longer). */
+  head(key: string): Head | undefined {
     const slot = this.#slots.get(key);
-    if (slot === undefined) return undefined;
-    if (id >= 0) this.#cacheId(id, slot);
-    return this.#store.head(key, slot);
+    return slot === undefined ? undefined : this.#store.head(key, slot);
+  }
+
+  /**
+   * {@link head} for a batch's key at position j: a working copy of the key's numbers, valid until
+   * the next batch; {@link save} writes the batch's copies back once it is committed.
+   */
+  batchHead(key: string, id: number, j: number): Head | undefined {
+    let slot = -1;
+    if (id >= 0 && id < this.#byId.length) slot = this.#byId[id] - 1;
+    if (slot < 0) {
+      const s = this.#slots.get(key);
+      if (s === undefined) return undefined;
+      slot = s;
+      if (id >= 0) this.#cacheId(id, slot);
+    }
+    return this.#store.load(j, key, slot);
   }
 
   #cacheId(id: number, slot: number): void {

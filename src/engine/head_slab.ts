@@ -4,7 +4,7 @@
  * With many small heads (100,000 keys of d = 3) the per-key objects cost more than the numbers —
  * each small typed array has its own backing store and bookkeeping, and a heap of many long-lived
  * objects grows far beyond what it holds between collections (issue 13). A {@link SlabHead} is a
- * short-lived cursor onto a slot: the engine makes one per key and batch.
+ * short-lived cursor onto a slot, or (for a batch's keys) a working copy of one.
  *
  * @module
  */
@@ -72,6 +72,8 @@ export class HeadStore {
   readonly #chunks: Float64Array[] = [];
   readonly #free: number[] = [];
   #next = 0;
+  /** Working heads by batch position (see {@link load}). */
+  readonly #work: SlabHead[] = [];
 
   /** `adam`: whether slots hold Adam's moments. */
   constructor(d: number, P: number, adam: boolean) {
@@ -110,23 +112,30 @@ export class HeadStore {
   }
 
   /**
-   * Reads one number per cache line of each slot, in one tight loop: with many keys a batch's slots
-   * are far apart in memory, and the loads of this loop overlap where the per-key code's first
-   * touches of each slot, one key after another, wait for memory one at a time. Returns their sum
-   * (kept, so the loads are not dropped).
+   * Batch position j's working copy of `slot` (see {@link HeadBank.batchHead}): the slot's numbers
+   * copied into a head kept for position j across batches, whose array views are made once. With
+   * many keys a batch's slots are far apart in memory: these copies, one tight loop per slot, take
+   * the cache misses together, and no cursor or view is allocated per key and batch (issue 13).
    */
-  touch(heads: readonly Head[], n: number): number {
+  load(j: number, key: string, slot: number): SlabHead {
     const stride = this.layout.stride;
-    let sum = 0;
-    for (let j = 0; j < n; j++) {
-      const h = heads[j];
-      if (!(h instanceof SlabHead)) continue;
-      const buf = this.#chunks[h.slot >>> this.#shift];
-      const o = this.offset(h.slot);
-      for (let a = 0; a < stride; a += 8) sum += buf[o + a];
-      sum += buf[o + stride - 1];
+    let w = this.#work[j];
+    if (w === undefined) {
+      w = new SlabHead(this, key, slot, new Float64Array(stride), 0);
+      this.#work[j] = w;
     }
-    return sum;
+    w.key = key;
+    w.slot = slot;
+    const buf = this.#chunks[slot >>> this.#shift], o = this.offset(slot), to = w.buffer;
+    for (let a = 0; a < stride; a++) to[a] = buf[o + a];
+    return w;
+  }
+
+  /** Writes a working copy made by {@link load} back into its slot. */
+  save(w: SlabHead): void {
+    const stride = this.layout.stride;
+    const buf = this.#chunks[w.slot >>> this.#shift], o = this.offset(w.slot), from = w.buffer;
+    for (let a = 0; a < stride; a++) buf[o + a] = from[a];
   }
 
   /** A cursor onto `slot`. */
@@ -168,8 +177,11 @@ class SlabMoments implements WeightedMoments {
  * use (a batch touches a few of them per key).
  */
 export class SlabHead implements Head {
-  readonly key: string;
-  readonly slot: number;
+  // Mutable for a working copy (`HeadStore.load`), which is re-pointed at another key each batch.
+  key: string;
+  slot: number;
+  /** Whether this is a working copy (its own buffer), written back by `HeadStore.save`. */
+  readonly work: boolean;
   readonly #store: HeadStore;
   readonly #buf: Float64Array;
   readonly #o: number;
@@ -180,12 +192,19 @@ export class SlabHead implements Head {
   #tril: Float64Array | null = null;
   #init: SlabMoments | null = null;
 
-  constructor(store: HeadStore, key: string, slot: number) {
+  /** `own`: a working copy's buffer (with `o` 0); default: a cursor onto the slot in place. */
+  constructor(store: HeadStore, key: string, slot: number, own?: Float64Array, o = 0) {
     this.key = key;
     this.slot = slot;
     this.#store = store;
-    this.#buf = store.chunk(slot);
-    this.#o = store.offset(slot);
+    this.work = own !== undefined;
+    this.#buf = own ?? store.chunk(slot);
+    this.#o = own !== undefined ? o : store.offset(slot);
+  }
+
+  /** The buffer this head's numbers are in (a working copy's own). */
+  get buffer(): Float64Array {
+    return this.#buf;
   }
 
   #view(at: number, n: number): Float64Array {

@@ -175,7 +175,6 @@ export class LocalEngine implements ScoringEngine {
       learnedOf,
       weightsOf,
     );
-    bank.touch(heads, Ka);
     // Natural step: per-key anomaly thresholds on m² from the predictive tail.
     // Each key's effective n from before the batch, once: thresholds, p-values and the commit read it.
     const nEffK = sc.float64("nEff", Ka);
@@ -300,6 +299,7 @@ export class LocalEngine implements ScoringEngine {
     } else {
       this.#commit(commitKeys, values);
     }
+    bank.save(heads, Ka);
     return out;
   }
 

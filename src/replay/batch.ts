@@ -29,11 +29,11 @@ export class BatchBuilder {
   /** Per batch key: its id in the key table. */
   #keyIds!: Uint32Array;
   /**
-   * Per key id: its position in this batch's keys, valid when {@link #stampOf} holds this batch's
-   * stamp (arrays indexed by id instead of a map per batch: one string lookup per row is enough).
+   * Per key id, side by side: its position in this batch's keys, valid when the number after it
+   * holds this batch's stamp (indexed by id instead of a map per batch: one string lookup per row
+   * is enough).
    */
-  #posOf = new Int32Array(1024);
-  #stampOf = new Uint32Array(1024);
+  #posOf = new Int32Array(2 * 1024);
   #stamp = 0;
   #rowId!: Uint32Array;
   #keyJson: string[] = [];
@@ -80,16 +80,17 @@ export class BatchBuilder {
       for (let j = 0; j < F; j++) this.#features[i * F + j] = features[j];
     }
     if (this.#timed) this.#timeMs[i] = timeMs(t);
-    if (id >= this.#posOf.length) this.#grow(Math.max(id + 1, 2 * this.#posOf.length));
+    if (2 * id >= this.#posOf.length) this.#grow(Math.max(2 * id + 2, 2 * this.#posOf.length));
+    const pos = this.#posOf;
     let k: number;
-    if (this.#stampOf[id] === this.#stamp) {
-      k = this.#posOf[id];
+    if (pos[2 * id + 1] === this.#stamp) {
+      k = pos[2 * id];
     } else {
       k = this.#keys.length;
       this.#keys.push(key);
       this.#keyIds[k] = id;
-      this.#stampOf[id] = this.#stamp;
-      this.#posOf[id] = k;
+      pos[2 * id + 1] = this.#stamp;
+      pos[2 * id] = k;
       this.#kJson.push(keyJson ?? `"${key}"`);
     }
     this.#keyIndex[i] = k;
@@ -152,10 +153,8 @@ export class BatchBuilder {
   }
 
   #grow(n: number): void {
-    const pos = new Int32Array(n), stamp = new Uint32Array(n);
+    const pos = new Int32Array(n);
     pos.set(this.#posOf);
-    stamp.set(this.#stampOf);
     this.#posOf = pos;
-    this.#stampOf = stamp;
   }
 }

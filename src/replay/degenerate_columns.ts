@@ -59,11 +59,11 @@ export class ColumnMomentsSlab {
     return slot;
   }
 
-  /** Adds one row to the slot's moments. */
-  add(slot: number, values: ArrayLike<number>): void {
+  /** Adds one row to the slot's moments; returns its rows now. */
+  add(slot: number, values: ArrayLike<number>): number {
     const d = this.dim, buf = this.#chunks[Math.floor(slot / _SLAB_CHUNK)];
     const o = (slot % _SLAB_CHUNK) * this.#stride;
-    buf[o] = _welford(buf, o + 1, buf, o + 1 + d, d, buf[o], values, this.#delta);
+    return buf[o] = _welford(buf, o + 1, buf, o + 1 + d, d, buf[o], values, this.#delta);
   }
 
   /** Rows in the slot. */

@@ -258,8 +258,7 @@ export async function runPipeline(
           const slot = keys.moments(id);
           if (learn && slot >= 0) {
             keys.setParser(id, parser);
-            columnMoments.add(slot, row.values);
-            if (columnMoments.count(slot) >= initRows) checkColumns(id);
+            if (columnMoments.add(slot, row.values) >= initRows) checkColumns(id);
           }
           builder.add(id, key, keys.json(id), row.values, row.t, row.label, learn, row.features);
           if (builder.full) {

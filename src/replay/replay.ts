@@ -3,9 +3,11 @@
  * mini-batches to the scoring engine (scored with the parameters from before each batch, then
  * learned), and writes one score record per observation.
  *
- * The engine runs where `createEngine`'s `thread: "auto"` puts it: in this thread on cpu (a batch
- * costs less than a thread hop), in the compute thread on webgpu, where up to
- * {@link PIPELINE_DEPTH} batches are in flight while this thread reads, parses and formats.
+ * The engine runs in the compute thread, where up to {@link PIPELINE_DEPTH} batches are in flight
+ * while this thread reads, parses and formats: always on webgpu, and on cpu for inputs of
+ * {@link THREAD_FROM_BYTES} or more when the machine has a second core (with many keys the engine's
+ * per-key work is as large as the parsing, and the two then overlap). Smaller inputs on cpu keep
+ * it in this thread: a batch costs less than a thread hop, and there is no thread to start.
  *
  * This module is the entry point; the options are resolved in `./options.ts`, the run is
  * `./pipeline.ts`, the summary `./summary.ts`.
@@ -46,7 +48,10 @@ export async function replay(
   const fields = fieldSpec(opts);
   const dim = await resolveDim(opts, files, fields, params);
   const config = replayHeadConfig(opts, dim);
-  const make = io.createEngine ?? _defaultEngine;
+  const bytes = files.reduce((sum, f) => sum + f.size, 0);
+  const make = io.createEngine ??
+    ((c: HeadConfig, l: (line: string) => void) =>
+      _defaultEngine(c, l, bytes >= THREAD_FROM_BYTES && navigator.hardwareConcurrency >= 2));
   const engine = await make(config, log);
   try {
     if (!opts.quiet) log(`replay: ${engine.backendReason || `backend ${engine.backend}`}`);
@@ -71,10 +76,14 @@ export async function replayFloor(
   });
 }
 
+/** Input size from which replay on cpu runs its engine in the compute thread (2 cores or more). */
+export const THREAD_FROM_BYTES = 16 * 1024 * 1024;
+
 async function _defaultEngine(
   config: HeadConfig,
   log: (line: string) => void,
+  threaded: boolean,
 ): Promise<ReplayEngine> {
   const { createEngine } = await import("../engine/thread/compute_thread.ts");
-  return await createEngine(config, { thread: "auto", log });
+  return await createEngine(config, { thread: threaded ? true : "auto", log });
 }
