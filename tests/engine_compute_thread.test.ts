@@ -137,3 +137,53 @@ Deno.test("forget drops keys and importState brings them back, in the compute th
     });
   }
 });
+
+Deno.test("batches with key ids score alike in the compute thread, in-process by id and by name", async (t) => {
+  // Five batches over four keys whose ids first appear out of order (3 before 1), with the
+  // same key at different positions, and one key dropped and restored between batches;
+  // in-process by name (no ids) is the reference.
+  const keys = ["w", "x", "y", "z"];
+  const plan = [[3, 0], [0, 3, 2], [2, 1], [1, 3, 0, 2], [2, 0]];
+  const batches = plan.map((ids, b) => {
+    const n = 2 * ids.length;
+    const values = new Float64Array(n * 2);
+    for (let i = 0; i < values.length; i++) values[i] = Math.sin(7 * b + 3 * i) * (1 + (i % 3));
+    const keyIndex = new Uint32Array(n);
+    for (let i = 0; i < n; i++) keyIndex[i] = i % ids.length;
+    return { ids, values, keyIndex };
+  });
+  const run = async (thread: boolean, withIds: boolean) => {
+    await using engine = await createEngine(resolveHeadConfig({ dim: 2, backend: "cpu" }), {
+      thread,
+      log: () => {},
+    });
+    const out: number[][] = [];
+    for (const { ids, values, keyIndex } of batches) {
+      const s = await engine.process({
+        dim: 2,
+        n: keyIndex.length,
+        values: values.slice(),
+        keyIndex: keyIndex.slice(),
+        keys: ids.map((id) => keys[id]),
+        ...(withIds ? { keyIds: Uint32Array.from(ids) } : {}),
+      });
+      out.push([...s.logProb, ...s.seq]);
+      if (out.length === 2) {
+        // A key dropped and restored between batches is found again (a new slot).
+        const [w] = await engine.exportState(["w"]);
+        await engine.forget(["w"]);
+        await engine.importState([w]);
+      }
+    }
+    return { scores: out, state: await engine.exportState(keys) };
+  };
+  const reference = await run(false, false);
+  for (const [thread, withIds] of [[true, true], [false, true], [true, false]]) {
+    await t.step(
+      `${thread ? "compute thread" : "in-process"}, ${withIds ? "ids" : "names"}`,
+      async () => {
+        assert.deepEqual(await run(thread, withIds), reference);
+      },
+    );
+  }
+});

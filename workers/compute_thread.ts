@@ -16,8 +16,11 @@ import { serializeEngineError } from "../src/engine/errors.ts";
 import type { ScoringEngine } from "../src/engine/engine.ts";
 import { createConditionalEngine } from "../src/engine/conditional/conditional_engine.ts";
 import { currentThreadId } from "../src/engine/thread/thread_exit.ts";
+import { KeyNames } from "../src/engine/thread/key_names.ts";
 
 let engine: ScoringEngine | null = null;
+/** Names of the keys of batches sent with key ids (each sent once). */
+const names = new KeyNames();
 // Requests are chained so that batches are processed strictly in arrival order.
 let chain: Promise<void> = Promise.resolve();
 
@@ -46,7 +49,11 @@ async function handle(req: WorkerRequest): Promise<void> {
     if (engine === null) throw new TypeError(`expected 'init' before '${req.op}', found no engine`);
     switch (req.op) {
       case "process": {
-        const scores = await engine.process(req.batch);
+        const b = req.batch;
+        const batch = req.fresh !== undefined && b.keyIds !== undefined
+          ? { ...b, keys: names.keysOf(b.keyIds, req.fresh) }
+          : b;
+        const scores = await engine.process(batch);
         reply({ id: req.id, ok: true, result: scores }, scoreTransferables(scores));
         return;
       }

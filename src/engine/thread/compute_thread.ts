@@ -20,6 +20,7 @@ import type {
   ObservationBatch,
   ScoreBatch,
 } from "../types.ts";
+import { type FreshKeys, SentKeys } from "./key_names.ts";
 
 /** Options of {@link createEngine}. */
 export interface EngineOptions {
@@ -92,7 +93,13 @@ export async function createEngine(
 /** Requests to the compute thread. */
 export type WorkerRequest =
   | { id: number; op: "init"; config: HeadConfig; choice: BackendChoice }
-  | { id: number; op: "process"; batch: ObservationBatch }
+  | {
+    id: number;
+    op: "process";
+    batch: ObservationBatch;
+    /** With `batch.keyIds`: the names new to the thread (`batch.keys` is then sent empty). */
+    fresh?: FreshKeys;
+  }
   | { id: number; op: "release"; scores: ScoreBatch }
   | { id: number; op: "snapshot"; keys?: readonly string[] }
   | { id: number; op: "exportState"; keys?: readonly string[] }
@@ -140,6 +147,8 @@ class WorkerEngine implements ScoringEngine {
   >();
   #next = 1;
   #closed = false;
+  /** Which key ids' names the thread has (batches with `keyIds` send each name once). */
+  readonly #sentKeys = new SentKeys();
   /** The worker's thread (reported at init; null where unknown): close() waits for its end. */
   #thread: number | null = null;
 
@@ -204,9 +213,14 @@ class WorkerEngine implements ScoringEngine {
 
   /** Note: the batch's typed arrays are transferred, so they are detached (empty) afterwards. */
   async process(batch: ObservationBatch): Promise<ScoreBatch> {
+    const transfer = batchTransferables(batch);
+    if (batch.keyIds === undefined) {
+      return await this.#call({ id: 0, op: "process", batch }, transfer) as ScoreBatch;
+    }
+    const fresh = this.#sentKeys.fresh({ ...batch, keyIds: batch.keyIds });
     return await this.#call(
-      { id: 0, op: "process", batch },
-      batchTransferables(batch),
+      { id: 0, op: "process", batch: { ...batch, keys: [] }, fresh },
+      transfer,
     ) as ScoreBatch;
   }
   /** Moves the score buffers back to the worker's pool (no reply: nothing to wait for). */
