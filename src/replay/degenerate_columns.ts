@@ -163,7 +163,7 @@ export function degenerateColumns(
   const constantTol = options.constantTol ?? DEFAULT_CONSTANT_TOL;
   const collinearTol = options.collinearTol ?? DEFAULT_COLLINEAR_TOL;
   const out: DegenerateColumn[] = [];
-  if (n < 2) return out;
+  if (n < 2 || _allIndependent(m, constantTol, collinearTol)) return out;
   const live: number[] = [];
   for (let a = 0; a < d; a++) {
     const sd = Math.sqrt(Math.max(m.scatter[a * d + a], 0) / n);
@@ -211,6 +211,50 @@ export function degenerateColumns(
     out.push({ index: a, kind: "collinear", measure: Math.max(residual, 0), with: partners });
   }
   return out.sort((x, y) => x.index - y.index);
+}
+
+/** Scratch of {@link _allIndependent}: a d×d lower factor and one row of it. */
+let _factor = new Float64Array(0);
+let _row = new Float64Array(0);
+
+/**
+ * Whether {@link degenerateColumns} finds nothing, decided with its own arithmetic but without its
+ * allocations (the common case, once per key: with many keys the full routine's small arrays
+ * cost more than the numbers). False whenever the full routine may name a column.
+ */
+function _allIndependent(
+  m: Pick<ColumnMoments, "dim" | "count" | "mean" | "scatter">,
+  constantTol: number,
+  collinearTol: number,
+): boolean {
+  const d = m.dim, n = m.count;
+  for (let a = 0; a < d; a++) {
+    const sd = Math.sqrt(Math.max(m.scatter[a * d + a], 0) / n);
+    if (sd === 0 || sd <= constantTol * Math.abs(m.mean[a])) return false;
+  }
+  if (n <= d) return true;
+  if (_factor.length < d * d) {
+    _factor = new Float64Array(d * d);
+    _row = new Float64Array(d);
+  }
+  const rows = _factor, l = _row;
+  // Row k of the correlation matrix's Cholesky factor, as in degenerateColumns (same order of
+  // operations, so the same decisions), with every column accepted.
+  for (let k = 0; k < d; k++) {
+    let explained = 0;
+    for (let i = 0; i < k; i++) {
+      const r = m.scatter[k * d + i] / Math.sqrt(m.scatter[k * d + k] * m.scatter[i * d + i]);
+      let s = r;
+      for (let j = 0; j < i; j++) s -= rows[i * d + j] * l[j];
+      l[i] = s / rows[i * d + i];
+      explained += l[i] * l[i];
+    }
+    const residual = 1 - explained;
+    if (!(residual > collinearTol)) return false;
+    for (let i = 0; i < k; i++) rows[k * d + i] = l[i];
+    rows[k * d + k] = Math.sqrt(residual);
+  }
+  return true;
 }
 
 /**
