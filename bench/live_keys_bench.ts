@@ -11,8 +11,8 @@
  * RSS (VmHWM from /proc/<pid>/status) is read. (peak − one-key peak) / keys is the memory a key
  * costs beyond a fixed base; obs/s is from the first score stored to the last.
  *
- * `--worker-flags "…"` passes more flags to the worker (e.g. `--evict-idle-s 5`), `--deno-flags`
- * more flags to `deno run` (e.g. `--v8-flags=--trace-gc`), `--log FILE` keeps the worker's output.
+ * `--worker-flags "…"` passes more flags to the worker (e.g. `--evict-idle-s 5`), `--v8-flags`
+ * more V8 flags (e.g. `--trace-gc`), `--log FILE` keeps the worker's output (`FILE.<keys>`).
  *
  * @module
  */
@@ -34,7 +34,7 @@ const { values } = parseArgs({
     partitions: { type: "string", default: "0" },
     runs: { type: "string" },
     "worker-flags": { type: "string", default: "" },
-    "deno-flags": { type: "string", default: "" },
+    "v8-flags": { type: "string" },
     log: { type: "string" },
   },
 });
@@ -84,6 +84,7 @@ async function run(k: number): Promise<RunResult> {
     extraConfig: partitions > 0 ? partitionMapping("telemetry", partitions) : "",
   });
   let child: Deno.ChildProcess | undefined;
+  let log: Deno.FsFile | undefined;
   const nc = await connect({ servers: server.url });
   try {
     const jsm = await jetstreamManager(nc);
@@ -117,10 +118,9 @@ async function run(k: number): Promise<RunResult> {
         `${((performance.now() - t0) / 1000).toFixed(1)} s; starting the worker`,
     );
     const logFile = values.log !== undefined ? `${values.log}.${k}` : join(dir, "worker.log");
-    const log = await Deno.open(logFile, { write: true, create: true, truncate: true });
-    const logWriter = log.writable.getWriter();
+    const out = log = await Deno.open(logFile, { write: true, create: true, truncate: true });
     const workerFlags = values["worker-flags"].split(" ").filter((s) => s !== "");
-    const denoFlags = values["deno-flags"].split(" ").filter((s) => s !== "");
+    const v8 = ["--no-allocation-site-pretenuring", ...(values["v8-flags"]?.split(",") ?? [])];
     child = workerCommand(
       server.url,
       [
@@ -131,12 +131,12 @@ async function run(k: number): Promise<RunResult> {
         ...workerFlags,
       ],
       { stdin: "null", stdout: "piped", stderr: "piped" },
-      ["--v8-flags=--no-allocation-site-pretenuring", ...denoFlags],
+      [`--v8-flags=${v8.join(",")}`],
     ).spawn();
-    // stdout and stderr into the log file.
+    // stdout and stderr into the log file (drained: a full pipe would stall the worker).
     for (const stream of [child.stdout, child.stderr]) {
       (async () => {
-        for await (const chunk of stream) await logWriter.write(chunk);
+        for await (const chunk of stream) await out.write(chunk);
       })().catch(() => {});
     }
     const loadStart = Deno.loadavg()[0];
@@ -179,6 +179,7 @@ async function run(k: number): Promise<RunResult> {
       }
       await child.status;
     }
+    log?.close();
     await nc.close();
     await server.stop();
     await Deno.remove(dir, { recursive: true });

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { AlarmBank, type AlarmInput, type AlarmState } from "../src/model/alarm.ts";
 import { AlarmSlots } from "../src/model/alarm_slots.ts";
 import { mulberry32 } from "../src/model/prng.ts";
-import { LoopKeys } from "../src/live/loop_keys.ts";
 import { AlarmStateSchema } from "../schemas/alarm.ts";
 
 type T = number | string | null;
@@ -117,32 +116,4 @@ Deno.test("alarm slots refuse a state of another dimension", () => {
     shares: [0, 0],
   };
   assert.throws(() => slots.import(0, s), /dimension 3/);
-});
-
-Deno.test("loop keys: a forgotten key's slot goes to a new key with nothing of the old one", () => {
-  const keys = new LoopKeys(2, 5, 3);
-  const obs = (seq: number, p: number): AlarmInput<T> => ({
-    seq,
-    t: "2026-12-06T00:00:00Z",
-    pValue: p,
-    contrib: [1, 1],
-    values: [1, 2],
-  });
-  keys.setApplied("a", 10);
-  keys.setParamsAt("a", 123);
-  keys.step("a", obs(1, 1e-12));
-  assert.equal(keys.isOpen("a"), true);
-  keys.forget("a");
-  assert.equal(keys.has("a"), false);
-  assert.equal(keys.lastApplied("a"), undefined);
-  assert.equal(keys.export("a"), undefined);
-  keys.setApplied("b", 3);
-  assert.equal(keys.lastApplied("b"), 3);
-  assert.equal(keys.paramsAt("b"), -Infinity);
-  assert.equal(keys.isOpen("b"), false);
-  assert.equal(keys.export("b"), undefined);
-  const fresh = new AlarmBank<T>(2, 5, 3);
-  assert.deepEqual(keys.step("b", obs(1, 0.5)), fresh.step("b", obs(1, 0.5)));
-  assert.deepEqual(keys.export("b"), fresh.export("b"));
-  assert.deepEqual([...keys.appliedMap()], [["b", 3]]);
 });

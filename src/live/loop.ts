@@ -111,6 +111,7 @@ export class LiveLoop {
       settings.alarmThreshold ?? DEFAULT_ALARM_THRESHOLD,
       settings.alarmReference ?? DEFAULT_ALARM_REFERENCE,
     );
+    store.keepRevisionsIn?.(this.#keys.revisions);
     this.#params = new ParamsPublisher({
       engine,
       keys: this.#keys,

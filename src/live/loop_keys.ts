@@ -1,16 +1,19 @@
 /**
  * The learning loop's per-key state (`loop.ts`), in numbered slots: one map from each key in
  * memory to its slot, and per slot the highest applied input sequence (`lastApplied`), the time
- * of the key's last parameter publication (`params.ts`) and its alarm state
- * (`src/model/alarm_slots.ts`), in chunks of typed arrays. A map of its own per kind of state,
+ * of the key's last parameter publication (`params.ts`), the revision of its checkpoint
+ * (`src/nats/checkpoint_store.ts`) and its alarm state (`src/model/alarm_slots.ts`), in chunks of
+ * typed arrays. A map of its own per kind of state,
  * and an object per alarm state, cost ≈ 1 KB of JS heap per key (issue 13: 100,000 keys), which V8
  * let grow several times before collecting. A forgotten key's slot (idle-key eviction) goes to
- * the next new key, its fields reset.
+ * the next new key, its fields reset; only its checkpoint revision is kept (the store must know it
+ * when the key comes back, as when it kept every revision in a map of its own).
  *
  * @module
  */
 import type { AlarmEpisode, AlarmInput, AlarmState } from "../model/alarm.ts";
 import { AlarmSlots } from "../model/alarm_slots.ts";
+import type { CheckpointRevisions } from "./ports.ts";
 
 /** Slots per chunk of a column. */
 const CHUNK = 4096;
@@ -59,7 +62,25 @@ export class LoopKeys implements KeyAlarms {
   #next = 0;
   readonly #applied = new Column(0);
   readonly #paramsAt = new Column(-Infinity);
+  /** Checkpoint revisions (NaN: none known). */
+  readonly #revision = new Column(NaN);
+  /** Checkpoint revisions of keys not in memory (evicted, or read before the key's slot). */
+  readonly #revisionsOut = new Map<string, number>();
   readonly #alarms: AlarmSlots;
+  /** Checkpoint revisions by key, for the checkpoint store (`CheckpointStore.keepRevisionsIn`). */
+  readonly revisions: CheckpointRevisions = {
+    get: (key) => {
+      const s = this.#slots.get(key);
+      if (s === undefined) return this.#revisionsOut.get(key);
+      const r = this.#revision.get(s);
+      return Number.isNaN(r) ? undefined : r;
+    },
+    set: (key, revision) => {
+      const s = this.#slots.get(key);
+      if (s === undefined) this.#revisionsOut.set(key, revision);
+      else this.#revision.set(s, revision);
+    },
+  };
 
   constructor(dim: number, alarmThreshold: number, alarmReference: number) {
     this.#alarms = new AlarmSlots(dim, alarmThreshold, alarmReference);
@@ -126,12 +147,14 @@ export class LoopKeys implements KeyAlarms {
     this.#alarms.import(this.#slot(key), state);
   }
 
-  /** Drops everything kept of key (idle-key eviction: its checkpoint holds it). */
+  /** Drops everything kept of key but its checkpoint revision (idle-key eviction: its checkpoint holds it). */
   forget(key: string): void {
     const s = this.#slots.get(key);
     if (s === undefined) return;
     this.#slots.delete(key);
     this.#alarms.clear(s);
+    const r = this.#revision.get(s);
+    if (!Number.isNaN(r)) this.#revisionsOut.set(key, r);
     this.#free.push(s);
   }
 
@@ -142,6 +165,12 @@ export class LoopKeys implements KeyAlarms {
     const s = this.#free.pop() ?? this.#next++;
     this.#applied.reset(s);
     this.#paramsAt.reset(s);
+    this.#revision.reset(s);
+    const r = this.#revisionsOut.get(key);
+    if (r !== undefined) {
+      this.#revision.set(s, r);
+      this.#revisionsOut.delete(key);
+    }
     this.#alarms.clear(s);
     this.#slots.set(key, s);
     return s;
