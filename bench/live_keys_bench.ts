@@ -71,6 +71,10 @@ interface RunResult {
   obs_per_s: number;
   peak_rss: number;
   rss_at_end: number;
+  /** When the peak was first reached: seconds after the first score (negative: before it). */
+  peak_at_s: number;
+  /** Resident memory every 5 s from the worker's start, MiB. */
+  rss_mib: number[];
   load: string;
 }
 
@@ -140,6 +144,25 @@ async function run(k: number): Promise<RunResult> {
       })().catch(() => {});
     }
     const loadStart = Deno.loadavg()[0];
+    const started = performance.now();
+    // The worker's resident memory sampled: when the peak comes (start-up, the run, the end).
+    let peakSeen = 0;
+    let peakAt = 0;
+    const series: number[] = [];
+    const worker = child;
+    const sampler = setInterval(() => {
+      try {
+        const r = rssOf(worker.pid);
+        if (r.peak > peakSeen) {
+          peakSeen = r.peak;
+          peakAt = performance.now();
+        }
+        const i = Math.floor((performance.now() - started) / 5000);
+        if (series.length <= i) series.push(Math.round(r.now / 2 ** 20));
+      } catch {
+        // exited
+      }
+    }, 50);
     let first = 0;
     let last = 0;
     const deadline = performance.now() + 900_000;
@@ -161,6 +184,7 @@ async function run(k: number): Promise<RunResult> {
     // The last barrier (checkpoints every 100 ms) and the parameters (every 1 s) come after the
     // last score: give them time, then read the peak.
     await delay(3000);
+    clearInterval(sampler);
     const rss = rssOf(child.pid);
     const s = Math.max(last - first, 100) / 1000;
     return {
@@ -168,6 +192,8 @@ async function run(k: number): Promise<RunResult> {
       obs_per_s: Math.round(N / s),
       peak_rss: rss.peak,
       rss_at_end: rss.now,
+      peak_at_s: Math.round((peakAt - first) / 100) / 10,
+      rss_mib: series,
       load: `${loadStart.toFixed(1)} → ${Deno.loadavg()[0].toFixed(1)}`,
     };
   } finally {
@@ -191,7 +217,7 @@ for (const k of runs) {
   const r = await run(k);
   console.error(
     `live_keys: ${k} key(s): ${r.obs_per_s} obs/s, peak RSS ${(r.peak_rss / 2 ** 20).toFixed(1)} ` +
-      `MiB (at end ${(r.rss_at_end / 2 ** 20).toFixed(1)} MiB), load ${r.load}`,
+      `MiB at ${r.peak_at_s} s (at end ${(r.rss_at_end / 2 ** 20).toFixed(1)} MiB), load ${r.load}`,
   );
   results.push(r);
 }
