@@ -12,27 +12,6 @@ import type { LoopKeys } from "./loop_keys.ts";
 import type { LiveMetrics } from "./metrics.ts";
 import type { OutputSink } from "./ports.ts";
 
-/** Parameter messages handed to the sink at a time (the requests in flight). */
-export const PARAMS_CHUNK = 256;
-
-/** The message of a snapshot. */
-function paramsMessage(s: HeadSnapshot, updated_at: string): ParamsMessage {
-  return {
-    key: s.key,
-    dim: s.dim,
-    loc: s.loc,
-    scale_tril: s.scale_tril,
-    covariance: s.covariance,
-    observations: s.observations,
-    steps: s.steps,
-    updated_at,
-    // Conditional head: the MVN above is at the key's latest context.
-    ...(s.head === "conditional"
-      ? { head: s.head, architecture: s.architecture, context: s.context, version: s.version }
-      : {}),
-  };
-}
-
 /** What {@link ParamsPublisher} needs from the loop. */
 export interface ParamsSettings {
   readonly engine: ScoringEngine;
@@ -94,20 +73,24 @@ export class ParamsPublisher {
     this.#publishing = new Set(due);
     const job: Promise<HeadSnapshot[]> = this.#s.onEngine(() => this.#s.engine.snapshot(due));
     this.#busy = job
-      .then(async (snaps: (HeadSnapshot | undefined)[]) => {
+      .then(async (snaps) => {
         const updated_at = new Date().toISOString();
-        // In chunks, each snapshot dropped once its message is out: with many keys a publication
-        // of every due key at once held thousands of snapshots, messages and requests in flight
-        // (issue 13: 100,000 keys), and V8 let the heap grow several times that.
-        for (let i = 0; i < snaps.length; i += PARAMS_CHUNK) {
-          const msgs: ParamsMessage[] = [];
-          for (let j = i; j < Math.min(snaps.length, i + PARAMS_CHUNK); j++) {
-            msgs.push(paramsMessage(snaps[j]!, updated_at));
-            snaps[j] = undefined;
-          }
-          await this.#s.sink.publishParams(msgs);
-        }
-        this.#s.metrics.paramsPublished += snaps.length;
+        const msgs: ParamsMessage[] = snaps.map((s) => ({
+          key: s.key,
+          dim: s.dim,
+          loc: s.loc,
+          scale_tril: s.scale_tril,
+          covariance: s.covariance,
+          observations: s.observations,
+          steps: s.steps,
+          updated_at,
+          // Conditional head: the MVN above is at the key's latest context.
+          ...(s.head === "conditional"
+            ? { head: s.head, architecture: s.architecture, context: s.context, version: s.version }
+            : {}),
+        }));
+        await this.#s.sink.publishParams(msgs);
+        this.#s.metrics.paramsPublished += msgs.length;
       })
       .catch((e) => {
         for (const k of due) this.#dirty.add(k);
