@@ -8,8 +8,8 @@
  */
 import type { ScoringEngine } from "../engine/engine.ts";
 import type { HeadState } from "../engine/types.ts";
-import type { AlarmBank } from "../model/alarm.ts";
 import type { Item } from "./batch_builder.ts";
+import type { LoopKeys } from "./loop_keys.ts";
 import type { LiveMetrics } from "./metrics.ts";
 import type { ParamsPublisher } from "./params.ts";
 import type { CheckpointStore } from "./ports.ts";
@@ -103,9 +103,8 @@ export interface EvictionSettings {
   /** Runs `f` on the engine after everything submitted before it (the loop's engine chain). */
   readonly onEngine: <T>(f: () => Promise<T>) => Promise<T>;
   readonly store: CheckpointStore;
-  /** The loop's highest applied sequence per key (dropped and restored here). */
-  readonly lastApplied: Map<string, number>;
-  readonly alarms: AlarmBank;
+  /** The loop's per-key state: highest applied sequence, alarm (dropped and restored here). */
+  readonly keys: LoopKeys;
   readonly params: ParamsPublisher;
   readonly metrics: LiveMetrics;
   /** A fatal error: the loop stops. */
@@ -140,11 +139,7 @@ export class KeyEviction {
     const s = this.#s;
     const out = this.keys.evictIdle(committedNo, (k) => s.params.pending(k));
     if (out.length === 0) return;
-    for (const key of out) {
-      s.lastApplied.delete(key);
-      s.alarms.forget(key);
-      s.params.forget(key);
-    }
+    for (const key of out) s.keys.forget(key);
     s.metrics.keysEvicted += out.length;
     s.onEngine(() => s.engine.forget(out)).catch((e) => s.fail(e));
   }
@@ -164,8 +159,8 @@ export class KeyEviction {
       if (!this.keys.claim(key, marks[i])) return;
       const c = cps.get(key);
       if (c !== undefined) {
-        s.lastApplied.set(key, c.last_seq);
-        if (c.alarm !== undefined) s.alarms.import(key, c.alarm);
+        s.keys.setApplied(key, c.last_seq);
+        if (c.alarm !== undefined) s.keys.importAlarm(key, c.alarm);
         states.push(c.state);
       }
       this.keys.use(key, nextBatch);

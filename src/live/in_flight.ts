@@ -7,8 +7,9 @@
  */
 import type { Checkpoint, DeadLetterReason } from "../../schemas/messages.ts";
 import type { HeadState } from "../engine/types.ts";
-import type { AlarmBank, AlarmState } from "../model/alarm.ts";
+import type { AlarmState } from "../model/alarm.ts";
 import type { Item, Part } from "./batch_builder.ts";
+import type { KeyAlarms } from "./loop_keys.ts";
 import type { InputMessage } from "./ports.ts";
 
 /** A batch as submitted. */
@@ -71,7 +72,7 @@ export interface EngineResult {
  * the heads' states); null for a batch that is no barrier.
  */
 export function barrierAlarmStates(
-  alarms: AlarmBank,
+  alarms: Pick<KeyAlarms, "export">,
   learned: Map<string, number> | null,
 ): Map<string, AlarmState> | null {
   if (learned === null) return null;

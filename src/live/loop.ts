@@ -48,8 +48,9 @@ import {
 import type { LoopSettings } from "./loop_settings.ts";
 import { ParamsPublisher } from "./params.ts";
 import type { AlarmOut, CheckpointStore, MessageSource, OutputSink } from "./ports.ts";
-import { AlarmBank, DEFAULT_ALARM_REFERENCE, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
+import { DEFAULT_ALARM_REFERENCE, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
 import { KeyEviction } from "./eviction.ts";
+import { LoopKeys } from "./loop_keys.ts";
 import { deadLetters, scoreOutputs } from "./records.ts";
 import { processIsolating } from "./refusals.ts";
 
@@ -62,7 +63,14 @@ export class LiveLoop {
   readonly #sink: OutputSink;
   readonly #store: CheckpointStore;
   readonly #s: LoopSettings;
-  readonly #lastApplied = new Map<string, number>();
+  /**
+   * Per key in memory: its highest applied input sequence (`lastApplied`), its last parameter
+   * publication and its alarm state, advanced as records are built (`#publish` runs in batch
+   * order) and checkpointed with the key: a restart resumes it from the checkpoint and the
+   * redelivered batches rebuild the same records, alarms and episodes (ids), which the server
+   * deduplicates.
+   */
+  readonly #keys: LoopKeys;
   #engineChain: Promise<unknown> = Promise.resolve();
   /** Batches submitted whose scores are not yet acknowledged by the server. */
   #unpublished = 0;
@@ -77,12 +85,6 @@ export class LiveLoop {
   #stopping = false;
   #fatal: unknown;
   readonly #params: ParamsPublisher;
-  /**
-   * Alarm state per key, advanced as records are built (`#publish` runs in batch order), and
-   * checkpointed with the key: a restart resumes it from the checkpoint and the redelivered
-   * batches rebuild the same records, alarms and episodes (ids), which the server deduplicates.
-   */
-  readonly #alarms: AlarmBank;
   readonly #evict: KeyEviction;
   /** Batches submitted (the last one's number), and the number of the last one committed. */
   #submitted = 0;
@@ -104,13 +106,15 @@ export class LiveLoop {
     this.#sink = sink;
     this.#store = store;
     this.#s = settings;
-    this.#alarms = new AlarmBank(
+    this.#keys = new LoopKeys(
       settings.dim,
       settings.alarmThreshold ?? DEFAULT_ALARM_THRESHOLD,
       settings.alarmReference ?? DEFAULT_ALARM_REFERENCE,
     );
+    store.keepRevisionsIn?.(this.#keys.revisions);
     this.#params = new ParamsPublisher({
       engine,
+      keys: this.#keys,
       onEngine: (f) => this.#onEngine(f),
       sink,
       paramsEveryMs: settings.paramsEveryMs,
@@ -122,8 +126,7 @@ export class LiveLoop {
       engine,
       onEngine: (f) => this.#onEngine(f),
       store,
-      lastApplied: this.#lastApplied,
-      alarms: this.#alarms,
+      keys: this.#keys,
       params: this.#params,
       metrics: settings.metrics,
       fail: (e) => this.#fail(e),
@@ -132,7 +135,7 @@ export class LiveLoop {
 
   /** Highest applied input sequence per key in memory (a copy; evicted keys are not in it). */
   get lastApplied(): Map<string, number> {
-    return new Map(this.#lastApplied);
+    return this.#keys.appliedMap();
   }
 
   /** Loads every checkpoint into the engine. */
@@ -140,8 +143,8 @@ export class LiveLoop {
     const cps = await this.#store.loadAll();
     if (cps.length > 0) await this.#engine.importState(cps.map((c) => c.state));
     for (const c of cps) {
-      this.#lastApplied.set(c.state.key, c.last_seq);
-      if (c.alarm !== undefined) this.#alarms.import(c.state.key, c.alarm);
+      this.#keys.setApplied(c.state.key, c.last_seq);
+      if (c.alarm !== undefined) this.#keys.importAlarm(c.state.key, c.alarm);
       this.#evict.keys.use(c.state.key, 0);
     }
     // A worker killed after a checkpoint but before publishing that key's parameters left them
@@ -225,9 +228,9 @@ export class LiveLoop {
       if (!decoded.ok) continue;
       const key = decoded.key;
       this.#evict.keys.use(key, no);
-      const isNew = item.msg.seq > (this.#lastApplied.get(key) ?? 0);
+      const isNew = item.msg.seq > (this.#keys.lastApplied(key) ?? 0);
       if (isNew) {
-        this.#lastApplied.set(key, item.msg.seq);
+        this.#keys.setApplied(key, item.msg.seq);
         this.#sinceBarrier.set(key, item.msg.seq);
       }
       groups.push({ item, key, isNew, rows: decoded.rows, multi: decoded.multi });
@@ -367,10 +370,10 @@ export class LiveLoop {
       stream,
       this.#s.scoreMessages,
       (scores) => this.#engine.release(scores),
-      { bank: this.#alarms, armedFrom: this.#s.alarmArmedFrom ?? 0, out: alarmOuts },
+      { bank: this.#keys, armedFrom: this.#s.alarmArmedFrom ?? 0, out: alarmOuts },
     );
     // A barrier's checkpoints hold the alarm states right after it (as the heads' states).
-    const alarmStates = barrierAlarmStates(this.#alarms, p.learned);
+    const alarmStates = barrierAlarmStates(this.#keys, p.learned);
     const dead = deadLetters(p.items, refused, stream);
     await Promise.all([
       this.#sink.publishScores(outs),

@@ -8,12 +8,15 @@
 import type { ParamsMessage } from "../../schemas/messages.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import type { HeadSnapshot } from "../engine/types.ts";
+import type { LoopKeys } from "./loop_keys.ts";
 import type { LiveMetrics } from "./metrics.ts";
 import type { OutputSink } from "./ports.ts";
 
 /** What {@link ParamsPublisher} needs from the loop. */
 export interface ParamsSettings {
   readonly engine: ScoringEngine;
+  /** The loop's keys: each one's last publication is kept with it. */
+  readonly keys: Pick<LoopKeys, "paramsAt" | "setParamsAt">;
   /** Runs `f` on the engine after everything submitted before it (the loop's engine chain). */
   readonly onEngine: <T>(f: () => Promise<T>) => Promise<T>;
   readonly sink: OutputSink;
@@ -26,7 +29,6 @@ export interface ParamsSettings {
 export class ParamsPublisher {
   readonly #s: ParamsSettings;
   readonly #dirty = new Set<string>();
-  readonly #paramsAt = new Map<string, number>();
   /** Keys of the publication in progress. */
   #publishing: ReadonlySet<string> = new Set();
   #busy: Promise<void> | undefined;
@@ -50,11 +52,6 @@ export class ParamsPublisher {
     return this.#dirty.has(key) || this.#publishing.has(key);
   }
 
-  /** Drops what is kept of a key that is not {@link pending} (idle-key eviction). */
-  forget(key: string): void {
-    this.#paramsAt.delete(key);
-  }
-
   /**
    * Publishes parameters of dirty keys whose last publication is older than `paramsEveryMs`
    * (every dirty key with `force`); a failed publication leaves its keys dirty.
@@ -64,13 +61,14 @@ export class ParamsPublisher {
       return this.#busy ?? Promise.resolve();
     }
     const now = performance.now();
+    const keys = this.#s.keys;
     const due = [...this.#dirty].filter((k) =>
-      force || now - (this.#paramsAt.get(k) ?? -Infinity) >= this.#s.paramsEveryMs
+      force || now - keys.paramsAt(k) >= this.#s.paramsEveryMs
     );
     if (due.length === 0) return Promise.resolve();
     for (const k of due) {
       this.#dirty.delete(k);
-      this.#paramsAt.set(k, now);
+      keys.setParamsAt(k, now);
     }
     this.#publishing = new Set(due);
     const job: Promise<HeadSnapshot[]> = this.#s.onEngine(() => this.#s.engine.snapshot(due));

@@ -99,4 +99,15 @@ export interface CheckpointStore {
   load(keys: readonly string[]): Promise<Checkpoint[]>;
   /** Writes the checkpoints (revision-checked); resolves once all are stored. */
   save(items: readonly Checkpoint[]): Promise<void>;
+  /**
+   * Optional: keep each key's checkpoint revision in `revisions` (the loop's per-key state, one
+   * key map for everything) instead of a map of the store's own. Called before any other call.
+   */
+  keepRevisionsIn?(revisions: CheckpointRevisions): void;
+}
+
+/** Checkpoint revisions by model key (what a revision-checked store remembers of each key). */
+export interface CheckpointRevisions {
+  get(key: string): number | undefined;
+  set(key: string, revision: number): void;
 }

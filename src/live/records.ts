@@ -10,7 +10,7 @@ import type { ScoreMessages } from "../config/live_config.ts";
 import type { ScoreBatch } from "../engine/types.ts";
 import type { Item, Part } from "./batch_builder.ts";
 import type { AlarmOut, DeadLetterOut, RecordOut, ScoreOut } from "./ports.ts";
-import type { AlarmBank } from "../model/alarm.ts";
+import type { KeyAlarms } from "./loop_keys.ts";
 
 /**
  * The keys' alarms (`src/model/alarm.ts`) as records are built: first-time observations advance
@@ -18,7 +18,7 @@ import type { AlarmBank } from "../model/alarm.ts";
  * same id), and closed episodes are appended to `out`.
  */
 export interface AlarmContext {
-  readonly bank: AlarmBank;
+  readonly bank: Pick<KeyAlarms, "step" | "isOpen">;
   /** Observations with `seq` below this (warm-up) add no evidence. */
   readonly armedFrom: number;
   readonly out: AlarmOut[];

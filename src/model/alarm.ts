@@ -143,11 +143,14 @@ export function stepAlarm<T>(
       }
     }
   }
-  return _stepCusum(state, key, obs, e, flatDim, threshold, reference);
+  return stepCusum(state, key, obs, e, flatDim, threshold, reference);
 }
 
-/** The CUSUM's step on evidence `e` (`flatDim` ≥ 0: flatline evidence of that dimension). */
-function _stepCusum<T>(
+/**
+ * The CUSUM's step on evidence `e` (`flatDim` ≥ 0: flatline evidence of that dimension), in place
+ * on `state` (its repeat statistics are not read: the evidence `e` already holds them).
+ */
+export function stepCusum<T>(
   state: AlarmState<T>,
   key: string,
   obs: AlarmInput<T>,
@@ -295,7 +298,7 @@ export class AlarmBank<T = number | string | null> {
       if (!(e - this.reference > 0)) return _QUIET;
       this.#states.set(key, s = newAlarmState(this.#dim, obs.t));
     }
-    const r = _stepCusum(s, key, obs, e, flatDim, this.threshold, this.reference);
+    const r = stepCusum(s, key, obs, e, flatDim, this.threshold, this.reference);
     if (!s.open && s.cusum === 0) this.#states.delete(key);
     return r;
   }

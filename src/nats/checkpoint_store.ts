@@ -7,7 +7,7 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { Checkpoint } from "../../schemas/messages.ts";
-import type { CheckpointStore } from "../live/ports.ts";
+import type { CheckpointRevisions, CheckpointStore } from "../live/ports.ts";
 import { encodeKvKey } from "./kv_key.ts";
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -50,7 +50,7 @@ export interface CheckpointStoreOptions {
 
 /** Checkpoints in a KV bucket, one entry per (encoded) model key, revision-checked. */
 export class KvCheckpointStore implements CheckpointStore {
-  readonly #revisions = new Map<string, number>();
+  #revisions: CheckpointRevisions = new Map<string, number>();
   readonly #prefix: string;
   readonly #fence: () => void;
 
@@ -61,6 +61,12 @@ export class KvCheckpointStore implements CheckpointStore {
   ) {
     this.#prefix = options.keyPrefix ?? "";
     this.#fence = options.fence ?? (() => {});
+  }
+
+  keepRevisionsIn(revisions: CheckpointRevisions): void {
+    const own = this.#revisions;
+    this.#revisions = revisions;
+    if (own instanceof Map) { for (const [key, rev] of own) revisions.set(key, rev); }
   }
 
   async loadAll(): Promise<Checkpoint[]> {
