@@ -6,7 +6,8 @@
  * @module
  */
 import { EngineError } from "./errors.ts";
-import type { Head, HeadBank } from "./head_bank.ts";
+import type { Head } from "./head.ts";
+import type { HeadBank } from "./head_bank.ts";
 import { checkFinite, finiteHead } from "./overflow.ts";
 import { gatherRows } from "./row_groups.ts";
 import type { ObservationBatch } from "./types.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Head } from "./head_bank.ts";
+import type { Head } from "./head.ts";
 import { statsWidth } from "./kernels/fused_kernel.ts";
 import { type FusedPass, fusedSegment } from "./kernels/cpu_fused.ts";
 import { fusedInterleaved3 } from "./kernels/cpu_fused_interleaved.ts";

@@ -3,7 +3,7 @@
  * moments (`model/moments.ts`), and learning from the fused kernel's sufficient statistics — the
  * exact NLL gradient (`model/gradient.ts`) with Adam (`model/adam.ts`), or the natural step — all
  * in float64. Checkpoint state and snapshots: `head_state.ts`; the natural step's application to
- * a head: `natural_apply.ts`.
+ * a head: `natural_apply.ts`; the Adam step's: `adam_step.ts`; the {@link Head} shape: `head.ts`.
  *
  * Parameterisation (`model/parameterisation.ts`). Each head has a fixed *frame* (origin μ₀, Cholesky factor L₀, in data units)
  * set at initialisation, and unconstrained parameters θ in that frame: loc′ (d), the strictly-lower
@@ -24,16 +24,7 @@ import { chi2Isf } from "../model/chi2.ts";
 import { restartWeight } from "../model/change_detector.ts";
 import { type PredictiveQuantile, sharedQuantile } from "../model/quantile_table.ts";
 import { forgetting, kishN } from "../model/natural_step.ts";
-import { diagForward } from "../model/diag_transform.ts";
-import {
-  diagOffset,
-  effectiveParams,
-  identityTheta,
-  thetaLength,
-  trilFromTheta,
-} from "../model/parameterisation.ts";
-import { gradientFromStats, type GradientScratch, newGradientScratch } from "../model/gradient.ts";
-import { adamCommit, adamPropose } from "../model/adam.ts";
+import { thetaLength } from "../model/parameterisation.ts";
 import {
   decayMoments,
   emptyMoments,
@@ -50,47 +41,11 @@ import {
   headToState,
   restoreHead,
 } from "./head_state.ts";
+import { AdamStepper } from "./adam_step.ts";
+import type { Head } from "./head.ts";
 import { HeadStore, SlabHead } from "./head_slab.ts";
 import { NaturalApplier } from "./natural_apply.ts";
 import type { HeadParams, HeadSnapshot, HeadState } from "./types.ts";
-
-// Re-exported for an importer not yet moved to `model/parameterisation.ts` (conditional_engine.ts).
-export { trilFromTheta };
-
-/**
- * One head's state. Fields are the engine's to read; only {@link HeadBank} changes parameters. The
- * bank's heads are cursors onto its slab storage (`head_slab.ts`): hold one for a batch, not longer.
- */
-export interface Head {
-  readonly key: string;
-  readonly frameLoc: Float64Array;
-  readonly frameTril: Float64Array;
-  readonly theta: Float64Array;
-  readonly m: Float64Array;
-  readonly v: Float64Array;
-  steps: number;
-  observations: number;
-  rejected: number;
-  preset: boolean;
-  /** Initialisation statistics: weight sum (`count`), Σw² (`w2`), weighted mean and scatter. */
-  init: WeightedMoments | null;
-  /** Natural step: (decayed) weight sum and Σw² of what the parameters summarise. */
-  wSum: number;
-  w2Sum: number;
-  /** Natural step: the change detector's CUSUM, and how many times the key restarted. */
-  cusum: number;
-  restarts: number;
-  /** Cached anomaly threshold on m² and the effective n it was computed for. */
-  thrN: number;
-  thr: number;
-  /** Cached robust cut on m² (predictive quantile at 1 − robust_p) and its effective n. */
-  cutN: number;
-  cut: number;
-  /** Effective parameters relative to frameLoc: loc − μ₀ = L₀·loc′ and L = L₀·L′, with Σ log L_aa. */
-  readonly locC: Float64Array;
-  readonly tril: Float64Array;
-  logDet: number;
-}
 
 /** The keyed heads of one engine. */
 export class HeadBank {
@@ -117,10 +72,6 @@ export class HeadBank {
   readonly #log: (line: string) => void;
   /** Mahalanobis² beyond which rows are down-weighted (χ²_d quantile at 1 − robust_p). */
   readonly robustC: number;
-  readonly #scratchL = new Float64Array(0);
-  readonly #grad: Float64Array;
-  readonly #scratch: GradientScratch;
-  readonly #thetaNew: Float64Array;
   readonly #natural: boolean;
   readonly #alphaQ: PredictiveQuantile;
   readonly #robustQ: PredictiveQuantile;
@@ -128,6 +79,8 @@ export class HeadBank {
   readonly lambda: number;
   /** The natural step's application to a head, and its scratch. */
   readonly #applier: NaturalApplier;
+  /** The Adam step, and the effective parameters of a head from its frame and θ. */
+  readonly #adam: AdamStepper;
 
   constructor(config: HeadConfig, log: (line: string) => void = () => {}) {
     this.#cfg = config;
@@ -135,15 +88,12 @@ export class HeadBank {
     this.#P = thetaLength(config.dim);
     this.#log = log;
     this.robustC = chi2Isf(config.robust_p, config.dim);
-    this.#scratchL = new Float64Array(this.#d * this.#d);
-    this.#grad = new Float64Array(this.#P);
-    this.#scratch = newGradientScratch(config.dim);
-    this.#thetaNew = new Float64Array(this.#P);
     this.#natural = config.optimizer === "natural";
     this.#alphaQ = sharedQuantile(config.alpha, config.dim);
     this.#robustQ = sharedQuantile(config.robust_p, config.dim);
     this.lambda = this.#natural ? forgetting(config.horizon) : 1;
     this.#applier = new NaturalApplier(config, this.lambda, log);
+    this.#adam = new AdamStepper(config, log);
     this.#store = new HeadStore(config.dim, this.#P, !this.#natural);
     this.#noMoments = emptyMoments(config.dim);
   }
@@ -337,32 +287,7 @@ export class HeadBank {
    * Returns whether the step was applied.
    */
   step(h: Head, stats: ArrayLike<number>, offset = 0): boolean {
-    const key = h.key;
-    if (!(stats[offset] > 0)) return false;
-    const d = this.#d;
-    const P = this.#P;
-    const cfg = this.#cfg;
-    const g = gradientFromStats(h.theta, stats, d, cfg.diag, this.#grad, offset, this.#scratch);
-    const t = h.steps + 1;
-    const next = this.#thetaNew;
-    let ok = adamPropose(h.theta, h.m, h.v, g, t, cfg, next);
-    if (ok) {
-      const p0 = diagOffset(d);
-      for (let a = 0; a < d; a++) {
-        const f = diagForward(cfg.diag, next[p0 + a]);
-        if (!(f > 0) || !Number.isFinite(f)) ok = false;
-      }
-    }
-    if (!ok) {
-      h.rejected++;
-      this.#log(`rejected a non-finite update for key '${key}' (${h.rejected} so far); state kept`);
-      return false;
-    }
-    adamCommit(h.m, h.v, g, cfg);
-    for (let i = 0; i < P; i++) h.theta[i] = next[i];
-    h.steps = t;
-    this.#refresh(h);
-    return true;
+    return this.#adam.step(h, stats, offset);
   }
 
   /** Starts (or restarts) a key from public parameters; it flags anomalies without warm-up. */
@@ -395,7 +320,7 @@ export class HeadBank {
     checkHeadState(s, this.#d, this.#P, this.#cfg.diag);
     const h = this.#blank(s.key);
     restoreHead(h, s, this.#d, this.lambda);
-    this.#refresh(h);
+    this.#adam.refresh(h);
     this.#put(s.key, h);
   }
 
@@ -448,10 +373,7 @@ export class HeadBank {
       this.#applier.identityInFrame(h);
       return;
     }
-    identityTheta(this.#d, this.#cfg.diag, h.theta);
-    h.m.fill(0);
-    h.v.fill(0);
-    this.#refresh(h);
+    this.#adam.identityInFrame(h);
   }
 
   /** Frame = (sample mean, Cholesky of the covariance shrunk toward its diagonal). */
@@ -463,10 +385,5 @@ export class HeadBank {
     const loc = h.frameLoc, mean = init.mean;
     for (let a = 0; a < this.#d; a++) loc[a] = mean[a];
     this.#resetTheta(h);
-  }
-
-  #refresh(h: Head): void {
-    const lp = this.#scratchL;
-    h.logDet = effectiveParams(h.frameTril, h.theta, this.#d, this.#cfg.diag, lp, h.tril, h.locC);
   }
 }

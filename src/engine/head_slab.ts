@@ -9,7 +9,7 @@
  * @module
  */
 import type { WeightedMoments } from "../model/moments.ts";
-import type { Head } from "./head_bank.ts";
+import type { Head } from "./head.ts";
 
 // Scalar fields of a slot, in order; the arrays follow.
 const STEPS = 0;

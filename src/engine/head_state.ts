@@ -1,11 +1,11 @@
 /**
- * The forms of a {@link Head} of `head_bank.ts`: a blank one, validation of given parameters, the
+ * The forms of a {@link Head} of `head.ts`: a blank one, validation of given parameters, the
  * snapshot, and the checkpoint state (`HeadState`) — export, validation and restore.
  *
  * @module
  */
 import { covarianceOf, packLower, toRows, unpackLower } from "../model/linalg.ts";
-import type { Head } from "./head_bank.ts";
+import type { Head } from "./head.ts";
 import type { HeadStore } from "./head_slab.ts";
 import type { DiagTransform, HeadParams, HeadSnapshot, HeadState } from "./types.ts";
 

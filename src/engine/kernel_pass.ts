@@ -8,7 +8,8 @@
 import type { HeadConfig } from "../config/head_config.ts";
 import type { Chi2Tail } from "../model/chi2_tail.ts";
 import { predictiveSf } from "../model/f_tail.ts";
-import type { Head, HeadBank } from "./head_bank.ts";
+import type { Head } from "./head.ts";
+import type { HeadBank } from "./head_bank.ts";
 import type { FusedKernel } from "./kernels/fused_kernel.ts";
 import type { ObservationBatch, ScoreBatch } from "./types.ts";
 

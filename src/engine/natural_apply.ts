@@ -9,7 +9,7 @@ import type { HeadConfig } from "../config/head_config.ts";
 import { type NaturalScratch, naturalStep, newNaturalScratch } from "../model/natural_step.ts";
 import { diagForward, diagInverse } from "../model/diag_transform.ts";
 import { identityParams, identityTheta, thetaLength } from "../model/parameterisation.ts";
-import type { Head } from "./head_bank.ts";
+import type { Head } from "./head.ts";
 
 /** Applies natural steps to heads of one bank (dimension, diagonal transform, λ fixed). */
 export class NaturalApplier {

@@ -10,7 +10,8 @@ import type { Chi2Tail } from "../model/chi2_tail.ts";
 import { cusumRun } from "../model/change_detector.ts";
 import { predictiveSf } from "../model/f_tail.ts";
 import { hostStats, robustWeight } from "../model/natural_step.ts";
-import type { Head, HeadBank } from "./head_bank.ts";
+import type { Head } from "./head.ts";
+import type { HeadBank } from "./head_bank.ts";
 import { statsWidth } from "./kernels/fused_kernel.ts";
 import type { ScoreBatch } from "./types.ts";
 

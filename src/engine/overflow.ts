@@ -6,7 +6,7 @@
  * @module
  */
 import { EngineError } from "./errors.ts";
-import type { Head } from "./head_bank.ts";
+import type { Head } from "./head.ts";
 import type { ObservationBatch, ScoreBatch } from "./types.ts";
 
 /** Index of the first row whose m² is not finite, or −1. */

@@ -11,7 +11,7 @@ import type { HeadConfig } from "../../config/head_config.ts";
 import type { Chi2Tail } from "../../model/chi2_tail.ts";
 import { lowerMatMul, lowerMatVec } from "../../model/linalg.ts";
 import { EngineError } from "../errors.ts";
-import { trilFromTheta } from "../head_bank.ts";
+import { trilFromTheta } from "../../model/parameterisation.ts";
 import type { DiagTransform, ScoreBatch } from "../types.ts";
 import { absorb, HALF_LOG_2PI, shrunkCholesky, solveRow, whiten } from "./frame.ts";
 import type { CondKey } from "./key_state.ts";
