@@ -5,7 +5,8 @@
  * file sequences batches through the engine and commits them; `in_flight.ts` holds a batch's
  * bookkeeping from submission to commit (and a barrier's checkpoints), `batch_builder.ts` builds
  * engine batches, `refusals.ts` isolates refused messages, `records.ts` assembles score records,
- * `params.ts` publishes parameters and `loop_settings.ts` holds the settings.
+ * `params.ts` publishes parameters, `finalise.ts` publishes and commits a batch and
+ * `loop_settings.ts` holds the settings.
  *
  * Exactly-once argument (per key k, messages arrive in stream order, see `resetConsumer`):
  *  - `lastApplied[k]` is the highest input sequence whose learning the engine holds; a message
@@ -37,21 +38,14 @@
 import type { ScoringEngine } from "../engine/engine.ts";
 import type { Group, Item, Part } from "./batch_builder.ts";
 import { collectBatch, type PipelineState } from "./collect.ts";
-import {
-  barrierAlarmStates,
-  barrierCheckpoints,
-  type EngineResult,
-  type InFlight,
-  type Prepared,
-  type Published,
-} from "./in_flight.ts";
+import { commitGroup, type FinalisePorts, publishBatch } from "./finalise.ts";
+import type { EngineResult, InFlight, Prepared } from "./in_flight.ts";
 import type { LoopSettings } from "./loop_settings.ts";
 import { ParamsPublisher } from "./params.ts";
-import type { AlarmOut, CheckpointStore, MessageSource, OutputSink } from "./ports.ts";
+import type { CheckpointStore, MessageSource, OutputSink } from "./ports.ts";
 import { DEFAULT_ALARM_REFERENCE, DEFAULT_ALARM_THRESHOLD } from "../model/alarm.ts";
 import { KeyEviction } from "./eviction.ts";
 import { LoopKeys } from "./loop_keys.ts";
-import { deadLetters, scoreOutputs } from "./records.ts";
 import { processIsolating } from "./refusals.ts";
 
 export type { LoopSettings };
@@ -89,6 +83,8 @@ export class LiveLoop {
   /** Batches submitted (the last one's number), and the number of the last one committed. */
   #submitted = 0;
   #committedNo = 0;
+  /** What publishing and committing a batch reach (`finalise.ts`). */
+  readonly #out: FinalisePorts;
   readonly #pipeline: PipelineState = {
     idle: () => this.#unpublished === 0,
     failed: () => this.#fatal !== undefined,
@@ -112,6 +108,7 @@ export class LiveLoop {
       settings.alarmReference ?? DEFAULT_ALARM_REFERENCE,
     );
     store.keepRevisionsIn?.(this.#keys.revisions);
+    this.#out = { engine, source, sink, store, keys: this.#keys, s: settings };
     this.#params = new ParamsPublisher({
       engine,
       keys: this.#keys,
@@ -269,7 +266,7 @@ export class LiveLoop {
     // Publication needs only this batch's scores: it does not wait for earlier batches' commits
     // (re-published records are deduplicated by Nats-Msg-Id, so order of commits is all that
     // matters for the guarantees).
-    const published = work.then((r) => this.#publish(prepared, r));
+    const published = work.then((r) => publishBatch(this.#out, prepared, r));
     this.#unpublished++;
     published.finally(() => this.#settled()).catch(() => {});
     const batch: InFlight = {
@@ -360,42 +357,6 @@ export class LiveLoop {
     return job;
   }
 
-  /** Builds and publishes the batch's score records and dead letters; resolves once acked. */
-  async #publish(p: Prepared, r: EngineResult): Promise<Published> {
-    const { parts, refused, states } = r;
-    const stream = this.#s.inputStream;
-    const alarmOuts: AlarmOut[] = [];
-    const { outs, anomalies, scored, newRows } = scoreOutputs(
-      parts,
-      stream,
-      this.#s.scoreMessages,
-      (scores) => this.#engine.release(scores),
-      { bank: this.#keys, armedFrom: this.#s.alarmArmedFrom ?? 0, out: alarmOuts },
-    );
-    // A barrier's checkpoints hold the alarm states right after it (as the heads' states).
-    const alarmStates = barrierAlarmStates(this.#keys, p.learned);
-    const dead = deadLetters(p.items, refused, stream);
-    await Promise.all([
-      this.#sink.publishScores(outs),
-      this.#sink.publishDeadLetters(dead),
-      this.#sink.publishAlarms(alarmOuts),
-    ]);
-    if (anomalies.length > 0) this.#sink.publishAnomalies(anomalies);
-    const msgs = p.items;
-    return {
-      acks: this.#source.cumulativeAck === true
-        ? msgs.slice(-1).map((it) => it.msg)
-        : msgs.map((it) => it.msg),
-      states,
-      alarmStates,
-      deadReasons: dead.map((d) => d.reason),
-      scored,
-      newRows,
-      outs: scored,
-      anomalies: anomalies.length,
-    };
-  }
-
   /**
    * Commits the barrier `last` and every batch before it not committed yet (all published by
    * now: batches are finalised in order): one checkpoint per key learned since the previous
@@ -405,35 +366,7 @@ export class LiveLoop {
     last.result = await last.published;
     const end = this.#inFlight.indexOf(last);
     const group = this.#inFlight.slice(0, end + 1).filter((b) => !b.committed);
-    const latest = barrierCheckpoints(last.p.learned, last.result, new Date().toISOString());
-    const m = this.#s.metrics;
-    this.#s.fence?.();
-    if (latest.length > 0) {
-      await this.#store.save(latest);
-      m.checkpointWrites += latest.length;
-    }
-    this.#s.fence?.();
-    const now = performance.now();
-    if (this.#source.cumulativeAck === true) {
-      // One ack for the whole group: every earlier delivery is committed by now.
-      const acks = group.map((b) => b.result?.acks ?? []).findLast((a) => a.length > 0);
-      acks?.at(-1)?.ack();
-    }
-    for (const b of group) {
-      b.committed = true;
-      const r = b.result!;
-      if (this.#source.cumulativeAck !== true) { for (const msg of r.acks) msg.ack(); }
-      // Metrics count first-time observations only.
-      m.observations += r.newRows;
-      m.scoresPublished += r.outs;
-      m.anomalies += r.anomalies;
-      for (const reason of r.deadReasons) m.deadLetter(reason);
-      if (b.messages > 0) {
-        m.batches++;
-        m.batchSize.observe(r.scored);
-        m.batchLatency.observe((now - b.p.firstAt) / 1000);
-      }
-    }
+    await commitGroup(this.#out, last, group);
     this.#params.markDirty(last.p.learned?.keys() ?? []);
     this.#inFlight = this.#inFlight.filter((b) => !b.committed);
   }
