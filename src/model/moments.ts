@@ -78,12 +78,11 @@ export function mergeRows(
   d: number,
   weights?: Float64Array,
 ): void {
-  const wt = (i: number) => (weights === undefined ? 1 : weights[i]);
   let wb = 0, wb2 = 0;
   // Reused scratch (zeroed): this runs per key and batch while keys initialise, for many keys.
   const mb = _scratch(0, d);
   for (let i = 0; i < count; i++) {
-    const w = wt(i);
+    const w = weights === undefined ? 1 : weights[i];
     wb += w;
     wb2 += w * w;
     for (let a = 0; a < d; a++) mb[a] += w * rows[i * d + a];
@@ -91,7 +90,7 @@ export function mergeRows(
   for (let a = 0; a < d; a++) mb[a] /= wb;
   const sb = _scratch(1, d * d);
   for (let i = 0; i < count; i++) {
-    const w = wt(i);
+    const w = weights === undefined ? 1 : weights[i];
     for (let a = 0; a < d; a++) {
       const da = w * (rows[i * d + a] - mb[a]);
       for (let b = 0; b <= a; b++) sb[a * d + b] += da * (rows[i * d + b] - mb[b]);
@@ -133,27 +132,37 @@ export function shrunkFrame(
     scale2 = Math.max(scale2, m.mean[a] * m.mean[a], m.scatter[a * d + a] / n);
   }
   const floor = Math.max(REL_SD_FLOOR * REL_SD_FLOOR * scale2, absSdFloor * absSdFloor);
-  const fill = (lambda: number) => {
-    for (let a = 0; a < d; a++) {
-      for (let b = 0; b <= a; b++) {
-        const s = m.scatter[a * d + b] / n;
-        const v = a === b ? Math.max(s, floor) : (1 - lambda) * s;
-        cov[a * d + b] = v;
-        cov[b * d + a] = v;
-      }
-    }
-  };
   let ok = false;
   if (exactFirst && n > d + 1) {
-    fill(0);
+    _shrunkCov(m.scatter, n, d, floor, 0, cov);
     ok = cholesky(cov, d, out);
   }
   if (!ok) {
-    fill(d / (n + d));
+    _shrunkCov(m.scatter, n, d, floor, d / (n + d), cov);
     ok = cholesky(cov, d, out);
   }
   if (!ok) {
     out.fill(0);
     for (let a = 0; a < d; a++) out[a * d + a] = Math.sqrt(cov[a * d + a]);
+  }
+}
+
+/** cov = scatter / n with the off-diagonal shrunk by `lambda` and variances floored (a function,
+ * not a closure: per key and batch while keys initialise). */
+function _shrunkCov(
+  scatter: Float64Array,
+  n: number,
+  d: number,
+  floor: number,
+  lambda: number,
+  cov: Float64Array,
+): void {
+  for (let a = 0; a < d; a++) {
+    for (let b = 0; b <= a; b++) {
+      const s = scatter[a * d + b] / n;
+      const v = a === b ? Math.max(s, floor) : (1 - lambda) * s;
+      cov[a * d + b] = v;
+      cov[b * d + a] = v;
+    }
   }
 }

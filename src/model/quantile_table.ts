@@ -59,12 +59,15 @@ export class PredictiveQuantile {
       }
       return v;
     }
+    // Nodes read through methods, not closures: this runs per key and batch while keys are young.
     if (u < U_MAX - 2 / U_STEPS) {
-      return _lagrange(u * U_STEPS, (i) => this.#u(i));
+      const su = u * U_STEPS, i = Math.floor(su);
+      return _lagrange(su - i, this.#u(i - 1), this.#u(i), this.#u(i + 1), this.#u(i + 2));
     }
     const s = (1 / m) * (V_CELLS / V_MAX);
     // Nodes −1..2 around s; node −1 for the first cell is v < 0: use nodes 0..3 there.
-    return _lagrange(s, (i) => this.#v(i), s < 1 ? 1 : 0);
+    const i = Math.floor(s) + (s < 1 ? 1 : 0);
+    return _lagrange(s - i, this.#v(i - 1), this.#v(i), this.#v(i + 1), this.#v(i + 2));
   }
 
   #u(i: number): number {
@@ -113,11 +116,8 @@ export function sharedQuantile(alpha: number, d: number): PredictiveQuantile {
   return q;
 }
 
-/** 4-point Lagrange interpolation at s through nodes i−1+shift .. i+2+shift (i = ⌊s⌋). */
-function _lagrange(s: number, at: (i: number) => number, shift = 0): number {
-  const i = Math.floor(s) + shift;
-  const t = s - i;
-  const y0 = at(i - 1), y1 = at(i), y2 = at(i + 1), y3 = at(i + 2);
+/** 4-point Lagrange interpolation at t (from node i) through the values at nodes i−1 .. i+2. */
+function _lagrange(t: number, y0: number, y1: number, y2: number, y3: number): number {
   return (-t * (t - 1) * (t - 2) / 6) * y0 + ((t + 1) * (t - 1) * (t - 2) / 2) * y1 -
     ((t + 1) * t * (t - 2) / 2) * y2 + ((t + 1) * t * (t - 1) / 6) * y3;
 }
