@@ -9,7 +9,7 @@
 import { addWeighted3, EMPTY_F64, EMPTY_U8, type FusedPass, oddRow, pValues } from "./cpu_fused.ts";
 
 /** Per-key parameters for rows of interleaved keys (d = 3), indexed by the local key j. */
-export interface KeyTable {
+export interface InterleavedKeys {
   readonly K: number;
   /** K×3, same origin as the rows. */
   readonly loc: Float64Array;
@@ -31,7 +31,7 @@ export interface KeyTable {
  * statistics accumulated at stats[j·11]. Gathering rows key by key instead costs several cache
  * misses per row (3× slower at 1,000 keys). Same two-loop structure as the segment loop.
  */
-export function fusedInterleaved3(pass: FusedPass, keyIdx: Int32Array, t: KeyTable): void {
+export function fusedInterleaved3(pass: FusedPass, keyIdx: Int32Array, t: InterleavedKeys): void {
   const { x, rowWeight, robustC, m2: m2Out, contrib, scoring, stats } = pass;
   const n = keyIdx.length, K = t.K;
   // Per key: loc (3), 1/L_aa (3), L10, L20, L21: one cache line's worth, together.
