@@ -121,7 +121,7 @@ export class HeadStore {
     const stride = this.layout.stride;
     let w = this.#work[j];
     if (w === undefined) {
-      w = new SlabHead(this, key, slot, new Float64Array(stride), 0);
+      w = new SlabHead(this, key, slot, new Float64Array(stride));
       this.#work[j] = w;
     }
     w.key = key;
@@ -192,14 +192,14 @@ export class SlabHead implements Head {
   #tril: Float64Array | null = null;
   #init: SlabMoments | null = null;
 
-  /** `own`: a working copy's buffer (with `o` 0); default: a cursor onto the slot in place. */
-  constructor(store: HeadStore, key: string, slot: number, own?: Float64Array, o = 0) {
+  /** `own`: a working copy's buffer; default: a cursor onto the slot in place. */
+  constructor(store: HeadStore, key: string, slot: number, own?: Float64Array) {
     this.key = key;
     this.slot = slot;
     this.#store = store;
     this.work = own !== undefined;
     this.#buf = own ?? store.chunk(slot);
-    this.#o = own !== undefined ? o : store.offset(slot);
+    this.#o = own !== undefined ? 0 : store.offset(slot);
   }
 
   /** The buffer this head's numbers are in (a working copy's own). */

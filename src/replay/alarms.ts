@@ -27,13 +27,16 @@ export class AlarmTally {
   // values are kept as their JSON text.
   readonly #bank: AlarmBank<string>;
   readonly #writer: BufferedTextWriter | null;
+  readonly #names: readonly string[];
   readonly #armedFrom: number;
 
   /**
-   * `armedFrom`: the first sequence number whose evidence counts towards the alarm; `writer`:
-   * where episodes go (`--alarms`), or null.
+   * `names`: the keys by id (the key table's, growing as keys are read); `armedFrom`: the first
+   * sequence number whose evidence counts towards the alarm; `writer`: where episodes go
+   * (`--alarms`), or null.
    */
   constructor(
+    names: readonly string[],
     dim: number,
     threshold: number,
     alpha: number,
@@ -42,13 +45,15 @@ export class AlarmTally {
   ) {
     // Sparse: quiet keys hold no state (most of them, with many keys).
     this.#bank = new AlarmBank<string>(dim, threshold, alarmReference(alpha), { sparse: true });
+    this.#names = names;
     this.#armedFrom = armedFrom;
     this.#writer = writer;
   }
 
   /** Steps the alarms over one batch's scores; the alarm flag of each row. */
   step(scores: ScoreBatch, echoes: ReplayEchoes): Uint8Array {
-    const { key, keyId, keyJson, tJson, label: labels } = echoes;
+    const { keyId, keyJson, tJson, label: labels } = echoes;
+    const names = this.#names;
     const d = scores.dim;
     const alarm = new Uint8Array(scores.n);
     const vals = echoes.values;
@@ -56,14 +61,15 @@ export class AlarmTally {
     const row = new Float64Array(d);
     for (let i = 0; i < scores.n; i++) {
       const seq = scores.seq[i];
-      const r = this.#bank.step(key[i], {
+      const id = keyId[i];
+      const r = this.#bank.step(names[id], {
         seq,
         t: tJson[i],
         pValue: scores.pValue[i],
         contrib: scores.contrib.subarray(i * d, i * d + d),
         armed: seq >= this.#armedFrom,
         values: vals === undefined ? undefined : readings(vals, i, d, row),
-      }, keyId[i]);
+      }, id);
       alarm[i] = r.alarm ? 1 : 0;
       if (r.closed !== null) this.#writeEpisode(r.closed, false);
       const l = labels[i];

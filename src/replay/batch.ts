@@ -8,12 +8,8 @@ import type { ObservationBatch } from "../engine/types.ts";
 import { timeMs } from "../model/time_features.ts";
 import { type RowEchoes, timeJson } from "../wire/score_format.ts";
 
-/**
- * A replay batch's echoes, with each row's key itself (what the alarms are keyed by) and its id in
- * replay's key table (`key_table.ts`).
- */
+/** A replay batch's echoes, with each row's key id in replay's key table (`key_table.ts`). */
 export interface ReplayEchoes extends RowEchoes {
-  readonly key: readonly string[];
   readonly keyId: Uint32Array;
 }
 
@@ -37,7 +33,6 @@ export class BatchBuilder {
   #stamp = 0;
   #rowId!: Uint32Array;
   #keyJson: string[] = [];
-  #rowKey: string[] = [];
   /** Per key of this batch: its JSON text. */
   #kJson: string[] = [];
   #tJson: string[] = [];
@@ -99,7 +94,6 @@ export class BatchBuilder {
     for (let j = 0; j < d; j++) this.#values[i * d + j] = values[j];
     this.#learn[i] = learn ? 1 : 0;
     this.#keyJson.push(this.#kJson[k]);
-    this.#rowKey.push(key);
     this.#tJson.push(timeJson(t));
     this.#label[i] = label ?? -1;
   }
@@ -123,7 +117,6 @@ export class BatchBuilder {
     // The readings for the alarms' flatline evidence: a copy, as the engine may take the batch's.
     const echoes: ReplayEchoes = {
       keyJson: this.#keyJson,
-      key: this.#rowKey,
       keyId: n === this.#cap ? this.#rowId : this.#rowId.slice(0, n),
       tJson: this.#tJson,
       label: this.#label,
@@ -144,7 +137,6 @@ export class BatchBuilder {
     this.#stamp++;
     this.#rowId = new Uint32Array(this.#cap);
     this.#keyJson = [];
-    this.#rowKey = [];
     this.#kJson = [];
     this.#tJson = [];
     this.#label = new Int8Array(this.#cap);

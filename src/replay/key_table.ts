@@ -53,7 +53,7 @@ export class KeyTable {
     return this.#names[id];
   }
 
-  /** Every key, in order of first appearance (the id order). */
+  /** Every key, in order of first appearance (the id order): the table's own array, which grows. */
   names(): readonly string[] {
     return this.#names;
   }

@@ -115,7 +115,14 @@ export async function runPipeline(
     // What checkColumns reads a key's moments into (it keeps nothing of them but their count).
     const checked = new ColumnMoments(dim);
     const skipped = new Map<SkipReason, number>();
-    const tally = new AlarmTally(dim, opts.alarm_threshold, config.alpha, armedFrom, alarmWriter);
+    const tally = new AlarmTally(
+      keys.names(),
+      dim,
+      opts.alarm_threshold,
+      config.alpha,
+      armedFrom,
+      alarmWriter,
+    );
     let observations = 0;
     let anomalies = 0;
     let blank = 0;
