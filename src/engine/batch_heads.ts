@@ -74,6 +74,7 @@ export function resolveHeads(
           gatherRows(batch.values, from, d),
           from.length,
           use.length > 0 ? weightsOf(from) : undefined,
+          j,
         );
       h = draft(seed);
       if (!finiteHead(h)) {

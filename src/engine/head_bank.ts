@@ -190,16 +190,18 @@ export class HeadBank {
 
   /**
    * Like {@link create}, but the head is not part of the bank until {@link adopt}ed: the engine
-   * scores a batch with it first, so a refused batch leaves no half-made key behind.
+   * scores a batch with it first, so a refused batch leaves no half-made key behind. `j`: the
+   * key's batch position, whose working copy ({@link batchHead}) the draft is, saved with the
+   * batch's others; default: a cursor onto its slot.
    */
-  draft(key: string, rows: Float64Array, count: number, weights?: Float64Array): Head {
+  draft(key: string, rows: Float64Array, count: number, weights?: Float64Array, j = -1): Head {
     if (this.#slots.has(key)) throw new TypeError(`expected a new key, found existing '${key}'`);
     const store = this.#store;
     const prior = this.#drafts.get(key);
     if (prior !== undefined) store.release(prior);
     for (const slot of this.#retired) store.release(slot);
     this.#retired.length = 0;
-    const h = this.#blank(key);
+    const h = this.#blank(key, j);
     this.#drafts.set(key, this.#slotOf(h));
     h.init = this.#noMoments;
     this.absorbInit(h, rows, count, weights);
@@ -358,8 +360,8 @@ export class HeadBank {
     return h;
   }
 
-  #blank(key: string): Head {
-    const h = blankHead(this.#store, key);
+  #blank(key: string, j = -1): Head {
+    const h = blankHead(this.#store, key, j);
     this.#resetTheta(h);
     return h;
   }

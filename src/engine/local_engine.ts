@@ -159,7 +159,7 @@ export class LocalEngine implements ScoringEngine {
     const rowsOf = (k: number) =>
       K === 1
         ? (range ??= rangeInto(sc.int("range", n), start[k]))
-        : order().subarray(start[k], start[k + 1]);
+        : sc.rowsInto(order(), start[k], start[k + 1]);
     const learnedOf = (rows: Int32Array) => learnMask === null ? rows : maskedRows(rows, learnMask);
     const weightsOf = (rows: Int32Array) =>
       natural && rowWeight !== null

@@ -145,6 +145,8 @@ export class Scratch {
   readonly #arrays = new Map<string, Int32Array | Uint8Array | Float32Array | Float64Array>();
   /** Per slot, float64 arrays by exact length (short ones): per-key temporaries, many keys. */
   readonly #exact: (Float64Array | undefined)[][] = [[], []];
+  /** Int32 arrays by exact length (short ones): a key's rows, copied (see {@link exactInt}). */
+  readonly #exactInt: (Int32Array | undefined)[] = [];
 
   /**
    * A float64 array of exactly n (contents not cleared) for per-key temporaries that no one keeps:
@@ -154,6 +156,19 @@ export class Scratch {
     if (n > 256) return new Float64Array(n);
     const bySize = this.#exact[slot];
     return bySize[n] ??= new Float64Array(n);
+  }
+
+  /**
+   * `from[lo..hi)` copied into an int32 array of exactly hi − lo that no one keeps: the same array
+   * again for the next request of that length. A view per key and batch (many keys, a row or two
+   * each) was most of the engine's garbage, and the garbage sets how far V8 grows its heap.
+   */
+  rowsInto(from: Int32Array, lo: number, hi: number): Int32Array {
+    const n = hi - lo;
+    if (n > 256) return from.subarray(lo, hi);
+    const out = this.#exactInt[n] ??= new Int32Array(n);
+    for (let r = 0; r < n; r++) out[r] = from[lo + r];
+    return out;
   }
 
   int(name: string, n: number): Int32Array {

@@ -62,7 +62,17 @@ export class PredictiveQuantile {
     // Nodes read through methods, not closures: this runs per key and batch while keys are young.
     if (u < U_MAX - 2 / U_STEPS) {
       const su = u * U_STEPS, i = Math.floor(su);
-      return _lagrange(su - i, this.#u(i - 1), this.#u(i), this.#u(i + 1), this.#u(i + 2));
+      // The filled nodes read in place: a double returned from a method that V8 does not inline
+      // is a heap number, four per key and batch while keys are young.
+      const g = this.#uGrid;
+      let y0 = g[i - 1], y1 = g[i], y2 = g[i + 1], y3 = g[i + 2];
+      if (Number.isNaN(y0 + y1 + y2 + y3)) {
+        y0 = this.#u(i - 1);
+        y1 = this.#u(i);
+        y2 = this.#u(i + 1);
+        y3 = this.#u(i + 2);
+      }
+      return _lagrange(su - i, y0, y1, y2, y3);
     }
     const s = (1 / m) * (V_CELLS / V_MAX);
     // Nodes −1..2 around s; node −1 for the first cell is v < 0: use nodes 0..3 there.
