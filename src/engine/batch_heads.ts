@@ -46,6 +46,7 @@ export function requireKnown(
  * Heads of the active keys; a new key is drafted from its first batch (the one batch not scored
  * prequentially; warm-up keeps it from flagging anomalies). Rows to learn from seed it, else all
  * rows. created[j]: 1 = new, seeded from rows it learns from; 2 = new, from score-only rows.
+ * `heads` and `created` are the caller's, reused batch after batch (entries from Ka on are stale).
  */
 export function resolveHeads(
   bank: HeadBank,
@@ -56,9 +57,10 @@ export function resolveHeads(
   rowsOf: (k: number) => Int32Array,
   learnedOf: (rows: Int32Array) => Int32Array,
   weightsOf: (rows: Int32Array) => Float64Array | undefined,
-): { heads: Head[]; created: Uint8Array } {
-  const heads: Head[] = new Array(Ka);
-  const created = new Uint8Array(Ka);
+  heads: Head[],
+  created: Uint8Array,
+): void {
+  created.fill(0, 0, Ka);
   const ids = batch.keyIds;
   for (let j = 0; j < Ka; j++) {
     const k = active[j];
@@ -98,7 +100,6 @@ export function resolveHeads(
     }
     heads[j] = h;
   }
-  return { heads, created };
 }
 
 /**

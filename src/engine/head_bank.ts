@@ -60,8 +60,13 @@ export class HeadBank {
    */
   #byId = new Int32Array(0);
   readonly #store: HeadStore;
-  /** Slots of drafted, not yet adopted heads by key: a refused batch's draft is reused. */
-  readonly #drafts = new Map<string, number>();
+  /**
+   * Drafted heads' keys and slots, in order, until a batch commits ({@link save}): then those not
+   * adopted (a refused batch's, a redrafted key's first) are freed. Lists, not a map: with many
+   * keys a map that gains and loses an entry per new key rebuilds its table again and again.
+   */
+  readonly #draftKeys: string[] = [];
+  readonly #draftSlots: number[] = [];
   /**
    * Slots of replaced heads, freed at the next draft: a batch in flight (kernel path) may still
    * write to a replaced head, and drafts happen only at a batch's start, after the previous one.
@@ -126,13 +131,24 @@ export class HeadBank {
 
   /**
    * Writes the batch's working copies ({@link batchHead}) back into their slots: called once the
-   * batch is committed (a refused batch leaves its keys as they were).
+   * batch is committed (a refused batch leaves its keys as they were), and frees the slots of drafts
+   * that were not adopted.
    */
   save(heads: readonly Head[], n: number): void {
     for (let j = 0; j < n; j++) {
       const h = heads[j];
       if (h instanceof SlabHead && h.work) this.#store.save(h);
     }
+    this.#sweepDrafts();
+  }
+
+  #sweepDrafts(): void {
+    const keys = this.#draftKeys, slots = this.#draftSlots;
+    for (let i = 0; i < slots.length; i++) {
+      if (this.#slots.get(keys[i]) !== slots[i]) this.#store.release(slots[i]);
+    }
+    keys.length = 0;
+    slots.length = 0;
   }
 
   get size(): number {
@@ -185,6 +201,9 @@ export class HeadBank {
   create(key: string, rows: Float64Array, count: number): Head {
     const h = this.draft(key, rows, count);
     this.adopt(h);
+    // Adopted at once: no longer a draft to sweep.
+    this.#draftKeys.pop();
+    this.#draftSlots.pop();
     return h;
   }
 
@@ -197,12 +216,11 @@ export class HeadBank {
   draft(key: string, rows: Float64Array, count: number, weights?: Float64Array, j = -1): Head {
     if (this.#slots.has(key)) throw new TypeError(`expected a new key, found existing '${key}'`);
     const store = this.#store;
-    const prior = this.#drafts.get(key);
-    if (prior !== undefined) store.release(prior);
     for (const slot of this.#retired) store.release(slot);
     this.#retired.length = 0;
     const h = this.#blank(key, j);
-    this.#drafts.set(key, this.#slotOf(h));
+    this.#draftKeys.push(key);
+    this.#draftSlots.push(this.#slotOf(h));
     h.init = this.#noMoments;
     this.absorbInit(h, rows, count, weights);
     return h;
@@ -232,7 +250,6 @@ export class HeadBank {
       throw new TypeError(`expected a new key, found existing '${h.key}'`);
     }
     const slot = this.#slotOf(h);
-    if (this.#drafts.get(h.key) === slot) this.#drafts.delete(h.key);
     this.#slots.set(h.key, slot);
   }
 

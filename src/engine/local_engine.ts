@@ -23,6 +23,7 @@ import { runCpuPass } from "./cpu_pass.ts";
 import type { ScoringEngine } from "./engine.ts";
 import { type FusedKernel, statsWidth } from "./kernels/fused_kernel.ts";
 import { HeadBank } from "./head_bank.ts";
+import type { Head } from "./head.ts";
 import type { FusedPass } from "./kernels/cpu_fused.ts";
 import { type KernelContext, runKernel, scoreRows } from "./kernel_pass.ts";
 import {
@@ -76,6 +77,8 @@ export class LocalEngine implements ScoringEngine {
   readonly #m2Alpha: number;
   readonly #scratch = new Scratch();
   readonly #pool = new ScorePool();
+  /** A batch's heads by position (working copies; see `HeadBank.batchHead`). */
+  readonly #heads: Head[] = [];
   /** What the natural step's functions and the kernel path read of this engine. */
   readonly #ctx: NaturalContext & KernelContext;
   #chain: Promise<unknown> = Promise.resolve();
@@ -165,16 +168,9 @@ export class LocalEngine implements ScoringEngine {
       natural && rowWeight !== null
         ? weightsAt(rows, rowWeight, sc.exact(0, rows.length))
         : undefined;
-    const { heads, created } = resolveHeads(
-      bank,
-      d,
-      batch,
-      active,
-      Ka,
-      rowsOf,
-      learnedOf,
-      weightsOf,
-    );
+    // Reused across batches: arrays per batch that outlive a scavenge grow V8's young generation.
+    const heads = this.#heads, created = sc.uint8("created", Ka);
+    resolveHeads(bank, d, batch, active, Ka, rowsOf, learnedOf, weightsOf, heads, created);
     // Natural step: per-key anomaly thresholds on m² from the predictive tail.
     // Each key's effective n from before the batch, once: thresholds, p-values and the commit read it.
     const nEffK = sc.float64("nEff", Ka);
