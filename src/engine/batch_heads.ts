@@ -9,7 +9,6 @@ import { EngineError } from "./errors.ts";
 import type { Head } from "./head.ts";
 import type { HeadBank } from "./head_bank.ts";
 import { checkFinite, finiteHead } from "./overflow.ts";
-import { gatherRows } from "./row_groups.ts";
 import type { ObservationBatch } from "./types.ts";
 
 /** Checks a batch's dimension and that its values and key indices have the lengths it states. */
@@ -46,7 +45,8 @@ export function requireKnown(
  * Heads of the active keys; a new key is drafted from its first batch (the one batch not scored
  * prequentially; warm-up keeps it from flagging anomalies). Rows to learn from seed it, else all
  * rows. created[j]: 1 = new, seeded from rows it learns from; 2 = new, from score-only rows.
- * `heads` and `created` are the caller's, reused batch after batch (entries from Ka on are stale).
+ * `gather`: the values of rows (a temporary, read at once); `heads` and `created` are the
+ * caller's, reused batch after batch (entries from Ka on are stale).
  */
 export function resolveHeads(
   bank: HeadBank,
@@ -57,6 +57,7 @@ export function resolveHeads(
   rowsOf: (k: number) => Int32Array,
   learnedOf: (rows: Int32Array) => Int32Array,
   weightsOf: (rows: Int32Array) => Float64Array | undefined,
+  gather: (rows: Int32Array) => Float64Array,
   heads: Head[],
   created: Uint8Array,
 ): void {
@@ -70,21 +71,28 @@ export function resolveHeads(
       const use = learnedOf(rows);
       const seed = use.length > 0 ? use : rows;
       checkFinite(batch.values, seed, d);
-      const draft = (from: Int32Array) =>
-        bank.draft(
-          batch.keys[k],
-          gatherRows(batch.values, from, d),
-          from.length,
-          use.length > 0 ? weightsOf(from) : undefined,
-          j,
-        );
-      h = draft(seed);
+      const weighted = use.length > 0;
+      h = bank.draft(
+        batch.keys[k],
+        gather(seed),
+        seed.length,
+        weighted ? weightsOf(seed) : undefined,
+        j,
+      );
       if (!finiteHead(h)) {
         // Finite readings so large that the first statistics overflow (a sensor sending 1e300):
         // draft from the rows that cannot overflow them; the others are then scored against that
         // draft like a known key's (saturated, weight 0 once their m² overflows).
         const small = tameRows(batch.values, seed, d);
-        if (small.length > 0) h = draft(small);
+        if (small.length > 0) {
+          h = bank.draft(
+            batch.keys[k],
+            gather(small),
+            small.length,
+            weighted ? weightsOf(small) : undefined,
+            j,
+          );
+        }
       }
       // None small enough (e.g. a first batch of one such reading): no head to score it against,
       // so the batch is refused (nothing was adopted).

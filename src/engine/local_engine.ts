@@ -170,7 +170,8 @@ export class LocalEngine implements ScoringEngine {
         : undefined;
     // Reused across batches: arrays per batch that outlive a scavenge grow V8's young generation.
     const heads = this.#heads, created = sc.uint8("created", Ka);
-    resolveHeads(bank, d, batch, active, Ka, rowsOf, learnedOf, weightsOf, heads, created);
+    const gather = (rows: Int32Array) => gatherRows(values, rows, d, sc.exact(1, rows.length * d));
+    resolveHeads(bank, d, batch, active, Ka, rowsOf, learnedOf, weightsOf, gather, heads, created);
     // Natural step: per-key anomaly thresholds on m² from the predictive tail.
     // Each key's effective n from before the batch, once: thresholds, p-values and the commit read it.
     const nEffK = sc.float64("nEff", Ka);
@@ -289,7 +290,7 @@ export class LocalEngine implements ScoringEngine {
         values,
         m2: out.mahalanobis2,
         weightsOf,
-        gather: (rows) => gatherRows(values, rows, d, sc.exact(1, rows.length * d)),
+        gather,
         learned: (j) => learnedK[active[j]],
       });
     } else {

@@ -102,13 +102,16 @@ export function hostM2(
 
 /** Whether a head's parameters are all finite. */
 export function finiteHead(h: Head): boolean {
-  for (const a of [h.frameLoc, h.locC, h.tril]) {
-    for (const v of a) if (!Number.isFinite(v)) return false;
-  }
-  return Number.isFinite(h.logDet);
+  // No array of the three or iterators: this runs per new key (many keys).
+  return allFinite(h.frameLoc) && allFinite(h.locC) && allFinite(h.tril) &&
+    Number.isFinite(h.logDet);
 }
 
-/** Throws `non_finite_input` for row i. */
+function allFinite(a: Float64Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
+  return true;
+}
+
 /** Throws `non_finite_input` for row i. */
 function nonFinite(values: Float64Array, i: number, d: number): never {
   const row = Array.from(values.subarray(i * d, i * d + d));
