@@ -58,7 +58,12 @@ function stirlingCorr(x: number): number {
  * directly (the two logs would each be ~b·ln b and cancel).
  */
 function lnBeta(a: number, b: number): number {
-  if (a > b) [a, b] = [b, a];
+  if (a > b) {
+    // A swap by temporary: a destructured swap may build an array, once per p-value.
+    const t = a;
+    a = b;
+    b = t;
+  }
   if (b < 10) return lnGamma(a) + lnGamma(b) - lnGamma(a + b);
   const diff = -a * Math.log(b) - (a + b - 0.5) * Math.log1p(a / b) + a + stirlingCorr(b) -
     stirlingCorr(a + b);

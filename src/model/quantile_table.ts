@@ -18,8 +18,8 @@ const U_MIN = 2;
 const U_MAX = Math.log(1024);
 const V_MAX = 1 / 1024;
 const V_CELLS = 256;
-/** Exact solves remembered at most (then forgotten all at once: a bound, not a policy). */
-const _EXACT_MAX = 4096;
+/** Exact solves remembered (a direct-mapped cache: a new n takes its cell's place). */
+const _EXACT_CELLS = 4096;
 
 /** m² threshold of the predictive tail at `alpha` for effective n, dimension d. */
 export class PredictiveQuantile {
@@ -33,7 +33,11 @@ export class PredictiveQuantile {
    * share their n, and with many keys a Newton solve per key and batch would dominate. The
    * solve is a pure function of n, so a remembered value is the value.
    */
-  readonly #exact = new Map<number, number>();
+  readonly #exactN = new Float64Array(_EXACT_CELLS).fill(NaN);
+  readonly #exactV = new Float64Array(_EXACT_CELLS);
+  /** n's bits, for the cell index (typed arrays, not a map: a map keyed by doubles boxes them). */
+  readonly #bits = new Float64Array(1);
+  readonly #words = new Uint32Array(this.#bits.buffer);
 
   constructor(alpha: number, d: number) {
     this.#alpha = alpha;
@@ -51,12 +55,13 @@ export class PredictiveQuantile {
     const m = n - d;
     const u = Math.log(m);
     if (u < U_MIN) {
-      let v = this.#exact.get(n);
-      if (v === undefined) {
-        v = predictiveThreshold(this.#alpha, n, d, this.#chi2);
-        if (this.#exact.size >= _EXACT_MAX) this.#exact.clear();
-        this.#exact.set(n, v);
-      }
+      this.#bits[0] = n;
+      const w = this.#words;
+      const cell = (Math.imul(w[0] ^ w[1], 0x9e3779b1) >>> 20) & (_EXACT_CELLS - 1);
+      if (this.#exactN[cell] === n) return this.#exactV[cell];
+      const v = predictiveThreshold(this.#alpha, n, d, this.#chi2);
+      this.#exactN[cell] = n;
+      this.#exactV[cell] = v;
       return v;
     }
     // Nodes read through methods, not closures: this runs per key and batch while keys are young.
