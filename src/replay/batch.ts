@@ -8,10 +8,8 @@ import type { ObservationBatch } from "../engine/types.ts";
 import { timeMs } from "../model/time_features.ts";
 import { type RowEchoes, timeJson } from "../wire/score_format.ts";
 
-/** A replay batch's echoes, with each row's key id in replay's key table (`key_table.ts`). */
-export interface ReplayEchoes extends RowEchoes {
-  readonly keyId: Uint32Array;
-}
+/** A replay batch's echoes; each row's key id is its id in replay's key table (`key_table.ts`). */
+export type ReplayEchoes = RowEchoes;
 
 /** Rows collected for one engine call, with what their records echo. */
 export class BatchBuilder {
@@ -32,9 +30,6 @@ export class BatchBuilder {
   #posOf = new Int32Array(2 * 1024);
   #stamp = 0;
   #rowId!: Uint32Array;
-  #keyJson: string[] = [];
-  /** Per key of this batch: its JSON text. */
-  #kJson: string[] = [];
   #tJson: string[] = [];
   #label!: Int8Array;
   /** Conditional head: features per row (0: none) and whether rows carry their time. */
@@ -56,13 +51,12 @@ export class BatchBuilder {
   }
 
   /**
-   * `id`: the key's id in the key table; `keyJson`: the key's JSON text, or null for a plain key
-   * (text `"key"`, made here once a batch).
+   * `id`: the key's id in the key table (records take the key's text from there, by the rows'
+   * ids).
    */
   add(
     id: number,
     key: string,
-    keyJson: string | null,
     values: ArrayLike<number>,
     t: number | string | undefined,
     label: 0 | 1 | undefined,
@@ -86,14 +80,12 @@ export class BatchBuilder {
       this.#keyIds[k] = id;
       pos[2 * id + 1] = this.#stamp;
       pos[2 * id] = k;
-      this.#kJson.push(keyJson ?? `"${key}"`);
     }
     this.#keyIndex[i] = k;
     this.#rowId[i] = id;
     const d = this.#dim;
     for (let j = 0; j < d; j++) this.#values[i * d + j] = values[j];
     this.#learn[i] = learn ? 1 : 0;
-    this.#keyJson.push(this.#kJson[k]);
     this.#tJson.push(timeJson(t));
     this.#label[i] = label ?? -1;
   }
@@ -116,7 +108,6 @@ export class BatchBuilder {
     };
     // The readings for the alarms' flatline evidence: a copy, as the engine may take the batch's.
     const echoes: ReplayEchoes = {
-      keyJson: this.#keyJson,
       keyId: n === this.#cap ? this.#rowId : this.#rowId.slice(0, n),
       tJson: this.#tJson,
       label: this.#label,
@@ -136,8 +127,6 @@ export class BatchBuilder {
     // Stamps start at 1: a fresh array's 0 is no batch's.
     this.#stamp++;
     this.#rowId = new Uint32Array(this.#cap);
-    this.#keyJson = [];
-    this.#kJson = [];
     this.#tJson = [];
     this.#label = new Int8Array(this.#cap);
     if (this.#F > 0) this.#features = new Float64Array(this.#cap * this.#F);

@@ -15,6 +15,11 @@ export class KeyTable {
   readonly #names: string[] = [];
   /** JSON text of the keys that need escapes (most keys are plain: their text is `"key"`). */
   readonly #escaped = new Map<number, string>();
+  /**
+   * One bit per id: set for a key in {@link #escaped}. Score records read it per row, where a
+   * map lookup (or a JSON string per key and batch) would cost more than one bit a key.
+   */
+  #escapedBits = new Uint8Array(1024 / 8);
   /** Parsers that named some key's value columns (one per input file, at most). */
   readonly #parsers: RowParser[] = [];
   /**
@@ -40,10 +45,16 @@ export class KeyTable {
       const grown = new Int32Array(this.#info.length * 2);
       grown.set(this.#info);
       this.#info = grown;
+      const bits = new Uint8Array(this.#escapedBits.length * 2);
+      bits.set(this.#escapedBits);
+      this.#escapedBits = bits;
     }
     this.#ids.set(key, id);
     this.#names.push(key);
-    if (!_plainJson(key)) this.#escaped.set(id, JSON.stringify(key));
+    if (!_plainJson(key)) {
+      this.#escaped.set(id, JSON.stringify(key));
+      this.#escapedBits[id >> 3] |= 1 << (id & 7);
+    }
     this.#info[id * _STRIDE + _MOMENTS] = moments;
     this.#info[id * _STRIDE + _PARSER] = -1;
     return id;
@@ -60,7 +71,7 @@ export class KeyTable {
 
   /** The key's JSON text when it needs escapes; null for a plain key, whose text is `"key"`. */
   json(id: number): string | null {
-    return this.#escaped.get(id) ?? null;
+    return (this.#escapedBits[id >> 3] & (1 << (id & 7))) === 0 ? null : this.#escaped.get(id)!;
   }
 
   /** Counts one more row of the key; returns the count before it. */
