@@ -7,6 +7,7 @@
 import type { ObservationBatch } from "../engine/types.ts";
 import { timeMs } from "../model/time_features.ts";
 import { type RowEchoes, timeJson } from "../wire/score_format.ts";
+import type { KeyTable } from "./key_table.ts";
 
 /** A replay batch's echoes; each row's key id is its id in replay's key table (`key_table.ts`). */
 export type ReplayEchoes = RowEchoes;
@@ -23,11 +24,11 @@ export class BatchBuilder {
   /** Per batch key: its id in the key table. */
   #keyIds!: Uint32Array;
   /**
-   * Per key id, side by side: its position in this batch's keys, valid when the number after it
-   * holds this batch's stamp (indexed by id instead of a map per batch: one string lookup per row
-   * is enough).
+   * Where each key's position in this batch's keys is kept, with this batch's stamp (by id beside
+   * the key's other numbers instead of a map per batch: one string lookup and, with many keys, one
+   * cache miss per row are enough).
    */
-  #posOf = new Int32Array(2 * 1024);
+  readonly #table: KeyTable;
   #stamp = 0;
   #rowId!: Uint32Array;
   #tJson: string[] = [];
@@ -38,7 +39,13 @@ export class BatchBuilder {
   #features!: Float64Array;
   #timeMs!: Float64Array;
 
-  constructor(cap: number, dim: number, context: { features: number; timed: boolean }) {
+  constructor(
+    cap: number,
+    dim: number,
+    context: { features: number; timed: boolean },
+    table: KeyTable,
+  ) {
+    this.#table = table;
     this.#cap = cap;
     this.#dim = dim;
     this.#F = context.features;
@@ -69,17 +76,10 @@ export class BatchBuilder {
       for (let j = 0; j < F; j++) this.#features[i * F + j] = features[j];
     }
     if (this.#timed) this.#timeMs[i] = timeMs(t);
-    if (2 * id >= this.#posOf.length) this.#grow(Math.max(2 * id + 2, 2 * this.#posOf.length));
-    const pos = this.#posOf;
-    let k: number;
-    if (pos[2 * id + 1] === this.#stamp) {
-      k = pos[2 * id];
-    } else {
-      k = this.#keys.length;
+    const k = this.#table.batchPos(id, this.#stamp, this.#keys.length);
+    if (k === this.#keys.length) {
       this.#keys.push(key);
       this.#keyIds[k] = id;
-      pos[2 * id + 1] = this.#stamp;
-      pos[2 * id] = k;
     }
     this.#keyIndex[i] = k;
     this.#rowId[i] = id;
@@ -124,18 +124,12 @@ export class BatchBuilder {
     this.#learn = new Uint8Array(this.#cap);
     this.#keys = [];
     this.#keyIds = new Uint32Array(this.#cap);
-    // Stamps start at 1: a fresh array's 0 is no batch's.
+    // Stamps start at 1: a new key's 0 in the key table is no batch's.
     this.#stamp++;
     this.#rowId = new Uint32Array(this.#cap);
     this.#tJson = [];
     this.#label = new Int8Array(this.#cap);
     if (this.#F > 0) this.#features = new Float64Array(this.#cap * this.#F);
     if (this.#timed) this.#timeMs = new Float64Array(this.#cap);
-  }
-
-  #grow(n: number): void {
-    const pos = new Int32Array(n);
-    pos.set(this.#posOf);
-    this.#posOf = pos;
   }
 }

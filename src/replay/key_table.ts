@@ -25,7 +25,8 @@ export class KeyTable {
   /**
    * Per id, side by side (one cache line serves a row's reads, issue 13): rows read so far; slot
    * of its first training rows' column moments until they are checked, else −1; index in
-   * {@link #parsers} of the parser of its latest row, −1 for none.
+   * {@link #parsers} of the parser of its latest row, −1 for none; its position among the keys of
+   * the batch being built, valid while the stamp after it is that batch's (see {@link batchPos}).
    */
   #info = new Int32Array(_STRIDE * 1024);
 
@@ -74,6 +75,18 @@ export class KeyTable {
     return (this.#escapedBits[id >> 3] & (1 << (id & 7))) === 0 ? null : this.#escaped.get(id)!;
   }
 
+  /**
+   * The key's position among the keys of the batch stamped `stamp` (stamps ≥ 1, one batch builder
+   * per table); a key not in that batch yet gets `next`, and is in it from now on.
+   */
+  batchPos(id: number, stamp: number, next: number): number {
+    const o = id * _STRIDE, info = this.#info;
+    if (info[o + _STAMP] === stamp) return info[o + _POS];
+    info[o + _STAMP] = stamp;
+    info[o + _POS] = next;
+    return next;
+  }
+
   /** Counts one more row of the key; returns the count before it. */
   countRow(id: number): number {
     return this.#info[id * _STRIDE + _ROWS]++;
@@ -101,7 +114,7 @@ export class KeyTable {
   }
 }
 
-const _ROWS = 0, _MOMENTS = 1, _PARSER = 2, _STRIDE = 3;
+const _ROWS = 0, _MOMENTS = 1, _PARSER = 2, _POS = 3, _STAMP = 4, _STRIDE = 5;
 
 /** Whether JSON.stringify(key) is `"key"`: no quote, backslash, control or lone surrogate. */
 function _plainJson(key: string): boolean {

@@ -131,7 +131,7 @@ export async function runPipeline(
     const degenerate: DegenerateEntry[] = [];
     let bytesDone = 0;
     let stopped = false;
-    const builder = new BatchBuilder(opts.batch, dim, { features: nFeatures, timed });
+    const builder = new BatchBuilder(opts.batch, dim, { features: nFeatures, timed }, keys);
     const inflight: { scores: Promise<ScoreBatch>; echoes: ReplayEchoes }[] = [];
 
     const drainOne = async (): Promise<void> => {
