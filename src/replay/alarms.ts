@@ -83,9 +83,9 @@ export class AlarmTally {
       if (l >= 0) {
         this.confusion.add(l as 0 | 1, scores.anomaly[i] === 1);
         this.alarmConfusion.add(l as 0 | 1, r.alarm);
-        // By the key itself (hashed already, kept by the key table): no string per key here.
-        this.anomalyEpisodes.add(key, l as 0 | 1, scores.anomaly[i] === 1);
-        this.alarmEpisodes.add(key, l as 0 | 1, r.alarm);
+        // By the key's id: no string lookup, no object per key (issue 13).
+        this.anomalyEpisodes.addAt(id, l as 0 | 1, scores.anomaly[i] === 1);
+        this.alarmEpisodes.addAt(id, l as 0 | 1, r.alarm);
       }
     }
     return alarm;
