@@ -35,3 +35,18 @@ Deno.test("no labels: nothing to rate, rates are null", () => {
   assert.equal(m.mean_delay, null);
   assert.equal(m.false_per_10k, null);
 });
+
+Deno.test("episode metrics by dense key id equal those by key, past the first 1,024 ids", () => {
+  const byKey = new EpisodeCounter();
+  const byId = new EpisodeCounter();
+  let seed = 5;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let i = 0; i < 20000; i++) {
+    const id = Math.floor(next() * 1500);
+    const label = next() < 0.3 ? 1 : 0;
+    const flag = next() < (label === 1 ? 0.5 : 0.1);
+    byKey.add(`k${id}`, label, flag);
+    byId.addAt(id, label, flag);
+  }
+  assert.deepEqual(byId.metrics(), byKey.metrics());
+});

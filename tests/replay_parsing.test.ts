@@ -240,3 +240,25 @@ Deno.test("data/sample.ndjson is the generator's output: 5,000 labelled 3-D rows
   assert.equal(run.summary.skipped, 0);
   assert.equal(run.summary.dim, 3);
 });
+
+Deno.test("records echo every key as its JSON text, escapes included, past the key table's first ids", async () => {
+  await using dir = await tempDir();
+  const odd = ['q"uote', "back\\slash", "line\nbreak", "lone\ud800", "tab\t", "é", "🙂"];
+  // The odd keys appear among the first 1024 ids and again after them (the table grows).
+  const keys: string[] = [...odd];
+  for (let i = 0; i < 1100; i++) keys.push(`k${i}`);
+  keys.push(...odd.map((k) => k + "2"));
+  const lines = keys.flatMap((key, i) => [
+    JSON.stringify({ key, t: i, v: [i, 1] }),
+    JSON.stringify({ key, v: [i, 2] }),
+  ]);
+  const run = await replayWith({ input: await dir.write("keys.ndjson", lines.join("\n")) });
+  const expected = keys.flatMap((key) => [key, key]);
+  assert.deepEqual(run.records.map((r) => r.key), expected);
+  const texts = run.output.split("\n").filter((l) => l !== "");
+  texts.forEach((line, i) => {
+    const key = JSON.stringify(expected[i]);
+    const t = i % 2 === 0 ? `,"t":${i / 2}` : "";
+    assert.ok(line.startsWith(`{"seq":${i % 2 + 1},"key":${key}${t},"log_prob":`), line);
+  });
+});

@@ -275,7 +275,9 @@ export class AlarmBank<T = number | string | null> {
     obs: AlarmInput<T>,
     slot = -1,
   ): { alarm: boolean; closed: AlarmEpisode<T> | null } {
-    let s = this.#states.get(key);
+    // Most keys of a sparse bank hold no state: an empty map need not hash the key (with many
+    // keys, a cache miss on its string per row).
+    let s = this.#states.size === 0 ? undefined : this.#states.get(key);
     if (this.#flat === null) {
       if (s === undefined) this.#states.set(key, s = newAlarmState(this.#dim, obs.t));
       return stepAlarm(s, key, obs, this.threshold, this.reference);

@@ -7,7 +7,7 @@
  */
 import type { ScoreBatch } from "../engine/types.ts";
 import type { BufferedTextWriter } from "../io/buffered_writer.ts";
-import { AlarmBank, type AlarmEpisode, alarmReference } from "../model/alarm.ts";
+import { AlarmBank, type AlarmEpisode, type AlarmInput, alarmReference } from "../model/alarm.ts";
 import type { ReplayEchoes } from "./batch.ts";
 import { EpisodeCounter } from "./episode_metrics.ts";
 import { Confusion } from "./metrics.ts";
@@ -29,6 +29,9 @@ export class AlarmTally {
   readonly #writer: BufferedTextWriter | null;
   readonly #names: readonly string[];
   readonly #armedFrom: number;
+  /** One row as the bank sees it, rewritten for every row: no object per row (issue 13). */
+  readonly #obs: RowObservation;
+  #alarm = new Uint8Array(0);
 
   /**
    * `names`: the keys by id (the key table's, growing as keys are read); `armedFrom`: the first
@@ -48,36 +51,41 @@ export class AlarmTally {
     this.#names = names;
     this.#armedFrom = armedFrom;
     this.#writer = writer;
+    this.#obs = new RowObservation(dim);
   }
 
-  /** Steps the alarms over one batch's scores; the alarm flag of each row. */
+  /**
+   * Steps the alarms over one batch's scores; the alarm flag of each row, in a buffer reused by
+   * the next call (read it before then).
+   */
   step(scores: ScoreBatch, echoes: ReplayEchoes): Uint8Array {
-    const { keyId, keyJson, tJson, label: labels } = echoes;
+    const { keyId, tJson, label: labels } = echoes;
     const names = this.#names;
     const d = scores.dim;
-    const alarm = new Uint8Array(scores.n);
+    if (this.#alarm.length < scores.n) this.#alarm = new Uint8Array(scores.n);
+    const alarm = this.#alarm;
     const vals = echoes.values;
-    // One row's readings, copied into a reused buffer (the detector keeps no reference to it).
-    const row = new Float64Array(d);
+    const obs = this.#obs;
     for (let i = 0; i < scores.n; i++) {
       const seq = scores.seq[i];
       const id = keyId[i];
-      const r = this.#bank.step(names[id], {
-        seq,
-        t: tJson[i],
-        pValue: scores.pValue[i],
-        contrib: scores.contrib.subarray(i * d, i * d + d),
-        armed: seq >= this.#armedFrom,
-        values: vals === undefined ? undefined : readings(vals, i, d, row),
-      }, id);
+      const key = names[id];
+      obs.seq = seq;
+      obs.t = tJson[i];
+      obs.pValue = scores.pValue[i];
+      for (let j = 0; j < d; j++) obs.contrib[j] = scores.contrib[i * d + j];
+      obs.armed = seq >= this.#armedFrom;
+      obs.values = vals === undefined ? undefined : readings(vals, i, d, obs.row);
+      const r = this.#bank.step(key, obs, id);
       alarm[i] = r.alarm ? 1 : 0;
       if (r.closed !== null) this.#writeEpisode(r.closed, false);
       const l = labels[i];
       if (l >= 0) {
         this.confusion.add(l as 0 | 1, scores.anomaly[i] === 1);
         this.alarmConfusion.add(l as 0 | 1, r.alarm);
-        this.anomalyEpisodes.add(keyJson[i], l as 0 | 1, scores.anomaly[i] === 1);
-        this.alarmEpisodes.add(keyJson[i], l as 0 | 1, r.alarm);
+        // By the key's id: no string lookup, no object per key (issue 13).
+        this.anomalyEpisodes.addAt(id, l as 0 | 1, scores.anomaly[i] === 1);
+        this.alarmEpisodes.addAt(id, l as 0 | 1, r.alarm);
       }
     }
     return alarm;
@@ -112,6 +120,28 @@ export class AlarmTally {
       ...(open ? { open: true } : {}),
     };
     this.#writer.write(JSON.stringify(ep) + "\n");
+  }
+}
+
+/**
+ * The observation {@link AlarmTally.step} hands the bank, reused from row to row. Safe because the
+ * bank keeps none of it: it reads `contrib` and `values` during the step (the repeat statistics
+ * copy the readings) and keeps only `seq` and the string `t`.
+ */
+class RowObservation implements AlarmInput<string> {
+  seq = 0;
+  t = "";
+  pValue = 0;
+  armed = true;
+  /** The row's contrib, copied (a subarray per row would be an object per row). */
+  readonly contrib: Float64Array;
+  values: Float64Array | undefined = undefined;
+  /** Where the row's readings are copied. */
+  readonly row: Float64Array;
+
+  constructor(d: number) {
+    this.contrib = new Float64Array(d);
+    this.row = new Float64Array(d);
   }
 }
 

@@ -7,11 +7,10 @@
 import type { ObservationBatch } from "../engine/types.ts";
 import { timeMs } from "../model/time_features.ts";
 import { type RowEchoes, timeJson } from "../wire/score_format.ts";
+import type { KeyTable } from "./key_table.ts";
 
-/** A replay batch's echoes, with each row's key id in replay's key table (`key_table.ts`). */
-export interface ReplayEchoes extends RowEchoes {
-  readonly keyId: Uint32Array;
-}
+/** A replay batch's echoes; each row's key id is its id in replay's key table (`key_table.ts`). */
+export type ReplayEchoes = RowEchoes;
 
 /** Rows collected for one engine call, with what their records echo. */
 export class BatchBuilder {
@@ -25,16 +24,13 @@ export class BatchBuilder {
   /** Per batch key: its id in the key table. */
   #keyIds!: Uint32Array;
   /**
-   * Per key id, side by side: its position in this batch's keys, valid when the number after it
-   * holds this batch's stamp (indexed by id instead of a map per batch: one string lookup per row
-   * is enough).
+   * Where each key's position in this batch's keys is kept, with this batch's stamp (by id beside
+   * the key's other numbers instead of a map per batch: one string lookup and, with many keys, one
+   * cache miss per row are enough).
    */
-  #posOf = new Int32Array(2 * 1024);
+  readonly #table: KeyTable;
   #stamp = 0;
   #rowId!: Uint32Array;
-  #keyJson: string[] = [];
-  /** Per key of this batch: its JSON text. */
-  #kJson: string[] = [];
   #tJson: string[] = [];
   #label!: Int8Array;
   /** Conditional head: features per row (0: none) and whether rows carry their time. */
@@ -43,7 +39,13 @@ export class BatchBuilder {
   #features!: Float64Array;
   #timeMs!: Float64Array;
 
-  constructor(cap: number, dim: number, context: { features: number; timed: boolean }) {
+  constructor(
+    cap: number,
+    dim: number,
+    context: { features: number; timed: boolean },
+    table: KeyTable,
+  ) {
+    this.#table = table;
     this.#cap = cap;
     this.#dim = dim;
     this.#F = context.features;
@@ -56,13 +58,12 @@ export class BatchBuilder {
   }
 
   /**
-   * `id`: the key's id in the key table; `keyJson`: the key's JSON text, or null for a plain key
-   * (text `"key"`, made here once a batch).
+   * `id`: the key's id in the key table (records take the key's text from there, by the rows'
+   * ids).
    */
   add(
     id: number,
     key: string,
-    keyJson: string | null,
     values: ArrayLike<number>,
     t: number | string | undefined,
     label: 0 | 1 | undefined,
@@ -75,25 +76,16 @@ export class BatchBuilder {
       for (let j = 0; j < F; j++) this.#features[i * F + j] = features[j];
     }
     if (this.#timed) this.#timeMs[i] = timeMs(t);
-    if (2 * id >= this.#posOf.length) this.#grow(Math.max(2 * id + 2, 2 * this.#posOf.length));
-    const pos = this.#posOf;
-    let k: number;
-    if (pos[2 * id + 1] === this.#stamp) {
-      k = pos[2 * id];
-    } else {
-      k = this.#keys.length;
+    const k = this.#table.batchPos(id, this.#stamp, this.#keys.length);
+    if (k === this.#keys.length) {
       this.#keys.push(key);
       this.#keyIds[k] = id;
-      pos[2 * id + 1] = this.#stamp;
-      pos[2 * id] = k;
-      this.#kJson.push(keyJson ?? `"${key}"`);
     }
     this.#keyIndex[i] = k;
     this.#rowId[i] = id;
     const d = this.#dim;
     for (let j = 0; j < d; j++) this.#values[i * d + j] = values[j];
     this.#learn[i] = learn ? 1 : 0;
-    this.#keyJson.push(this.#kJson[k]);
     this.#tJson.push(timeJson(t));
     this.#label[i] = label ?? -1;
   }
@@ -116,7 +108,6 @@ export class BatchBuilder {
     };
     // The readings for the alarms' flatline evidence: a copy, as the engine may take the batch's.
     const echoes: ReplayEchoes = {
-      keyJson: this.#keyJson,
       keyId: n === this.#cap ? this.#rowId : this.#rowId.slice(0, n),
       tJson: this.#tJson,
       label: this.#label,
@@ -133,20 +124,12 @@ export class BatchBuilder {
     this.#learn = new Uint8Array(this.#cap);
     this.#keys = [];
     this.#keyIds = new Uint32Array(this.#cap);
-    // Stamps start at 1: a fresh array's 0 is no batch's.
+    // Stamps start at 1: a new key's 0 in the key table is no batch's.
     this.#stamp++;
     this.#rowId = new Uint32Array(this.#cap);
-    this.#keyJson = [];
-    this.#kJson = [];
     this.#tJson = [];
     this.#label = new Int8Array(this.#cap);
     if (this.#F > 0) this.#features = new Float64Array(this.#cap * this.#F);
     if (this.#timed) this.#timeMs = new Float64Array(this.#cap);
-  }
-
-  #grow(n: number): void {
-    const pos = new Int32Array(n);
-    pos.set(this.#posOf);
-    this.#posOf = pos;
   }
 }

@@ -13,16 +13,19 @@
  */
 import type { EpisodeMetricsOut } from "../../schemas/replay.ts";
 
-interface KeyRun {
-  /** Inside a labelled segment: observations into it and whether it was flagged; else null. */
-  seg: { at: number; detected: boolean } | null;
-  /** Inside a flagged run: whether it touched a labelled observation, else null. */
-  run: { hit: boolean } | null;
-}
-
 /** Streaming episode metrics. */
 export class EpisodeCounter {
-  readonly #keys = new Map<string, KeyRun>();
+  /** Dense ids of the keys given by name ({@link add}); {@link addAt}'s callers bring their own. */
+  readonly #ids = new Map<string, number>();
+  /**
+   * Per key id: observations into its current labelled segment, −1 outside one; and its state
+   * bits (_DETECTED: the segment was flagged; _RUN: inside a flagged run; _HIT: the run touched a
+   * label 1). Typed arrays by id, not an object per key and segment (issue 13: many keys).
+   */
+  #segAt = new Int32Array(1024).fill(-1);
+  #bits = new Uint8Array(1024);
+  /** Ids below this may hold a state (the rest are new). */
+  #seen = 0;
   #observations = 0;
   #segments = 0;
   #detected = 0;
@@ -32,37 +35,63 @@ export class EpisodeCounter {
 
   /** One labelled observation of `key`, in order. */
   add(key: string, label: 0 | 1, flag: boolean): void {
-    let k = this.#keys.get(key);
-    if (k === undefined) this.#keys.set(key, k = { seg: null, run: null });
+    let id = this.#ids.get(key);
+    if (id === undefined) this.#ids.set(key, id = this.#ids.size);
+    this.addAt(id, label, flag);
+  }
+
+  /**
+   * {@link add} for the key whose dense id (0, 1, 2, …: the same for the same key every time) is
+   * `id`; a counter is used either by key or by id.
+   */
+  addAt(id: number, label: 0 | 1, flag: boolean): void {
+    if (id >= this.#segAt.length) this.#grow(id);
+    if (id >= this.#seen) this.#seen = id + 1;
+    let at = this.#segAt[id], bits = this.#bits[id];
     this.#observations++;
     if (label === 1) {
-      if (k.seg === null) {
-        k.seg = { at: 0, detected: false };
+      if (at < 0) {
+        at = 0;
+        bits &= ~_DETECTED;
         this.#segments++;
       }
-      if (flag && !k.seg.detected) {
-        k.seg.detected = true;
+      if (flag && (bits & _DETECTED) === 0) {
+        bits |= _DETECTED;
         this.#detected++;
-        this.#delays.push(k.seg.at);
+        this.#delays.push(at);
       }
-      k.seg.at++;
-    } else k.seg = null;
+      at++;
+    } else at = -1;
     if (flag) {
-      if (k.run === null) {
-        k.run = { hit: false };
+      if ((bits & _RUN) === 0) {
+        bits = (bits | _RUN) & ~_HIT;
         this.#flagged++;
       }
-      if (label === 1) k.run.hit = true;
-    } else if (k.run !== null) {
-      if (!k.run.hit) this.#false++;
-      k.run = null;
+      if (label === 1) bits |= _HIT;
+    } else if ((bits & _RUN) !== 0) {
+      if ((bits & _HIT) === 0) this.#false++;
+      bits &= ~(_RUN | _HIT);
     }
+    this.#segAt[id] = at;
+    this.#bits[id] = bits;
+  }
+
+  #grow(id: number): void {
+    const n = Math.max(id + 1, 2 * this.#segAt.length);
+    const segAt = new Int32Array(n).fill(-1);
+    segAt.set(this.#segAt);
+    this.#segAt = segAt;
+    const bits = new Uint8Array(n);
+    bits.set(this.#bits);
+    this.#bits = bits;
   }
 
   /** The metrics so far (runs still open count as ended). */
   metrics(): EpisodeMetricsOut {
     let falseOpen = 0;
-    for (const k of this.#keys.values()) if (k.run !== null && !k.run.hit) falseOpen++;
+    for (let id = 0; id < this.#seen; id++) {
+      if ((this.#bits[id] & (_RUN | _HIT)) === _RUN) falseOpen++;
+    }
     const falseEpisodes = this.#false + falseOpen;
     const d = [...this.#delays].sort((a, b) => a - b);
     const median = d.length === 0
@@ -83,3 +112,5 @@ export class EpisodeCounter {
     };
   }
 }
+
+const _DETECTED = 1, _RUN = 2, _HIT = 4;

@@ -15,12 +15,18 @@ export class KeyTable {
   readonly #names: string[] = [];
   /** JSON text of the keys that need escapes (most keys are plain: their text is `"key"`). */
   readonly #escaped = new Map<number, string>();
+  /**
+   * One bit per id: set for a key in {@link #escaped}. Score records read it per row, where a
+   * map lookup (or a JSON string per key and batch) would cost more than one bit a key.
+   */
+  #escapedBits = new Uint8Array(1024 / 8);
   /** Parsers that named some key's value columns (one per input file, at most). */
   readonly #parsers: RowParser[] = [];
   /**
    * Per id, side by side (one cache line serves a row's reads, issue 13): rows read so far; slot
    * of its first training rows' column moments until they are checked, else −1; index in
-   * {@link #parsers} of the parser of its latest row, −1 for none.
+   * {@link #parsers} of the parser of its latest row, −1 for none; its position among the keys of
+   * the batch being built, valid while the stamp after it is that batch's (see {@link batchPos}).
    */
   #info = new Int32Array(_STRIDE * 1024);
 
@@ -40,10 +46,16 @@ export class KeyTable {
       const grown = new Int32Array(this.#info.length * 2);
       grown.set(this.#info);
       this.#info = grown;
+      const bits = new Uint8Array(this.#escapedBits.length * 2);
+      bits.set(this.#escapedBits);
+      this.#escapedBits = bits;
     }
     this.#ids.set(key, id);
     this.#names.push(key);
-    if (!_plainJson(key)) this.#escaped.set(id, JSON.stringify(key));
+    if (!_plainJson(key)) {
+      this.#escaped.set(id, JSON.stringify(key));
+      this.#escapedBits[id >> 3] |= 1 << (id & 7);
+    }
     this.#info[id * _STRIDE + _MOMENTS] = moments;
     this.#info[id * _STRIDE + _PARSER] = -1;
     return id;
@@ -60,7 +72,19 @@ export class KeyTable {
 
   /** The key's JSON text when it needs escapes; null for a plain key, whose text is `"key"`. */
   json(id: number): string | null {
-    return this.#escaped.get(id) ?? null;
+    return (this.#escapedBits[id >> 3] & (1 << (id & 7))) === 0 ? null : this.#escaped.get(id)!;
+  }
+
+  /**
+   * The key's position among the keys of the batch stamped `stamp` (stamps ≥ 1, one batch builder
+   * per table); a key not in that batch yet gets `next`, and is in it from now on.
+   */
+  batchPos(id: number, stamp: number, next: number): number {
+    const o = id * _STRIDE, info = this.#info;
+    if (info[o + _STAMP] === stamp) return info[o + _POS];
+    info[o + _STAMP] = stamp;
+    info[o + _POS] = next;
+    return next;
   }
 
   /** Counts one more row of the key; returns the count before it. */
@@ -90,7 +114,7 @@ export class KeyTable {
   }
 }
 
-const _ROWS = 0, _MOMENTS = 1, _PARSER = 2, _STRIDE = 3;
+const _ROWS = 0, _MOMENTS = 1, _PARSER = 2, _POS = 3, _STAMP = 4, _STRIDE = 5;
 
 /** Whether JSON.stringify(key) is `"key"`: no quote, backslash, control or lone surrogate. */
 function _plainJson(key: string): boolean {

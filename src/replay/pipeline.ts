@@ -131,7 +131,7 @@ export async function runPipeline(
     const degenerate: DegenerateEntry[] = [];
     let bytesDone = 0;
     let stopped = false;
-    const builder = new BatchBuilder(opts.batch, dim, { features: nFeatures, timed });
+    const builder = new BatchBuilder(opts.batch, dim, { features: nFeatures, timed }, keys);
     const inflight: { scores: Promise<ScoreBatch>; echoes: ReplayEchoes }[] = [];
 
     const drainOne = async (): Promise<void> => {
@@ -139,7 +139,7 @@ export async function runPipeline(
       if (head === undefined) return;
       const scores = await head.scores;
       const alarm = tally.step(scores, head.echoes);
-      anomalies += formatScores(scores, head.echoes, writer, alarm);
+      anomalies += formatScores(scores, head.echoes, keys, writer, alarm);
       await alarmWriter?.flushIfFull();
       observations += scores.n;
       // Records are formatted: the score buffers go back to the engine for the next batches.
@@ -192,17 +192,18 @@ export async function runPipeline(
         warn(describeDegenerate(key, c, names, m.count));
       }
     };
-    const newKey = async (key: string): Promise<number> => {
+    /**
+     * A new key's start parameters, when they are set as the key appears: the single entry of
+     * --params-in (keys from its map were set up front); null for none.
+     */
+    const startParams = (key: string): StartParams["all"] => {
       const given = params?.byKey.get(key) ?? params?.all ?? null;
       if (opts.freeze && given === null) {
         throw new ReplayUsageError(
           `--freeze: expected --params-in '${opts.params_in}' to hold parameters for key '${key}', found none`,
         );
       }
-      // Keys from the map were set up front; the single entry is set as each key appears
-      // (the engine handles calls in order, so the key's first batch sees it).
-      if (given !== null && !params!.byKey.has(key)) await engine.setParams(key, given);
-      return keys.add(key, columnMoments.alloc());
+      return given !== null && !params!.byKey.has(key) ? given : null;
     };
 
     files: for (const file of files) {
@@ -254,7 +255,14 @@ export async function runPipeline(
           }
           const key = row.key ?? file.key;
           let id = keys.id(key);
-          if (id < 0) id = await newKey(key);
+          if (id < 0) {
+            // Awaited only when there is something to set: a promise per new key costs time
+            // and memory with many keys (issue 13). The engine handles calls in order, so the
+            // key's first batch sees its parameters.
+            const given = startParams(key);
+            if (given !== null) await engine.setParams(key, given);
+            id = keys.add(key, columnMoments.alloc());
+          }
           if (row.labelProblem !== undefined) {
             badLabels++;
             warn(`${file.path}:${lineNo}: bad_label: ${row.labelProblem}`);
@@ -267,7 +275,7 @@ export async function runPipeline(
             keys.setParser(id, parser);
             if (columnMoments.add(slot, row.values) >= initRows) checkColumns(id);
           }
-          builder.add(id, key, keys.json(id), row.values, row.t, row.label, learn, row.features);
+          builder.add(id, key, row.values, row.t, row.label, learn, row.features);
           if (builder.full) {
             await submit();
             bar?.update(bytesDone + src.bytesRead, observations);

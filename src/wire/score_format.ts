@@ -9,14 +9,24 @@ import type { ScoreBatch } from "../engine/types.ts";
 
 /** Per-row echoes of one batch, pre-serialised as JSON text ("" = absent). */
 export interface RowEchoes {
-  /** JSON string of each row's key. */
-  readonly keyJson: readonly string[];
+  /** Each row's key id (see {@link KeyTexts}). */
+  readonly keyId: Uint32Array;
   /** JSON of each row's time, or "". */
   readonly tJson: readonly string[];
   /** Each row's label, or -1. */
   readonly label: Int8Array;
   /** The rows' readings (n·d), for the alarms' flatline evidence; absent: none. */
   readonly values?: Float64Array;
+}
+
+/**
+ * The keys' texts by id. Records take a plain key's text (`"` key `"`) from the key itself: a
+ * JSON string per key and batch would be garbage per row with many keys (issue 13).
+ */
+export interface KeyTexts {
+  name(id: number): string;
+  /** The key's JSON text when it needs escapes; null for a plain key, whose text is `"key"`. */
+  json(id: number): string | null;
 }
 
 function num(x: number): string {
@@ -36,6 +46,7 @@ export function timeJson(t: number | string | undefined): string {
 export function formatScores(
   scores: ScoreBatch,
   echoes: RowEchoes,
+  keys: KeyTexts,
   out: { write(s: string): void },
   alarm?: Uint8Array,
 ): number {
@@ -49,9 +60,16 @@ export function formatScores(
     if (anomaly) anomalies++;
     let contrib = num(scores.contrib[i * d]);
     for (let j = 1; j < d; j++) contrib += "," + num(scores.contrib[i * d + j]);
-    text += '{"seq":' + scores.seq[i] + ',"key":' + echoes.keyJson[i] +
-      (t === "" ? "" : ',"t":' + t) +
-      ',"log_prob":' + num(scores.logProb[i]) +
+    const id = echoes.keyId[i];
+    const esc = keys.json(id);
+    // A plain key's quotes ride on the literals around it: no more concatenations than with its
+    // JSON text.
+    text += '{"seq":' + scores.seq[i] +
+      (esc === null ? ',"key":"' + keys.name(id) : ',"key":' + esc) +
+      (t === ""
+        ? (esc === null ? '","log_prob":' : ',"log_prob":')
+        : (esc === null ? '","t":' : ',"t":') + t + ',"log_prob":') +
+      num(scores.logProb[i]) +
       ',"mahalanobis2":' + num(scores.mahalanobis2[i]) +
       ',"p_value":' + num(scores.pValue[i]) +
       (anomaly ? ',"anomaly":true' : ',"anomaly":false') +
