@@ -13,10 +13,15 @@
  *
  * `--worker-flags "…"` passes more flags to the worker (e.g. `--evict-idle-s 5`), `--v8-flags`
  * more V8 flags (e.g. `--trace-gc`), `--log FILE` keeps the worker's output (`FILE.<keys>`).
+ * `--cpu-prof FILE` runs the worker through `profiled_worker.ts`: a CPU profile of its main thread
+ * (8 s from 2 s after its start; `MVN_PROFILE_*` in the environment change that; the worker is
+ * stopped 3 s after the last score, so a profile still running then is lost) in
+ * `FILE.<keys>.cpuprofile`.
  *
  * @module
  */
 import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { parseArgs } from "node:util";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -36,6 +41,7 @@ const { values } = parseArgs({
     "worker-flags": { type: "string", default: "" },
     "v8-flags": { type: "string" },
     log: { type: "string" },
+    "cpu-prof": { type: "string" },
   },
 });
 const keys = Number(values.keys);
@@ -125,22 +131,38 @@ async function run(k: number): Promise<RunResult> {
     const out = log = await Deno.open(logFile, { write: true, create: true, truncate: true });
     const workerFlags = values["worker-flags"].split(" ").filter((s) => s !== "");
     const v8 = ["--no-allocation-site-pretenuring", ...(values["v8-flags"]?.split(",") ?? [])];
-    child = workerCommand(
-      server.url,
-      [
-        "--backend",
-        "cpu",
-        "--partitions",
-        String(partitions > 0 ? partitions : 16),
-        ...workerFlags,
-      ],
-      { stdin: "null", stdout: "piped", stderr: "piped" },
-      [`--v8-flags=${v8.join(",")}`],
-    ).spawn();
+    const flags = [
+      "--backend",
+      "cpu",
+      "--partitions",
+      String(partitions > 0 ? partitions : 16),
+      ...workerFlags,
+    ];
+    const io = { stdin: "null", stdout: "piped", stderr: "piped" } as const;
+    const prof = values["cpu-prof"];
+    child = (prof === undefined
+      ? workerCommand(server.url, flags, io, [`--v8-flags=${v8.join(",")}`])
+      : new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `--v8-flags=${v8.join(",")}`,
+          fromFileUrl(new URL("./profiled_worker.ts", import.meta.url)),
+          "start",
+          "--nats-url",
+          server.url,
+          ...flags,
+        ],
+        env: { MVN_PROFILE_OUT: `${prof}.${k}.cpuprofile` },
+        cwd: fromFileUrl(new URL("..", import.meta.url)),
+        ...io,
+      })).spawn();
     // stdout and stderr into the log file (drained: a full pipe would stall the worker).
     for (const stream of [child.stdout, child.stderr]) {
       (async () => {
-        for await (const chunk of stream) await out.write(chunk);
+        for await (const chunk of stream) {
+          await out.write(chunk);
+        }
       })().catch(() => {});
     }
     const loadStart = Deno.loadavg()[0];
@@ -158,7 +180,9 @@ async function run(k: number): Promise<RunResult> {
           peakAt = performance.now();
         }
         const i = Math.floor((performance.now() - started) / 5000);
-        if (series.length <= i) series.push(Math.round(r.now / 2 ** 20));
+        if (series.length <= i) {
+          series.push(Math.round(r.now / 2 ** 20));
+        }
       } catch {
         // exited
       }
@@ -167,14 +191,18 @@ async function run(k: number): Promise<RunResult> {
     let last = 0;
     const deadline = performance.now() + 900_000;
     while (true) {
-      if (performance.now() > deadline) throw new Error(`expected ${N} scores within 900 s`);
+      if (performance.now() > deadline) {
+        throw new Error(`expected ${N} scores within 900 s`);
+      }
       let n = 0;
       try {
         n = (await jsm.streams.info("TELEMETRY_SCORES")).state.messages;
       } catch {
         // not created yet
       }
-      if (n > 0 && first === 0) first = performance.now();
+      if (n > 0 && first === 0) {
+        first = performance.now();
+      }
       if (n >= N) {
         last = performance.now();
         break;

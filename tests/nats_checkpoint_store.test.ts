@@ -1,7 +1,8 @@
 /**
  * The KV checkpoint store against a real nats-server: `load` of single keys (idle-key eviction's
  * reload) reads what `save` wrote under the partition's prefix, and remembers the revision, so the
- * next write of that key is an update that another writer's change still makes a conflict.
+ * next write of that key is an update that another writer's change still makes a conflict. Each
+ * case runs with the writes one request each and batched (`KvBatchWriter`).
  */
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
@@ -12,6 +13,7 @@ import {
   InvalidCheckpointError,
   KvCheckpointStore,
 } from "../src/nats/checkpoint_store.ts";
+import { KvBatchWriter } from "../src/nats/kv_writer.ts";
 import { fakeHeadState } from "./helpers/live_fakes.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 
@@ -21,38 +23,64 @@ const cp = (key: string, last_seq: number): Checkpoint => ({
   written_at: "2026-01-01T00:00:00Z",
 });
 
-Deno.test("checkpoint store: load single keys, then write them revision-checked", async (t) => {
-  await using srv = await startNatsServer();
-  const nc = await connect({ servers: srv.url });
-  try {
-    const kv = await new Kvm(nc).create("test_checkpoints");
-    const first = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p3." });
-    await first.save([cp("site.pump-7", 4), cp("b", 5)]);
+for (const batched of [false, true]) {
+  Deno.test(`checkpoint store (${batched ? "batched" : "one request each"}): load single keys, then write them revision-checked`, async (t) => {
+    await using srv = await startNatsServer();
+    const nc = await connect({ servers: srv.url });
+    const writer = batched ? new KvBatchWriter(nc) : undefined;
+    try {
+      const kv = await new Kvm(nc).create("test_checkpoints");
+      const first = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p3.", writer });
+      await first.save([cp("site.pump-7", 4), cp("b", 5)]);
 
-    await t.step("load returns the checkpoints of the keys that have one", async () => {
-      const again = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p3." });
-      assert.deepEqual(await again.load(["site.pump-7", "missing"]), [cp("site.pump-7", 4)]);
-      // Under another prefix (another partition) nothing is found.
-      const other = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p4." });
-      assert.deepEqual(await other.load(["site.pump-7"]), []);
-    });
+      await t.step("load returns the checkpoints of the keys that have one", async () => {
+        const again = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p3.", writer });
+        assert.deepEqual(await again.load(["site.pump-7", "missing"]), [cp("site.pump-7", 4)]);
+        // Under another prefix (another partition) nothing is found.
+        const other = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p4.", writer });
+        assert.deepEqual(await other.load(["site.pump-7"]), []);
+      });
 
-    await t.step("a loaded key is updated at its revision; a stale writer conflicts", async () => {
-      const again = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p3." });
-      await again.load(["site.pump-7"]);
-      await again.save([cp("site.pump-7", 9)]);
-      assert.deepEqual(await again.load(["site.pump-7"]), [cp("site.pump-7", 9)]);
-      await assert.rejects(first.save([cp("site.pump-7", 6)]), CheckpointConflictError);
-    });
-
-    await t.step("an invalid entry is an error at once, not retried", async () => {
-      await kv.put("p3.bad", JSON.stringify({ last_seq: "x" }));
-      await assert.rejects(
-        first.load(["bad"]),
-        (e: unknown) => e instanceof InvalidCheckpointError && e.code === "invalid_checkpoint",
+      await t.step(
+        "a loaded key is updated at its revision; a stale writer conflicts",
+        async () => {
+          const again = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p3.", writer });
+          await again.load(["site.pump-7"]);
+          await again.save([cp("site.pump-7", 9)]);
+          assert.deepEqual(await again.load(["site.pump-7"]), [cp("site.pump-7", 9)]);
+          await assert.rejects(first.save([cp("site.pump-7", 6)]), CheckpointConflictError);
+        },
       );
-    });
-  } finally {
-    await nc.close();
-  }
-});
+
+      await t.step(
+        "the same checkpoint again without its revision (a lost reply) is kept",
+        async () => {
+          // A fresh store expects no entry: its write is refused, and the entry read back is this
+          // very checkpoint (as after our own write whose acknowledgement was lost).
+          const fresh = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p3.", writer });
+          await fresh.save([cp("b", 5), cp("new-key", 1)]);
+          await fresh.save([cp("b", 7)]);
+          assert.deepEqual(await fresh.load(["b", "new-key"]), [cp("b", 7), cp("new-key", 1)]);
+        },
+      );
+
+      await t.step("a deleted entry is written again", async () => {
+        const fresh = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p3.", writer });
+        await kv.delete("p3.new-key");
+        await fresh.save([cp("new-key", 3)]);
+        assert.deepEqual(await fresh.load(["new-key"]), [cp("new-key", 3)]);
+      });
+
+      await t.step("an invalid entry is an error at once, not retried", async () => {
+        await kv.put("p3.bad", JSON.stringify({ last_seq: "x" }));
+        await assert.rejects(
+          first.load(["bad"]),
+          (e: unknown) => e instanceof InvalidCheckpointError && e.code === "invalid_checkpoint",
+        );
+      });
+    } finally {
+      writer?.close();
+      await nc.close();
+    }
+  });
+}

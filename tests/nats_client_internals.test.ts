@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { Kvm } from "@nats-io/kv";
 import * as internal from "@nats-io/nats-core/internal";
 import {
   checkOptions,
@@ -15,6 +16,7 @@ import {
   extractProtocolMessage,
   fetchWithCallback,
   INFO,
+  kvWriteSubject,
   publishWithHeaderFrame,
 } from "../src/nats/client_internals.ts";
 import { DenoTcpTransport } from "../src/nats/deno_transport.ts";
@@ -133,6 +135,13 @@ Deno.test("against a nats-server, each internal use works as client_internals.ts
       const ended = await it.closed();
       assert.ok(!(ended instanceof Error), `expected the request to end cleanly, found ${ended}`);
       assert.deepEqual(seen, [1, 2, 3, 4], "expected the callback option to be honoured");
+    });
+    await t.step("kvWriteSubject: the subject kv.put stores a key under", async () => {
+      const kv = await new Kvm(nc).create("internals_kv", { history: 1 });
+      assert.equal(kvWriteSubject(kv, "p1.k"), "$KV.internals_kv.p1.k");
+      // A request: its reply is the stream's acknowledgement, sent once the entry is stored.
+      await nc.request(kvWriteSubject(kv, "p1.k"), "v", { timeout: 5_000 });
+      assert.equal((await kv.get("p1.k"))?.string(), "v");
     });
   } finally {
     await nc.close();

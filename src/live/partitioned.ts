@@ -13,6 +13,7 @@ import type { LiveConfig, Topology } from "../config/live_config.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import { PartitionNotOwnedError, partitionOf } from "../nats/partitions.ts";
 import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
+import type { KvBatchWriter } from "../nats/kv_writer.ts";
 import { LeaseLostError, LeaseManager } from "../nats/leases.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
 import { resetConsumer } from "../nats/topology.ts";
@@ -28,6 +29,8 @@ export interface PartitionedDeps {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly checkpoints: KV;
+  /** Batches the partitions' checkpoint writes (`KvCheckpointStore`'s `writer`). */
+  readonly checkpointWriter?: KvBatchWriter;
   readonly leases: KV;
   readonly sink: OutputSink;
   readonly metrics: LiveMetrics;
@@ -157,7 +160,11 @@ export class PartitionedWorker {
         engine,
         source,
         this.#d.sink,
-        new KvCheckpointStore(this.#d.checkpoints, log, { keyPrefix: `p${n}.`, fence }),
+        new KvCheckpointStore(this.#d.checkpoints, log, {
+          keyPrefix: `p${n}.`,
+          fence,
+          writer: this.#d.checkpointWriter,
+        }),
         loopSettingsOf(config, {
           obsPrefix: `${config.prefix}.obs.${n}.`,
           inputStream: topo.inputStream,

@@ -15,6 +15,7 @@ import { connectNats, isWebSocketUrl } from "../nats/connect.ts";
 import { dashboardHandler } from "../dashboard/server.ts";
 import { isPortFree, NatsServerProcess } from "../nats/server_process.ts";
 import { KvCheckpointStore } from "../nats/checkpoint_store.ts";
+import { KvBatchWriter } from "../nats/kv_writer.ts";
 import { NatsSink } from "../nats/nats_sink.ts";
 import { JetStreamSource } from "../nats/pull_source.ts";
 import { type ScoreServiceSettings, startScoreService } from "../nats/score_service.ts";
@@ -171,6 +172,7 @@ export async function startWorker(
         js,
         jsm,
         checkpoints: buckets.checkpoints,
+        checkpointWriter: new KvBatchWriter(nc),
         leases,
         sink: new NatsSink(nc, js, buckets.params, config.prefix, log),
         metrics,
@@ -253,7 +255,9 @@ export async function startWorker(
       engine,
       source,
       new NatsSink(nc, js, buckets.params, config.prefix, log),
-      relay ? new NullCheckpointStore() : new KvCheckpointStore(buckets.checkpoints, log),
+      relay ? new NullCheckpointStore() : new KvCheckpointStore(buckets.checkpoints, log, {
+        writer: new KvBatchWriter(nc),
+      }),
       {
         ...loopSettingsOf(config, {
           obsPrefix: `${config.prefix}.obs.`,

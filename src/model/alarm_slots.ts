@@ -173,7 +173,14 @@ export class AlarmSlots<T extends number | string | null = number | string | nul
     const out: AlarmState<T> = { ...s, shares: [...s.shares] };
     if ((c.flags[i] & HAS_FLAT) !== 0) {
       const d = this.#d;
-      const at = (a: Float64Array) => Array.from(a.subarray(i * d, i * d + d));
+      // A plain loop: `Array.from` of a subarray allocated a view and an iterator per array, and
+      // with many keys every checkpoint barrier exports a state per key (a visible share of the
+      // worker's allocation and time, docs/perf/2026-12-07-live-keys-cpu.md).
+      const at = (a: Float64Array) => {
+        const out: number[] = [];
+        for (let j = i * d; j < i * d + d; j++) out.push(a[j]);
+        return out;
+      };
       out.flat = {
         last: at(c.last),
         run: at(c.run),

@@ -9,6 +9,7 @@ import type { KV } from "@nats-io/kv";
 import { Checkpoint } from "../../schemas/messages.ts";
 import type { CheckpointRevisions, CheckpointStore } from "../live/ports.ts";
 import { encodeKvKey } from "./kv_key.ts";
+import type { KvBatchWriter, KvWrite } from "./kv_writer.ts";
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -46,13 +47,23 @@ export interface CheckpointStoreOptions {
    * partition's lease is no longer fresh).
    */
   readonly fence?: () => void;
+  /**
+   * Writes a barrier's checkpoints through this writer, their acknowledgements batched (one KV
+   * request each otherwise: with many keys, a write per input message). A write it cannot
+   * confirm (refused, unanswered) is then checked and retried one by one as before.
+   */
+  readonly writer?: KvBatchWriter;
 }
+
+/** Checkpoints per batched call: bounds one call's outbound bytes and what its timeout covers. */
+const WRITE_CHUNK = 4096;
 
 /** Checkpoints in a KV bucket, one entry per (encoded) model key, revision-checked. */
 export class KvCheckpointStore implements CheckpointStore {
   #revisions: CheckpointRevisions = new Map<string, number>();
   readonly #prefix: string;
   readonly #fence: () => void;
+  readonly #writer: KvBatchWriter | undefined;
 
   constructor(
     private readonly kv: KV,
@@ -61,6 +72,7 @@ export class KvCheckpointStore implements CheckpointStore {
   ) {
     this.#prefix = options.keyPrefix ?? "";
     this.#fence = options.fence ?? (() => {});
+    this.#writer = options.writer;
   }
 
   keepRevisionsIn(revisions: CheckpointRevisions): void {
@@ -116,7 +128,32 @@ export class KvCheckpointStore implements CheckpointStore {
   }
 
   async save(items: readonly Checkpoint[]): Promise<void> {
-    await Promise.all(items.map((cp) => this.#saveOne(cp)));
+    const writer = this.#writer;
+    if (writer === undefined) {
+      await Promise.all(items.map((cp) => this.#saveOne(cp)));
+      return;
+    }
+    const unconfirmed: Checkpoint[] = [];
+    for (let i = 0; i < items.length; i += WRITE_CHUNK) {
+      const chunk = items.slice(i, i + WRITE_CHUNK);
+      this.#fence();
+      // The same writes `#saveOne`'s first attempt makes (create: expected revision 0).
+      const writes: KvWrite[] = chunk.map((cp) => ({
+        key: this.#prefix + encodeKvKey(cp.state.key),
+        data: JSON.stringify(cp),
+        expect: this.#revisions.get(cp.state.key) ?? 0,
+      }));
+      const results = await writer.writeAll(this.kv, writes, 5_000);
+      for (let j = 0; j < chunk.length; j++) {
+        const r = results[j];
+        if (r.ok) this.#revisions.set(chunk[j].state.key, r.revision);
+        else unconfirmed.push(chunk[j]);
+      }
+    }
+    // A refused write may be our own that landed with its reply lost, a deleted entry to
+    // create again, or another writer's (a conflict); an unanswered one may have landed or not:
+    // the one-by-one path tells them apart (it reads the entry back on a wrong last sequence).
+    await Promise.all(unconfirmed.map((cp) => this.#saveOne(cp)));
   }
 
   async #saveOne(cp: Checkpoint): Promise<void> {

@@ -8,6 +8,7 @@
  *   `Transport` with.
  * - {@link fetchWithCallback}: a pull request whose messages come in a callback, in arrival order.
  * - {@link publishWithHeaderFrame}: a publication whose header block is given as ready bytes.
+ * - {@link kvWriteSubject}: the subject a KV bucket writes a key to.
  *
  * Nothing else in `src/` imports `@nats-io/nats-core/internal` or casts past the client's types.
  *
@@ -20,6 +21,7 @@ import type {
   FetchOptions,
   JsMsg,
 } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import type { MsgHdrs, NatsConnection } from "@nats-io/nats-core";
 import {
   type ConnectionOptions,
@@ -95,4 +97,29 @@ export function publishWithHeaderFrame(
 ): void {
   const headers = { encode: () => headerFrame } as unknown as MsgHdrs;
   nc.publish(subject, data, { reply, headers });
+}
+
+/** What {@link kvWriteSubject} uses of a KV bucket (`@nats-io/kv` 3.4's `Bucket`). */
+interface _BucketInternals {
+  encodeKey(key: string): string;
+  validateKey(key: string): void;
+  subjectForKey(key: string, edit: boolean): string;
+}
+
+function _isBucket(kv: unknown): kv is _BucketInternals {
+  const b = kv as Partial<Record<keyof _BucketInternals, unknown>>;
+  return typeof b.encodeKey === "function" && typeof b.validateKey === "function" &&
+    typeof b.subjectForKey === "function";
+}
+
+/**
+ * The subject `kv.put(key, …)` publishes to (`$KV.<bucket>.<key>`, or a mirror's or JS domain's
+ * edit subject), with the key checked as `kv.put` checks it (throws when invalid). `KV` exposes
+ * no subject, and `kv_writer.ts` publishes the writes itself to batch their acknowledgements.
+ */
+export function kvWriteSubject(kv: KV, key: string): string {
+  if (!_isBucket(kv)) throw new TypeError("expected a @nats-io/kv bucket");
+  const ek = kv.encodeKey(key);
+  kv.validateKey(ek);
+  return kv.subjectForKey(ek, true);
 }

@@ -11,6 +11,7 @@ import { DLQ_HEADERS, type ParamsMessage } from "../../schemas/messages.ts";
 import type { AlarmOut, DeadLetterOut, OutputSink, RecordOut, ScoreOut } from "../live/ports.ts";
 import { AckedPublisher } from "./acked_publisher.ts";
 import { encodeKvKey } from "./kv_key.ts";
+import { encodeEach, KvBatchWriter } from "./kv_writer.ts";
 import { publishAllAcked } from "./publish_retry.ts";
 
 function headerValue(s: string): string {
@@ -87,11 +88,23 @@ export class NatsSink implements OutputSink {
     );
   }
 
+  // Created on first use, as the acked publisher.
+  #kvWriter: KvBatchWriter | undefined;
+  readonly #enc = new TextEncoder();
+
+  /**
+   * Each key's parameters on core NATS and in the parameter bucket (`kv.put`'s message; the
+   * writes' acknowledgements batched: with many keys a round has a write per key learned);
+   * rejects when any write is not confirmed (the caller publishes the round's keys again).
+   */
   async publishParams(items: readonly ParamsMessage[]): Promise<void> {
-    await Promise.all(items.map(async (p) => {
-      const json = JSON.stringify(p);
-      this.nc.publish(`${this.prefix}.params.${p.key}`, json);
-      await this.paramsKv.put(encodeKvKey(p.key), json);
-    }));
+    const bytes = encodeEach(this.#enc, items.map((p) => JSON.stringify(p)));
+    const writes = items.map((p, i) => {
+      this.nc.publish(`${this.prefix}.params.${p.key}`, bytes[i]);
+      return { key: encodeKvKey(p.key), data: bytes[i] };
+    });
+    this.#kvWriter ??= new KvBatchWriter(this.nc);
+    const results = await this.#kvWriter.writeAll(this.paramsKv, writes, 5_000);
+    for (const r of results) if (!r.ok) throw r.error;
   }
 }
