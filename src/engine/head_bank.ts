@@ -42,6 +42,7 @@ import {
   restoreHead,
 } from "./head_state.ts";
 import { AdamStepper } from "./adam_step.ts";
+import { Drafts } from "./drafts.ts";
 import type { Head } from "./head.ts";
 import { HeadStore, SlabHead } from "./head_slab.ts";
 import { NaturalApplier } from "./natural_apply.ts";
@@ -60,13 +61,8 @@ export class HeadBank {
    */
   #byId = new Int32Array(0);
   readonly #store: HeadStore;
-  /**
-   * Drafted heads' keys and slots, in order, until a batch commits ({@link save}): then those not
-   * adopted (a refused batch's, a redrafted key's first) are freed. Lists, not a map: with many
-   * keys a map that gains and loses an entry per new key rebuilds its table again and again.
-   */
-  readonly #draftKeys: string[] = [];
-  readonly #draftSlots: number[] = [];
+  /** Drafted heads, freed at the next commit ({@link save}) unless adopted. */
+  readonly #drafts = new Drafts();
   /**
    * Slots of replaced heads, freed at the next draft: a batch in flight (kernel path) may still
    * write to a replaced head, and drafts happen only at a batch's start, after the previous one.
@@ -139,16 +135,7 @@ export class HeadBank {
       const h = heads[j];
       if (h instanceof SlabHead && h.work) this.#store.save(h);
     }
-    this.#sweepDrafts();
-  }
-
-  #sweepDrafts(): void {
-    const keys = this.#draftKeys, slots = this.#draftSlots;
-    for (let i = 0; i < slots.length; i++) {
-      if (this.#slots.get(keys[i]) !== slots[i]) this.#store.release(slots[i]);
-    }
-    keys.length = 0;
-    slots.length = 0;
+    this.#drafts.sweep((k) => this.#slots.get(k), (slot) => this.#store.release(slot));
   }
 
   get size(): number {
@@ -201,9 +188,7 @@ export class HeadBank {
   create(key: string, rows: Float64Array, count: number): Head {
     const h = this.draft(key, rows, count);
     this.adopt(h);
-    // Adopted at once: no longer a draft to sweep.
-    this.#draftKeys.pop();
-    this.#draftSlots.pop();
+    this.#drafts.dropLatest();
     return h;
   }
 
@@ -219,8 +204,7 @@ export class HeadBank {
     for (const slot of this.#retired) store.release(slot);
     this.#retired.length = 0;
     const h = this.#blank(key, j);
-    this.#draftKeys.push(key);
-    this.#draftSlots.push(this.#slotOf(h));
+    this.#drafts.add(key, this.#slotOf(h));
     h.init = this.#noMoments;
     this.absorbInit(h, rows, count, weights);
     return h;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { covarianceOf, packLower, toRows, unpackLower } from "../model/linalg.ts";
+import { covarianceOf, packLower, toArray, toRows, unpackLower } from "../model/linalg.ts";
 import type { Head } from "./head.ts";
 import type { HeadStore } from "./head_slab.ts";
 import type { DiagTransform, HeadParams, HeadSnapshot, HeadState } from "./types.ts";
@@ -63,7 +63,7 @@ export function headSnapshot(h: Head, d: number): HeadSnapshot {
   return {
     key: h.key,
     dim: d,
-    loc: Array.from(loc),
+    loc: toArray(loc),
     scale_tril: toRows(h.tril, d),
     covariance: covarianceOf(h.tril, d),
     observations: h.observations,
@@ -78,11 +78,11 @@ export function headToState(h: Head, d: number, diag: DiagTransform, natural: bo
     key: h.key,
     dim: d,
     diag,
-    frame_loc: Array.from(h.frameLoc),
+    frame_loc: toArray(h.frameLoc),
     frame_tril: packLower(h.frameTril, d),
-    theta: Array.from(h.theta),
-    adam_m: Array.from(h.m),
-    adam_v: Array.from(h.v),
+    theta: toArray(h.theta),
+    adam_m: toArray(h.m),
+    adam_v: toArray(h.v),
     steps: h.steps,
     observations: h.observations,
     rejected_updates: h.rejected,
@@ -93,7 +93,7 @@ export function headToState(h: Head, d: number, diag: DiagTransform, natural: bo
     init: h.init === null ? null : {
       count: h.init.count,
       ...(natural ? { w2: h.init.w2 } : {}),
-      mean: Array.from(h.init.mean),
+      mean: toArray(h.init.mean),
       scatter: packLower(h.init.scatter, d),
     },
   };

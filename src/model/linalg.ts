@@ -85,7 +85,17 @@ export function covarianceOf(l: Float64Array, d: number): number[][] {
 /** Nested rows of a row-major d×d array. */
 export function toRows(a: Float64Array, d: number): number[][] {
   const out: number[][] = [];
-  for (let i = 0; i < d; i++) out.push(Array.from(a.subarray(i * d, (i + 1) * d)));
+  for (let i = 0; i < d; i++) out.push(toArray(a, i * d, (i + 1) * d));
+  return out;
+}
+
+/**
+ * `a[from..to)` as a plain array. A loop, not `Array.from` (of a view): snapshots and checkpoint
+ * states are built per key at every barrier and parameter round (many keys, issue 13).
+ */
+export function toArray(a: ArrayLike<number>, from = 0, to = a.length): number[] {
+  const out = new Array<number>(to - from);
+  for (let i = from; i < to; i++) out[i - from] = a[i];
   return out;
 }
 
