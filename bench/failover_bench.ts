@@ -94,7 +94,6 @@ export async function benchFailover(
               String(o.leaseMs),
             ],
             { stdin: "null", stdout: "null", stderr: "null" },
-            ["--v8-flags=--no-allocation-site-pretenuring"],
           ).spawn(),
         );
       }

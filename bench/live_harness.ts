@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { V8_FLAGS_ARG } from "../src/config/v8_flags.ts";
 import {
   type LiveConfig,
   resolveLiveConfig,
@@ -170,9 +171,8 @@ export async function runLoad(params: LoadParams, td: Teardown): Promise<unknown
     args: [
       "run",
       "-A",
-      // As `deno task start` runs the worker (see deno.json): without it V8 pretenured the
-      // short-lived message objects and every scavenge took ~10 ms.
-      "--v8-flags=--no-allocation-site-pretenuring",
+      // As `deno task start` runs the worker (src/config/v8_flags.ts).
+      V8_FLAGS_ARG,
       "--config",
       fromFileUrl(new URL("../deno.json", import.meta.url)),
       fromFileUrl(new URL("./live_load.ts", import.meta.url)),

@@ -29,6 +29,7 @@ import { NatsServerProcess } from "../src/nats/server_process.ts";
 import { partitionMapping } from "../src/nats/partitions.ts";
 import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { workerCommand } from "../src/nats/worker_command.ts";
+import { V8_FLAGS } from "../src/config/v8_flags.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -130,7 +131,7 @@ async function run(k: number): Promise<RunResult> {
     const logFile = values.log !== undefined ? `${values.log}.${k}` : join(dir, "worker.log");
     const out = log = await Deno.open(logFile, { write: true, create: true, truncate: true });
     const workerFlags = values["worker-flags"].split(" ").filter((s) => s !== "");
-    const v8 = ["--no-allocation-site-pretenuring", ...(values["v8-flags"]?.split(",") ?? [])];
+    const v8 = [...V8_FLAGS, ...(values["v8-flags"]?.split(",") ?? [])];
     const flags = [
       "--backend",
       "cpu",

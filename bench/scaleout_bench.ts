@@ -100,7 +100,6 @@ async function _one(o: ScaleoutOptions, workers: number): Promise<ScaleoutRow> {
           server.url,
           ["--backend", "cpu", "--partitions", String(o.partitions)],
           { stdin: "null", stdout: "null", stderr: "null" },
-          ["--v8-flags=--no-allocation-site-pretenuring"],
         ).spawn(),
       );
     }

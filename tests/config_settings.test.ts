@@ -3,6 +3,7 @@
  * resolution of flags and environment variables, errors and generated usage; and the tables built
  * on it.
  */
+import { V8_FLAGS_ARG } from "../src/config/v8_flags.ts";
 import assert from "node:assert/strict";
 import { z } from "zod";
 import {
@@ -212,4 +213,14 @@ Deno.test("the model table follows HeadConfigInput: same keys, schemas and defau
     resolveHeadConfig(resolveSettings(MODEL_SETTINGS, {}).values),
     resolveHeadConfig(),
   );
+});
+
+Deno.test("deno task start, replay and bench run with the V8 flags of src/config/v8_flags.ts", async () => {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  ) as { tasks: Record<string, string> };
+  for (const task of ["start", "replay", "bench"]) {
+    const args = config.tasks[task].split(" ");
+    assert.deepEqual(args.filter((a) => a.startsWith("--v8-flags")), [V8_FLAGS_ARG], task);
+  }
 });
