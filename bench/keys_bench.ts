@@ -1,9 +1,9 @@
 /**
  * `deno run -A bench/keys_bench.ts [--keys 100000] [--per-key 20] [--dim 3]`: resident memory per
  * key. Replays `keys × perKey` observations (cpu backend) in a fresh process, once with `keys`
- * keys and once with one key (same observation count), each with `deno task replay`'s V8 flags
- * (src/config/v8_flags.ts), and reports both runs' peak RSS (VmHWM) and obs/s; (peak − one-key
- * peak) / keys is the memory a key costs beyond a fixed base.
+ * keys and once with one key (same observation count), as `deno task replay` runs (no V8 flags),
+ * and reports both runs' peak RSS (VmHWM) and obs/s; (peak − one-key peak) / keys is the memory a
+ * key costs beyond a fixed base.
  *
  * @module
  */
@@ -12,7 +12,6 @@ import { parseArgs } from "node:util";
 import { replay } from "../src/replay/replay.ts";
 import { writeNdjson } from "./replay_bench.ts";
 import { REPLAY_BATCH } from "./replay_bench.ts";
-import { V8_FLAGS_ARG } from "../src/config/v8_flags.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -60,17 +59,7 @@ try {
     const input = join(dir, `obs-${k}.ndjson`);
     await writeNdjson(input, n, k, dim);
     const out = await new Deno.Command(Deno.execPath(), {
-      // As `deno task replay` runs (src/config/v8_flags.ts).
-      args: [
-        "run",
-        "-A",
-        V8_FLAGS_ARG,
-        import.meta.filename!,
-        "--dim",
-        String(dim),
-        "--child",
-        `${input},${n}`,
-      ],
+      args: ["run", "-A", import.meta.filename!, "--dim", String(dim), "--child", `${input},${n}`],
       stdout: "piped",
       stderr: "inherit",
     }).output();

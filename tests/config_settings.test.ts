@@ -215,11 +215,11 @@ Deno.test("the model table follows HeadConfigInput: same keys, schemas and defau
   );
 });
 
-Deno.test("deno task start, replay and bench run with the V8 flags of src/config/v8_flags.ts", async () => {
+Deno.test("deno task start and bench run with the V8 flags of src/config/v8_flags.ts", async () => {
   const config = JSON.parse(
     await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
   ) as { tasks: Record<string, string> };
-  for (const task of ["start", "replay", "bench"]) {
+  for (const task of ["start", "bench"]) {
     const args = config.tasks[task].split(" ");
     assert.deepEqual(args.filter((a) => a.startsWith("--v8-flags")), [V8_FLAGS_ARG], task);
   }

@@ -1,16 +1,17 @@
 /**
- * The V8 flags the worker, replay and the benchmarks run with: `deno task start`, `deno task
- * replay` and `deno task bench` carry them (deno.json; a test keeps the two in step), and every
- * child process this checkout starts passes {@link V8_FLAGS_ARG}.
+ * The V8 flags the live worker runs with: `deno task start` (so `bin/start`) and `deno task bench`
+ * carry them (deno.json; a test keeps the two in step), and every worker process this checkout
+ * starts (`src/nats/worker_command.ts`, the benchmarks) passes {@link V8_FLAGS_ARG}.
  *
  * - `--no-allocation-site-pretenuring`: without it V8 pretenured the worker's short-lived message
  *   objects, and every scavenge took ~10 ms (docs/perf/2026-12-01-live.md).
  * - `--heap-growing-percent=50`: the old generation may grow to 1.5× what survived the last full
- *   collection before the next, instead of up to 4× of V8's own choice. With many keys the heap
- *   holds their state for good and the per-row garbage on top of it; V8's own growth made each
- *   key cost several times its bytes in resident memory (issue 13: 100,000 keys, the live worker
- *   2.8 → 1.8 KB per key, replay 2.0 → 1.7 KB) for more frequent full collections
- *   (docs/perf/2026-12-07-keys.md).
+ *   collection before the next, instead of up to 4× by V8's own choice. A worker with many keys
+ *   holds their state for good, with each checkpoint barrier's and parameter round's per-key
+ *   texts in flight on top; V8's own growth made each key cost several times its bytes in
+ *   resident memory (issue 13, 100,000 keys: 2.8 → 1.7–2.1 KB per key, docs/perf/2026-12-07-keys.md).
+ *   Replay does not take it: there it cut the one-key base as much as the 100,000-key peak, and
+ *   cost 13 % of the one-key rate.
  *
  * @module
  */
