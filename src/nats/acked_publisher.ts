@@ -5,7 +5,7 @@
  * @module
  */
 import { createInbox, type NatsConnection, type Subscription } from "@nats-io/nats-core";
-import { PubAck } from "../../schemas/messages.ts";
+import { readPubAck } from "./pub_ack.ts";
 import { publishWithHeaderFrame } from "./client_internals.ts";
 
 /** One JetStream publication. */
@@ -241,7 +241,6 @@ interface _Frame {
   readonly data: Uint8Array;
 }
 
-const _ACK_SEQ = /"seq":(\d+)/;
 const _SEQ_KEY = new TextEncoder().encode('"seq":');
 const _QUOTE = 0x22, _LOWER_E = 0x65, _ZERO = 0x30, _NINE = 0x39;
 
@@ -269,20 +268,8 @@ function _plainAckSeq(b: Uint8Array): number {
 
 /** A publish acknowledgement: `{"stream","seq"[,"duplicate"]}`, or an error (parsed with zod). */
 function _readAck(text: string): PromiseSettledResult<number> {
-  if (!text.includes('"error"')) {
-    const seq = _ACK_SEQ.exec(text);
-    if (seq !== null) return { status: "fulfilled", value: Number(seq[1]) };
-  }
-  let json: unknown = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // Reported below with the text.
-  }
-  const ack = PubAck.safeParse(json);
-  if (ack.success && ack.data.error === undefined && ack.data.seq !== undefined) {
-    return { status: "fulfilled", value: ack.data.seq };
-  }
+  const ack = readPubAck(text);
+  if (ack.ok) return { status: "fulfilled", value: ack.seq };
   return {
     status: "rejected",
     reason: new Error(`expected a publish acknowledgement, found ${text.slice(0, 200)}`),

@@ -20,7 +20,7 @@
 import type { KV } from "@nats-io/kv";
 import { createInbox, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { kvWriteSubject, publishWithHeaderFrame } from "./client_internals.ts";
-import { PubAck } from "../../schemas/messages.ts";
+import { readPubAck } from "./pub_ack.ts";
 
 /** One KV write: an (encoded) KV key, its value, and for a checked write the expected revision. */
 export interface KvWrite {
@@ -185,28 +185,14 @@ function _fillMissing(call: _Call, failure: KvWriteResult): void {
   for (let i = 0; i < call.results.length; i++) call.results[i] ??= failure;
 }
 
-const _PLAIN_ACK = /^\{"stream":"[^"]*",(?:"domain":"[^"]*",)?"seq":(\d+)[,}]/;
-
 /** A publish acknowledgement: the revision, or the error it carries. */
 function _readAck(text: string): KvWriteResult {
-  // The plain shape first (every successful write): no JSON parse per entry.
-  const plain = _PLAIN_ACK.exec(text);
-  if (plain !== null) return { ok: true, revision: Number(plain[1]) };
-  let json: unknown = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // Reported below with the text.
-  }
-  const ack = PubAck.safeParse(json);
-  if (ack.success && ack.data.error === undefined && ack.data.seq !== undefined) {
-    return { ok: true, revision: ack.data.seq };
-  }
-  const code = ack.success ? ack.data.error?.err_code : undefined;
+  const ack = readPubAck(text);
+  if (ack.ok) return { ok: true, revision: ack.seq };
   return {
     ok: false,
     error: new Error(`expected a KV write acknowledgement, found ${text.slice(0, 200)}`),
-    wrongLast: (typeof code === "number" && _WRONG_LAST.has(code)) ||
+    wrongLast: (ack.code !== undefined && _WRONG_LAST.has(ack.code)) ||
       /wrong last sequence/i.test(text),
   };
 }

@@ -14,16 +14,21 @@ export class ColumnMoments {
   readonly mean: Float64Array;
   /** Σ (x − mean)(x − mean)ᵀ, row-major d×d (both triangles kept). */
   readonly scatter: Float64Array;
+  /** Mean, then the scatter's lower triangle by rows: what {@link _welfordLower} steps. */
+  readonly #packed: Float64Array;
   readonly #delta: Float64Array;
 
   constructor(readonly dim: number) {
     this.mean = new Float64Array(dim);
     this.scatter = new Float64Array(dim * dim);
+    this.#packed = new Float64Array(dim + (dim * (dim + 1)) / 2);
     this.#delta = new Float64Array(dim);
   }
 
   add(values: ArrayLike<number>): void {
-    this.count = _welford(this.mean, 0, this.scatter, 0, this.dim, this.count, values, this.#delta);
+    const d = this.dim;
+    this.count = _welfordLower(this.#packed, 0, d, d, this.count, values, this.#delta);
+    _unpack(this.#packed, 0, d, this);
   }
 }
 
@@ -79,15 +84,10 @@ export class ColumnMomentsSlab {
    * the slot is free again.
    */
   take(slot: number, m: ColumnMoments = new ColumnMoments(this.dim)): ColumnMoments {
-    const d = this.dim, buf = this.#chunks[Math.floor(slot / _SLAB_CHUNK)];
+    const buf = this.#chunks[Math.floor(slot / _SLAB_CHUNK)];
     const o = (slot % _SLAB_CHUNK) * this.#stride;
     m.count = buf[o];
-    // Loops, not set() of views: a few elements, once per key.
-    for (let a = 0; a < d; a++) m.mean[a] = buf[o + 1 + a];
-    let e = o + 1 + d;
-    for (let a = 0; a < d; a++) {
-      for (let b = 0; b <= a; b++, e++) m.scatter[a * d + b] = m.scatter[b * d + a] = buf[e];
-    }
+    _unpack(buf, o + 1, this.dim, m);
     this.#free.push(slot);
     return m;
   }
@@ -96,37 +96,10 @@ export class ColumnMomentsSlab {
 /** Slots per chunk of {@link ColumnMomentsSlab}. */
 const _SLAB_CHUNK = 4096;
 
-/** One Welford step on (count, mean at mo, scatter at so); returns the new count. */
-function _welford(
-  mean: Float64Array,
-  mo: number,
-  scatter: Float64Array,
-  so: number,
-  d: number,
-  count: number,
-  values: ArrayLike<number>,
-  delta: Float64Array,
-): number {
-  const n = count + 1;
-  for (let a = 0; a < d; a++) {
-    delta[a] = values[a] - mean[mo + a];
-    mean[mo + a] += delta[a] / n;
-  }
-  // Exact zero for a constant column: its delta is 0 from the second row on.
-  for (let a = 0; a < d; a++) {
-    const da = delta[a];
-    for (let b = 0; b <= a; b++) {
-      const s = da * (values[b] - mean[mo + b]);
-      scatter[so + a * d + b] += s;
-      if (a !== b) scatter[so + b * d + a] += s;
-    }
-  }
-  return n;
-}
-
 /**
- * {@link _welford} on mean and the scatter's lower triangle (by rows) in one array: the same
- * arithmetic, term for term.
+ * One Welford step on the mean (at mo) and the scatter's lower triangle by rows (at so) in one
+ * array; returns the new count. Exact zero for a constant column: its delta is 0 from the second
+ * row on.
  */
 function _welfordLower(
   buf: Float64Array,
@@ -148,6 +121,23 @@ function _welfordLower(
     for (let b = 0; b <= a; b++, e++) buf[e] += da * (values[b] - buf[mo + b]);
   }
   return n;
+}
+
+/**
+ * Mean and lower-triangle scatter packed at `at` (as {@link _welfordLower} keeps them) into `m`'s
+ * arrays, the scatter mirrored. Loops, not set() of views: a few elements, once per key.
+ */
+function _unpack(
+  buf: Float64Array,
+  at: number,
+  d: number,
+  m: { readonly mean: Float64Array; readonly scatter: Float64Array },
+): void {
+  for (let a = 0; a < d; a++) m.mean[a] = buf[at + a];
+  let e = at + d;
+  for (let a = 0; a < d; a++) {
+    for (let b = 0; b <= a; b++, e++) m.scatter[a * d + b] = m.scatter[b * d + a] = buf[e];
+  }
 }
 
 /** One column that adds no information of its own. */
