@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { V8_FLAGS_ARG } from "../src/config/v8_flags.ts";
 import {
@@ -101,6 +101,15 @@ export async function preload(
       pubs.push({ subject: m.subject, data: m.data, msgID: `bench-${i}`, headers: hdr });
     }
     await publishAllAcked(js, pubs, log);
+  }
+}
+
+/** Messages stored in `stream`; 0 while it does not exist yet (the worker creates it). */
+export async function storedCount(jsm: JetStreamManager, stream: string): Promise<number> {
+  try {
+    return (await jsm.streams.info(stream)).state.messages;
+  } catch {
+    return 0;
   }
 }
 

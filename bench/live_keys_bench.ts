@@ -29,6 +29,7 @@ import { NatsServerProcess } from "../src/nats/server_process.ts";
 import { partitionMapping } from "../src/nats/partitions.ts";
 import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { workerCommand } from "../src/nats/worker_command.ts";
+import { storedCount } from "./live_harness.ts";
 import { V8_FLAGS } from "../src/config/v8_flags.ts";
 
 const { values } = parseArgs({
@@ -195,12 +196,7 @@ async function run(k: number): Promise<RunResult> {
       if (performance.now() > deadline) {
         throw new Error(`expected ${N} scores within 900 s`);
       }
-      let n = 0;
-      try {
-        n = (await jsm.streams.info("TELEMETRY_SCORES")).state.messages;
-      } catch {
-        // not created yet
-      }
+      const n = await storedCount(jsm, "TELEMETRY_SCORES");
       if (n > 0 && first === 0) {
         first = performance.now();
       }

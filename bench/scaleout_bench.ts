@@ -18,6 +18,7 @@ import { NatsServerProcess } from "../src/nats/server_process.ts";
 import { partitionMapping } from "../src/nats/partitions.ts";
 import { publishAllAcked } from "../src/nats/publish_retry.ts";
 import { workerCommand } from "../src/nats/worker_command.ts";
+import { storedCount } from "./live_harness.ts";
 import type { ScaleoutRow } from "./schema.ts";
 
 /** Sizes of one scale-out measurement. */
@@ -120,12 +121,7 @@ async function _one(o: ScaleoutOptions, workers: number): Promise<ScaleoutRow> {
       if (performance.now() > deadline) {
         throw new Error(`scaleout ${workers} worker(s): expected ${N} scores within 300 s`);
       }
-      let n = 0;
-      try {
-        n = (await jsm.streams.info("TELEMETRY_SCORES")).state.messages;
-      } catch {
-        // not created yet
-      }
+      const n = await storedCount(jsm, "TELEMETRY_SCORES");
       if (n > 0 && first === 0) {
         first = performance.now();
         for (const c of children) workerCpuAtFirst.push(cpuSeconds(c.pid));
