@@ -8,6 +8,7 @@ import { ScoreRecord } from "../schemas/score_record.ts";
 import { makeSample } from "../src/replay/sample_data.ts";
 import { replayWith } from "./helpers/replay.ts";
 import { tempDir } from "./helpers/temp_dir.ts";
+import { KeyTable } from "../src/replay/key_table.ts";
 
 /** Three 3-D observations of two keys, with times and labels, used in every form below. */
 const ROWS = [
@@ -261,4 +262,20 @@ Deno.test("records echo every key as its JSON text, escapes included, past the k
     const t = i % 2 === 0 ? `,"t":${i / 2}` : "";
     assert.ok(line.startsWith(`{"seq":${i % 2 + 1},"key":${key}${t},"log_prob":`), line);
   });
+});
+
+Deno.test("the key table gives keys dense ids in order of first appearance and finds them again", () => {
+  const table = new KeyTable();
+  // Enough keys for the table to grow several times; some differ only in order or by one unit.
+  const keys = Array.from({ length: 20_000 }, (_, i) => i % 3 === 0 ? `k${i}` : `${i}k`);
+  keys.push("", "é", "a\u0000b", "\ud800");
+  keys.forEach((k, i) => {
+    assert.equal(table.id(k), -1);
+    assert.equal(table.add(k, -1), i);
+  });
+  keys.forEach((k, i) => assert.equal(table.id(k), i));
+  assert.equal(table.id("k1"), -1);
+  assert.equal(table.id("nope"), -1);
+  assert.equal(table.size, keys.length);
+  assert.equal(table.name(17), keys[17]);
 });

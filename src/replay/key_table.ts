@@ -11,7 +11,12 @@ import type { RowParser } from "../io/row_parser.ts";
 
 /** Dense ids of keys, with what the pipeline tracks of each. */
 export class KeyTable {
-  readonly #ids = new Map<string, number>();
+  /**
+   * Open addressing, linear probing: id + 1 per cell (0: empty), cells at most half full. A map
+   * of 100,000 keys held ≈ 40 B of JS heap per key, which V8's heap growth multiplied (issue 13);
+   * this is 8–16 B of typed array, and a row's lookup reads the key's characters once.
+   */
+  #cells = new Int32Array(2048);
   readonly #names: string[] = [];
   /** JSON text of the keys that need escapes (most keys are plain: their text is `"key"`). */
   readonly #escaped = new Map<number, string>();
@@ -36,7 +41,20 @@ export class KeyTable {
 
   /** The key's id, or −1 for a key not in the table. */
   id(key: string): number {
-    return this.#ids.get(key) ?? -1;
+    const cells = this.#cells, mask = cells.length - 1, names = this.#names;
+    for (let c = _hash(key) & mask;; c = (c + 1) & mask) {
+      const v = cells[c];
+      if (v === 0) return -1;
+      if (names[v - 1] === key) return v - 1;
+    }
+  }
+
+  /** Puts id into the first empty cell of its key's probe sequence. */
+  #place(cells: Int32Array, key: string, id: number): void {
+    const mask = cells.length - 1;
+    let c = _hash(key) & mask;
+    while (cells[c] !== 0) c = (c + 1) & mask;
+    cells[c] = id + 1;
   }
 
   /** Adds a key (not in the table yet) with its column-moments slot; returns its id. */
@@ -50,8 +68,13 @@ export class KeyTable {
       bits.set(this.#escapedBits);
       this.#escapedBits = bits;
     }
-    this.#ids.set(key, id);
     this.#names.push(key);
+    if (2 * (id + 1) > this.#cells.length) {
+      const grown = new Int32Array(2 * this.#cells.length);
+      for (let k = 0; k < id; k++) this.#place(grown, this.#names[k], k);
+      this.#cells = grown;
+    }
+    this.#place(this.#cells, key, id);
     if (!_plainJson(key)) {
       this.#escaped.set(id, JSON.stringify(key));
       this.#escapedBits[id >> 3] |= 1 << (id & 7);
@@ -115,6 +138,13 @@ export class KeyTable {
 }
 
 const _ROWS = 0, _MOMENTS = 1, _PARSER = 2, _POS = 3, _STAMP = 4, _STRIDE = 5;
+
+/** FNV-1a over the key's UTF-16 code units. */
+function _hash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
 
 /** Whether JSON.stringify(key) is `"key"`: no quote, backslash, control or lone surrogate. */
 function _plainJson(key: string): boolean {
