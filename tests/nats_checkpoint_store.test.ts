@@ -84,3 +84,34 @@ for (const batched of [false, true]) {
     }
   });
 }
+
+Deno.test("checkpoint store: loadAll hands every checkpoint of its prefix over in chunks, revisions remembered", async () => {
+  await using srv = await startNatsServer();
+  const nc = await connect({ servers: srv.url });
+  try {
+    const kv = await new Kvm(nc).create("test_checkpoints_all");
+    const writer = new KvBatchWriter(nc);
+    const keys = Array.from({ length: 1_100 }, (_, i) => `k${i}`);
+    await new KvCheckpointStore(kv, () => {}, { keyPrefix: "p1.", writer })
+      .save(keys.map((k, i) => cp(k, i + 1)));
+    await new KvCheckpointStore(kv, () => {}, { keyPrefix: "p2.", writer }).save([cp("other", 1)]);
+
+    const store = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p1." });
+    const chunks: number[] = [];
+    const seen = new Map<string, number>();
+    const n = await store.loadAll((cps) => {
+      chunks.push(cps.length);
+      for (const c of cps) seen.set(c.state.key, c.last_seq);
+      return Promise.resolve();
+    });
+    assert.equal(n, keys.length);
+    assert.ok(chunks.length > 1 && chunks.every((c) => c > 0 && c < keys.length), `${chunks}`);
+    assert.deepEqual([...seen.keys()].sort(), [...keys].sort());
+    for (const [k, s] of seen) assert.equal(s, Number(k.slice(1)) + 1);
+    // Each key's revision was remembered: its next write is an update, not a conflict.
+    await store.save([cp("k7", 100)]);
+    assert.deepEqual(await store.load(["k7"]), [cp("k7", 100)]);
+  } finally {
+    await nc.close();
+  }
+});

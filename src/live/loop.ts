@@ -135,20 +135,20 @@ export class LiveLoop {
     return this.#keys.appliedMap();
   }
 
-  /** Loads every checkpoint into the engine. */
+  /** Loads every checkpoint into the engine (a chunk at a time); resolves to how many. */
   async init(): Promise<number> {
-    const cps = await this.#store.loadAll();
-    if (cps.length > 0) await this.#engine.importState(cps.map((c) => c.state));
-    for (const c of cps) {
-      this.#keys.setApplied(c.state.key, c.last_seq);
-      if (c.alarm !== undefined) this.#keys.importAlarm(c.state.key, c.alarm);
-      this.#evict.keys.use(c.state.key, 0);
-    }
-    // A worker killed after a checkpoint but before publishing that key's parameters left them
-    // behind it: publish every restored key once, so the parameters catch up with the checkpoint
-    // even if the key sees no new observation.
-    this.#params.markDirty(cps.map((c) => c.state.key));
-    return cps.length;
+    return await this.#store.loadAll(async (cps) => {
+      await this.#engine.importState(cps.map((c) => c.state));
+      for (const c of cps) {
+        this.#keys.setApplied(c.state.key, c.last_seq);
+        if (c.alarm !== undefined) this.#keys.importAlarm(c.state.key, c.alarm);
+        this.#evict.keys.use(c.state.key, 0);
+      }
+      // A worker killed after a checkpoint but before publishing that key's parameters left them
+      // behind it: publish every restored key once, so the parameters catch up with the
+      // checkpoint even if the key sees no new observation.
+      this.#params.markDirty(cps.map((c) => c.state.key));
+    });
   }
 
   /** Asks the loop to stop: pulling stops, pulled messages are finished, then `run` resolves. */

@@ -11,8 +11,8 @@ import type { CheckpointStore } from "./ports.ts";
 
 /** Keeps no checkpoints (relay mode). */
 export class NullCheckpointStore implements CheckpointStore {
-  loadAll(): Promise<Checkpoint[]> {
-    return Promise.resolve([]);
+  loadAll(): Promise<number> {
+    return Promise.resolve(0);
   }
   load(): Promise<Checkpoint[]> {
     return Promise.resolve([]);

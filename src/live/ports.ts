@@ -91,7 +91,11 @@ export interface OutputSink {
 
 /** Per-key checkpoints. */
 export interface CheckpointStore {
-  loadAll(): Promise<Checkpoint[]>;
+  /**
+   * Hands every checkpoint to `each`, a chunk at a time (each awaited before the next is handed
+   * over, so at most one chunk's states live at once); resolves to how many there were.
+   */
+  loadAll(each: (cps: readonly Checkpoint[]) => Promise<void>): Promise<number>;
   /**
    * The checkpoints of the given model keys, for those that have one (idle-key eviction reloads
    * an evicted key from it).
