@@ -7,7 +7,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { topologyFor } from "../src/config/live_config.ts";
-import { liveConfig, waitForScores } from "./helpers/live_worker.ts";
+import { liveConfig, running, spawnWorker, waitForScores } from "./helpers/live_worker.ts";
 import { type LiveScoreRecord, ParamsMessage } from "../schemas/messages.ts";
 import { encodeF32 } from "../src/wire/decode.ts";
 import { publishFile } from "../src/nats/file_publisher.ts";
@@ -333,4 +333,23 @@ Deno.test("start: a bad environment value exits 2 naming the setting", async () 
   await using flag = runCli(["start", "--batch", "many"], { NATS_URL: "nats://127.0.0.1:1" });
   assert.equal((await flag.status()).code, 2);
   assert.match(flag.stderr(), /--batch="many"/);
+});
+
+Deno.test({
+  name:
+    "start: one stop signal delivered twice at once (Ctrl-C under deno task) still stops gracefully",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using srv = await startNatsServer();
+    await using w = spawnWorker(srv.url);
+    await waitFor("the worker running", () => Promise.resolve(running(w)), 120_000);
+    // The terminal signals the worker and `deno task`, which passes it on: the same signal again
+    // a moment later (sent back to back, the two would be merged into one by the kernel).
+    w.child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 100));
+    w.child.kill("SIGINT");
+    assert.equal((await w.status()).code, 0, w.stderr());
+    assert.match(w.stderr(), /stopped after \d+ observations/);
+  },
 });

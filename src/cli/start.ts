@@ -51,15 +51,21 @@ export async function run(args: string[]): Promise<number> {
   }
   const w = worker;
   if (w.httpPort !== undefined) console.log(`dashboard: http://127.0.0.1:${w.httpPort}/`);
-  let signals = 0;
+  let firstSignalAt = -1;
   const onSignal = () => {
-    signals++;
-    if (signals === 1) {
+    const now = performance.now();
+    if (firstSignalAt < 0) {
+      firstSignalAt = now;
       log("stopping: finishing the batch in flight (signal again to abort)");
       w.stop().catch(() => {});
-    } else {
-      Deno.exit(130);
+      return;
     }
+    // One Ctrl-C arrives twice under `deno task` (the terminal signals the whole process group
+    // and the task runner passes it on): only a signal well after the first one aborts.
+    if (now - firstSignalAt < REPEAT_MS) return;
+    log("aborted: the batch in flight is redelivered on the next start");
+    w.abort();
+    Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -78,6 +84,9 @@ export async function run(args: string[]): Promise<number> {
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
 }
+
+/** A stop signal within this long of the first is the same request, not a second one. */
+const REPEAT_MS = 2000;
 
 /** How long start-up keeps retrying while the server does not answer its setup requests. */
 const START_RETRY_MS = 120_000;

@@ -64,6 +64,11 @@ export interface RunningWorker extends AsyncDisposable {
   readonly done: Promise<void>;
   /** Stops pulling, finishes the batches in flight (publish, checkpoint, ack), drains, closes. */
   stop(): Promise<void>;
+  /**
+   * For a process that exits at once instead of {@link stop} (a second Ctrl-C): stops the local
+   * nats-server the worker started, if any (it runs in its own session and would outlive it).
+   */
+  abort(): void;
   /** Partitioned mode (the server maps keys to partitions): the partitions it consumes now. */
   readonly partitions?: () => number[];
 }
@@ -77,6 +82,8 @@ export async function startWorker(
   const metrics = new LiveMetrics();
   const topo = topologyFor(config.prefix);
   const cleanups: (() => Promise<void>)[] = [];
+  let localServer: NatsServerProcess | undefined;
+  const abort = () => localServer?.terminate();
   const cleanup = async () => {
     for (const c of cleanups.reverse()) {
       await c().catch((e) => log(`shutdown step failed: ${e}`));
@@ -101,6 +108,7 @@ export async function startWorker(
         detached: true,
       });
       cleanups.push(() => server.stop());
+      localServer = server;
       url = server.url;
       wsUrl ??= server.wsUrl;
       log(
@@ -218,6 +226,7 @@ export async function startWorker(
         metrics,
         done,
         stop,
+        abort,
         partitions: () => part.owned,
         [Symbol.asyncDispose]: stop,
       };
@@ -317,7 +326,7 @@ export async function startWorker(
     };
     // A fatal loop error shuts everything down too.
     done.catch(() => stop().catch(() => {}));
-    return { url, wsUrl, httpPort, metrics, done, stop, [Symbol.asyncDispose]: stop };
+    return { url, wsUrl, httpPort, metrics, done, stop, abort, [Symbol.asyncDispose]: stop };
   } catch (e) {
     await cleanup();
     throw e;

@@ -94,6 +94,18 @@ export class NatsServerProcess implements AsyncDisposable {
     return this.#child !== undefined;
   }
 
+  /**
+   * Asks the server to stop (SIGTERM) without waiting: for a process about to exit at once (an
+   * aborted worker), which must not leave its detached server behind.
+   */
+  terminate(): void {
+    try {
+      this.#child?.kill("SIGTERM");
+    } catch {
+      // already exited
+    }
+  }
+
   /** Stops the server (SIGTERM, then SIGKILL after 5 s). Idempotent. */
   async stop(): Promise<void> {
     const child = this.#child;
