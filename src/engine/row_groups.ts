@@ -145,7 +145,7 @@ export class Scratch {
   readonly #arrays = new Map<string, Int32Array | Uint8Array | Float32Array | Float64Array>();
   /** Per slot, float64 arrays by exact length (short ones): per-key temporaries, many keys. */
   readonly #exact: (Float64Array | undefined)[][] = [[], []];
-  /** Int32 arrays by exact length (short ones): a key's rows, copied (see {@link exactInt}). */
+  /** Int32 arrays by exact length (short ones): a key's rows, copied (see {@link rowsInto}). */
   readonly #exactInt: (Int32Array | undefined)[] = [];
 
   /**

@@ -64,25 +64,31 @@ export class PredictiveQuantile {
       this.#exactV[cell] = v;
       return v;
     }
-    // Nodes read through methods, not closures: this runs per key and batch while keys are young.
     if (u < U_MAX - 2 / U_STEPS) {
       const su = u * U_STEPS, i = Math.floor(su);
-      // The filled nodes read in place: a double returned from a method that V8 does not inline
-      // is a heap number, four per key and batch while keys are young.
-      const g = this.#uGrid;
-      let y0 = g[i - 1], y1 = g[i], y2 = g[i + 1], y3 = g[i + 2];
-      if (Number.isNaN(y0 + y1 + y2 + y3)) {
-        y0 = this.#u(i - 1);
-        y1 = this.#u(i);
-        y2 = this.#u(i + 1);
-        y3 = this.#u(i + 2);
-      }
-      return _lagrange(su - i, y0, y1, y2, y3);
+      const g = this.#nodes(this.#uGrid, i);
+      return _lagrange(su - i, g[i - 1], g[i], g[i + 1], g[i + 2]);
     }
     const s = (1 / m) * (V_CELLS / V_MAX);
     // Nodes −1..2 around s; node −1 for the first cell is v < 0: use nodes 0..3 there.
     const i = Math.floor(s) + (s < 1 ? 1 : 0);
-    return _lagrange(s - i, this.#v(i - 1), this.#v(i), this.#v(i + 1), this.#v(i + 2));
+    const g = this.#nodes(this.#vGrid, i);
+    return _lagrange(s - i, g[i - 1], g[i], g[i + 1], g[i + 2]);
+  }
+
+  /**
+   * `grid` (the u or the v grid) with nodes i − 1 .. i + 2 filled, in that order. Callers read the
+   * nodes in place: a double returned from a method V8 does not inline is a heap number, four per
+   * key and batch.
+   */
+  #nodes(grid: Float64Array, i: number): Float64Array {
+    if (Number.isNaN(grid[i - 1] + grid[i] + grid[i + 1] + grid[i + 2])) {
+      for (let k = i - 1; k <= i + 2; k++) {
+        if (grid === this.#uGrid) this.#u(k);
+        else this.#v(k);
+      }
+    }
+    return grid;
   }
 
   #u(i: number): number {
