@@ -5,6 +5,10 @@
  * and reports both runs' peak RSS (VmHWM) and obs/s; (peak − one-key peak) / keys is the memory a
  * key costs beyond a fixed base.
  *
+ * With the default 20 rows a key, every row is in its key's initialisation (64 rows), which one key
+ * pays once per batch and 100,000 keys once per row; `--per-key 100` measures mostly keys past it
+ * (docs/perf/2026-12-07-keys.md).
+ *
  * @module
  */
 import { join } from "node:path";
