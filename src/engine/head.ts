@@ -8,7 +8,8 @@ import type { WeightedMoments } from "../model/moments.ts";
 
 /**
  * One head's state. Fields are the engine's to read; only {@link HeadBank} changes parameters. The
- * bank's heads are cursors onto its slab storage (`head_slab.ts`): hold one for a batch, not longer.
+ * bank's heads are copies of its slab storage's slots (`head_slab.ts`): hold one for a batch, not
+ * longer.
  */
 export interface Head {
   readonly key: string;

@@ -150,7 +150,10 @@ export class HeadBank {
     return this.#slots.has(key);
   }
 
-  /** The head of a key: a cursor onto its slot (hold it for one use, not longer). */
+  /**
+   * A copy of a key's head, for reading: what is changed in it is not kept (the engine's batches
+   * change their keys' working copies, {@link batchHead}, which {@link save} keeps).
+   */
   head(key: string): Head | undefined {
     const slot = this.#slots.get(key);
     return slot === undefined ? undefined : this.#store.head(key, slot);
@@ -196,7 +199,7 @@ export class HeadBank {
    * Like {@link create}, but the head is not part of the bank until {@link adopt}ed: the engine
    * scores a batch with it first, so a refused batch leaves no half-made key behind. `j`: the
    * key's batch position, whose working copy ({@link batchHead}) the draft is, saved with the
-   * batch's others; default: a cursor onto its slot.
+   * batch's others; default: a standalone copy (the caller saves it).
    */
   draft(key: string, rows: Float64Array, count: number, weights?: Float64Array, j = -1): Head {
     if (this.#slots.has(key)) throw new TypeError(`expected a new key, found existing '${key}'`);
@@ -228,13 +231,17 @@ export class HeadBank {
     h.init = this.#noMoments;
   }
 
-  /** Adds a drafted head to the bank. */
+  /**
+   * Adds a drafted head to the bank: a standalone draft is saved now, a batch position's with the
+   * batch ({@link save}).
+   */
   adopt(h: Head): void {
     if (this.#slots.has(h.key)) {
       throw new TypeError(`expected a new key, found existing '${h.key}'`);
     }
-    const slot = this.#slotOf(h);
-    this.#slots.set(h.key, slot);
+    const slab = this.#slab(h);
+    if (!slab.work) this.#store.save(slab);
+    this.#slots.set(h.key, slab.slot);
   }
 
   /**
@@ -308,6 +315,7 @@ export class HeadBank {
     const lam = this.lambda;
     h.wSum = lam < 1 ? 1 / (1 - lam) : 1e12;
     h.w2Sum = lam < 1 ? 1 / (1 - lam * lam) : 1e12;
+    this.#store.save(this.#slab(h));
     this.#put(key, h);
   }
 
@@ -324,6 +332,7 @@ export class HeadBank {
     const h = this.#blank(s.key);
     restoreHead(h, s, this.#d, this.lambda);
     this.#adam.refresh(h);
+    this.#store.save(this.#slab(h));
     this.#put(s.key, h);
   }
 
@@ -338,15 +347,19 @@ export class HeadBank {
   }
 
   #slotOf(h: Head): number {
+    return this.#slab(h).slot;
+  }
+
+  #slab(h: Head): SlabHead {
     if (!(h instanceof SlabHead)) {
       throw new TypeError(`expected a head of this bank for key '${h.key}'`);
     }
-    return h.slot;
+    return h;
   }
 
   /** Drops a key's head (idle-key eviction); false when the bank does not hold it. */
   delete(key: string): boolean {
-    // The slot is retired, not released: a cursor of this batch may still point at it.
+    // The slot is retired, not released: this batch's working copy may still be saved into it.
     const slot = this.#slots.get(key);
     if (slot === undefined) return false;
     this.#slots.delete(key);

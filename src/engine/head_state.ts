@@ -11,11 +11,12 @@ import type { DiagTransform, HeadParams, HeadSnapshot, HeadState } from "./types
 
 /**
  * A blank head in a fresh slot of `store`: identity frame, zero θ and counters, nothing cached.
- * The caller sets θ and derives the effective parameters. `j`: see {@link HeadStore.load}.
+ * The caller sets θ and derives the effective parameters. `j`: see {@link HeadStore.load};
+ * default: a standalone copy, which the caller saves (`HeadStore.save`).
  */
 export function blankHead(store: HeadStore, key: string, j = -1): Head {
   const d = store.d;
-  // j ≥ 0: batch position j's working copy (`HeadStore.load`), no new cursor or views per new key.
+  // j ≥ 0: batch position j's working copy (`HeadStore.load`), no new head or views per new key.
   const h = j >= 0 ? store.load(j, key, store.alloc()) : store.head(key, store.alloc());
   for (let a = 0; a < d; a++) h.frameTril[a * d + a] = 1;
   h.init = null;
