@@ -207,7 +207,7 @@ export class HeadBank {
     for (const slot of this.#retired) store.release(slot);
     this.#retired.length = 0;
     const h = this.#blank(key, j);
-    this.#drafts.add(key, this.#slotOf(h));
+    this.#drafts.add(key, this.#slab(h).slot);
     h.init = this.#noMoments;
     this.absorbInit(h, rows, count, weights);
     return h;
@@ -231,10 +231,7 @@ export class HeadBank {
     h.init = this.#noMoments;
   }
 
-  /**
-   * Adds a drafted head to the bank: a standalone draft is saved now, a batch position's with the
-   * batch ({@link save}).
-   */
+  /** Adds a drafted head to the bank (a standalone draft saved now, a batch's at {@link save}). */
   adopt(h: Head): void {
     if (this.#slots.has(h.key)) {
       throw new TypeError(`expected a new key, found existing '${h.key}'`);
@@ -315,7 +312,6 @@ export class HeadBank {
     const lam = this.lambda;
     h.wSum = lam < 1 ? 1 / (1 - lam) : 1e12;
     h.w2Sum = lam < 1 ? 1 / (1 - lam * lam) : 1e12;
-    this.#store.save(this.#slab(h));
     this.#put(key, h);
   }
 
@@ -332,22 +328,19 @@ export class HeadBank {
     const h = this.#blank(s.key);
     restoreHead(h, s, this.#d, this.lambda);
     this.#adam.refresh(h);
-    this.#store.save(this.#slab(h));
     this.#put(s.key, h);
   }
 
-  /** Makes `h` the key's head; a replaced head's slot is retired. */
+  /** Makes `h` (a standalone copy, saved here) the key's head; a replaced head's slot is retired. */
   #put(key: string, h: Head): void {
     const old = this.#slots.get(key);
     if (old !== undefined) {
       this.#retired.push(old);
       this.#byId.fill(0);
     }
-    this.#slots.set(key, this.#slotOf(h));
-  }
-
-  #slotOf(h: Head): number {
-    return this.#slab(h).slot;
+    const slab = this.#slab(h);
+    this.#store.save(slab);
+    this.#slots.set(key, slab.slot);
   }
 
   #slab(h: Head): SlabHead {
