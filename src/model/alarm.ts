@@ -136,7 +136,7 @@ export function stepAlarm<T>(
   if (obs.values !== undefined) {
     if (state.flat === undefined) state.flat = newFlat(obs.values);
     else {
-      const ef = stepFlat(state.flat, 0, obs.values.length, obs.values, FLAT_AT);
+      const ef = stepFlat(state.flat, 0, 0, 1, obs.values.length, obs.values, FLAT_AT);
       if (obs.armed !== false && ef > e) {
         e = ef;
         flatDim = FLAT_AT[0];

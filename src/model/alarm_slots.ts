@@ -151,7 +151,7 @@ export class AlarmSlots<T extends number | string | null = number | string | nul
         }
         c.flags[i] |= HAS_FLAT;
       } else {
-        const ef = stepFlat(c, base, d, values, FLAT_AT);
+        const ef = stepFlat(c, base, base, 1, d, values, FLAT_AT);
         if (obs.armed !== false && ef > e) {
           e = ef;
           flatDim = FLAT_AT[0];

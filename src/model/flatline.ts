@@ -54,8 +54,9 @@ export function newFlat(values: ArrayLike<number>): FlatState {
 }
 
 /**
- * The fields of {@link FlatState} as indexable numbers: one key's plain arrays (index = dimension),
- * or a {@link FlatSlab}'s typed arrays holding many keys (index = slot · d + dimension).
+ * The fields of {@link FlatState} as indexable numbers: one key's plain arrays (index =
+ * dimension), many keys' arrays side by side (`alarm_slots.ts`: index = slot · d + dimension), or
+ * a {@link FlatSlab} chunk's records (views of one buffer, see {@link stepFlat}'s indices).
  */
 export interface FlatArrays {
   readonly last: { [i: number]: number };
@@ -67,24 +68,27 @@ export interface FlatArrays {
 }
 
 /**
- * Advances the repeat statistics (dimensions at `base` … `base` + d − 1 of `f`) by one row of
- * readings; returns the flatline evidence of the row (the largest over dimensions less log10 d, a
- * Bonferroni bound, at least 0) and its dimension in out[0] (−1 when none).
+ * Advances the repeat statistics of d dimensions of `f` by one row of readings: dimension i's last
+ * reading at `last + i`, its counts (`run`, `fromN`, …) at `counts + i · stride`. Returns the
+ * flatline evidence of the row (the largest over dimensions less log10 d, a Bonferroni bound, at
+ * least 0) and its dimension in out[0] (−1 when none).
  */
 export function stepFlat(
   f: FlatArrays,
-  base: number,
+  last: number,
+  counts: number,
+  stride: number,
   d: number,
   values: ArrayLike<number>,
   out: Int32Array,
 ): number {
   let best = 0, at = -1;
   for (let i = 0; i < d; i++) {
-    const j = base + i;
+    const j = counts + i * stride;
     const x = values[i];
     // A reading that is not finite is never scored (refused upstream); it leaves the chain alone.
     if (!Number.isFinite(x)) continue;
-    if (x === f.last[j]) {
+    if (x === f.last[last + i]) {
       const r = ++f.run[j];
       const e = flatEvidence(f, j, r);
       if (e > best) {
@@ -101,7 +105,7 @@ export function stepFlat(
         f.rToR[j] += r - 1;
       }
       f.run[j] = 0;
-      f.last[j] = x;
+      f.last[last + i] = x;
     }
   }
   out[0] = at;
@@ -109,38 +113,41 @@ export function stepFlat(
   return e > 0 ? e : 0;
 }
 
-/** The six fields of {@link FlatState}, in a slab's order. */
-const FLAT_FIELDS = ["last", "run", "fromN", "nToR", "fromR", "rToR"] as const;
+/** The five counts of {@link FlatState}, in a slab record's order. */
+const FLAT_COUNTS = ["run", "fromN", "nToR", "fromR", "rToR"] as const;
 
-/** A slab's arrays: the readings exact, the counts as 32-bit integers. */
-interface FlatSlabArrays {
-  /** Per key: 1 once its first row was seen. */
-  seen: Uint8Array;
-  last: Float64Array;
-  run: Uint32Array;
-  fromN: Uint32Array;
-  nToR: Uint32Array;
-  fromR: Uint32Array;
-  rToR: Uint32Array;
+/** A slab chunk: one record per key (see {@link FlatSlab}), and whether each key was seen. */
+interface FlatChunk {
+  /** Per key: 1 once its first row was seen (a small array, apart: it stays in cache). */
+  readonly seen: Uint8Array;
+  /** The records' readings (by doubles). */
+  readonly f64: Float64Array;
+  /** The records as {@link FlatArrays}: `last` by doubles, the counts by 32-bit words. */
+  readonly arrays: FlatArrays;
 }
 
 /**
- * The repeat statistics of many keys in six growing typed arrays (d numbers per key in each), so
- * a sparse bank holds no object per key (issue 13: 100,000 keys at ≤ 2 KB each). Counts are
- * 32-bit (28 B per dimension instead of 48): one key would need over 4·10⁹ rows in one replay to
- * wrap them, which only pauses its flatline evidence until 100 more changes are seen.
+ * The repeat statistics of many keys, one record per key in fixed-size chunks, so a sparse bank
+ * holds no object per key (issue 13: 100,000 keys at ≤ 2 KB each). A record holds the key's d
+ * readings (exact), then per dimension its five counts side by side as 32-bit integers (28 B per
+ * dimension instead of 48): a row's step reads one record, one or two cache lines, where an array
+ * per field cost a cache miss per field with many keys. One key would need over 4·10⁹ rows in one
+ * replay to wrap a count, which only pauses its flatline evidence until 100 more changes are seen.
  */
 export class FlatSlab {
   readonly #d: number;
+  /** Record size in 32-bit words (even: each record's readings stay 8-byte aligned). */
+  readonly #words: number;
   /** Key → slot, for a slab used by key; a slab used by slot (the caller's ids) leaves it empty. */
   readonly #slots = new Map<string, number>();
-  /** Fixed-size chunks of {@link FLAT_CHUNK} keys: growing copies nothing and wastes < 1 chunk. */
-  readonly #chunks: FlatSlabArrays[] = [];
+  /** Chunks of {@link FLAT_CHUNK} keys: growing copies nothing and wastes < 1 chunk. */
+  readonly #chunks: FlatChunk[] = [];
   /** How the slab is used, fixed by its first use: slots made here by key, or the caller's. */
   #by: "key" | "slot" | null = null;
 
   constructor(d: number) {
     this.#d = d;
+    this.#words = 2 * d + 5 * d + ((5 * d) % 2);
   }
 
   #use(by: "key" | "slot"): void {
@@ -161,18 +168,24 @@ export class FlatSlab {
     return slot;
   }
 
-  #chunk(slot: number): FlatSlabArrays {
+  #chunk(slot: number): FlatChunk {
     const c = Math.floor(slot / FLAT_CHUNK);
     while (c >= this.#chunks.length) {
-      const n = FLAT_CHUNK * this.#d;
+      const buf = new ArrayBuffer(FLAT_CHUNK * this.#words * 4);
+      const f64 = new Float64Array(buf);
+      // The counts' views start one word apart: count k of a dimension at index j is word j + k.
+      const u32 = (k: number) => new Uint32Array(buf, 4 * k, FLAT_CHUNK * this.#words - k);
       this.#chunks.push({
         seen: new Uint8Array(FLAT_CHUNK),
-        last: new Float64Array(n),
-        run: new Uint32Array(n),
-        fromN: new Uint32Array(n),
-        nToR: new Uint32Array(n),
-        fromR: new Uint32Array(n),
-        rToR: new Uint32Array(n),
+        f64,
+        arrays: {
+          last: f64,
+          run: u32(0),
+          fromN: u32(1),
+          nToR: u32(2),
+          fromR: u32(3),
+          rToR: u32(4),
+        },
       });
     }
     return this.#chunks[c];
@@ -192,16 +205,22 @@ export class FlatSlab {
     return this.#stepAt(slot, values, out);
   }
 
+  /** Slot's record in its chunk: its readings' index (doubles) and its counts' (words). */
+  #at(slot: number): { last: number; counts: number } {
+    const w = (slot % FLAT_CHUNK) * this.#words;
+    return { last: w / 2, counts: w + 2 * this.#d };
+  }
+
   #stepAt(slot: number, values: ArrayLike<number>, out: Int32Array): number {
     const d = this.#d;
-    const f = this.#chunk(slot);
+    const c = this.#chunk(slot);
     const i = slot % FLAT_CHUNK;
-    const base = i * d;
-    if (f.seen[i] === 1) return stepFlat(f, base, d, values, out);
-    f.seen[i] = 1;
+    const w = i * this.#words;
+    if (c.seen[i] === 1) return stepFlat(c.arrays, w / 2, w + 2 * d, 5, d, values, out);
+    c.seen[i] = 1;
     for (let j = 0; j < d; j++) {
       const v = values[j];
-      f.last[base + j] = Number.isFinite(v) ? v : 0;
+      c.f64[w / 2 + j] = Number.isFinite(v) ? v : 0;
     }
     out[0] = -1;
     return 0;
@@ -210,24 +229,26 @@ export class FlatSlab {
   export(key: string): FlatState | undefined {
     const slot = this.#slot(key, false);
     if (slot < 0) return undefined;
-    const f = this.#chunk(slot);
-    const a = (slot % FLAT_CHUNK) * this.#d, b = a + this.#d;
-    return {
-      last: Array.from(f.last.subarray(a, b)),
-      run: Array.from(f.run.subarray(a, b)),
-      fromN: Array.from(f.fromN.subarray(a, b)),
-      nToR: Array.from(f.nToR.subarray(a, b)),
-      fromR: Array.from(f.fromR.subarray(a, b)),
-      rToR: Array.from(f.rToR.subarray(a, b)),
-    };
+    const { arrays: f } = this.#chunk(slot);
+    const { last, counts } = this.#at(slot);
+    const out: FlatState = { last: [], run: [], fromN: [], nToR: [], fromR: [], rToR: [] };
+    for (let j = 0; j < this.#d; j++) {
+      out.last.push(f.last[last + j]);
+      for (const k of FLAT_COUNTS) out[k].push(f[k][counts + 5 * j]);
+    }
+    return out;
   }
 
   import(key: string, flat: FlatState): void {
     const slot = this.#slot(key, true);
-    const f = this.#chunk(slot);
-    f.seen[slot % FLAT_CHUNK] = 1;
-    const base = (slot % FLAT_CHUNK) * this.#d;
-    for (const k of FLAT_FIELDS) f[k].set(flat[k], base);
+    const c = this.#chunk(slot);
+    c.seen[slot % FLAT_CHUNK] = 1;
+    const { last, counts } = this.#at(slot);
+    const f = c.arrays;
+    for (let j = 0; j < this.#d; j++) {
+      f.last[last + j] = flat.last[j];
+      for (const k of FLAT_COUNTS) f[k][counts + 5 * j] = flat[k][j];
+    }
   }
 }
 

@@ -27,19 +27,16 @@ export class AlarmTally {
   // values are kept as their JSON text.
   readonly #bank: AlarmBank<string>;
   readonly #writer: BufferedTextWriter | null;
-  readonly #names: readonly string[];
   readonly #armedFrom: number;
   /** One row as the bank sees it, rewritten for every row: no object per row (issue 13). */
   readonly #obs: RowObservation;
   #alarm = new Uint8Array(0);
 
   /**
-   * `names`: the keys by id (the key table's, growing as keys are read); `armedFrom`: the first
-   * sequence number whose evidence counts towards the alarm; `writer`: where episodes go
-   * (`--alarms`), or null.
+   * `armedFrom`: the first sequence number whose evidence counts towards the alarm; `writer`:
+   * where episodes go (`--alarms`), or null.
    */
   constructor(
-    names: readonly string[],
     dim: number,
     threshold: number,
     alpha: number,
@@ -48,7 +45,6 @@ export class AlarmTally {
   ) {
     // Sparse: quiet keys hold no state (most of them, with many keys).
     this.#bank = new AlarmBank<string>(dim, threshold, alarmReference(alpha), { sparse: true });
-    this.#names = names;
     this.#armedFrom = armedFrom;
     this.#writer = writer;
     this.#obs = new RowObservation(dim);
@@ -59,8 +55,7 @@ export class AlarmTally {
    * the next call (read it before then).
    */
   step(scores: ScoreBatch, echoes: ReplayEchoes): Uint8Array {
-    const { keyId, tJson, label: labels } = echoes;
-    const names = this.#names;
+    const { keyId, keys, keyPos, tJson, label: labels } = echoes;
     const d = scores.dim;
     if (this.#alarm.length < scores.n) this.#alarm = new Uint8Array(scores.n);
     const alarm = this.#alarm;
@@ -69,7 +64,7 @@ export class AlarmTally {
     for (let i = 0; i < scores.n; i++) {
       const seq = scores.seq[i];
       const id = keyId[i];
-      const key = names[id];
+      const key = keys[keyPos[i]];
       obs.seq = seq;
       obs.t = tJson[i];
       obs.pValue = scores.pValue[i];

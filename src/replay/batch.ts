@@ -109,6 +109,9 @@ export class BatchBuilder {
     // The readings for the alarms' flatline evidence: a copy, as the engine may take the batch's.
     const echoes: ReplayEchoes = {
       keyId: n === this.#cap ? this.#rowId : this.#rowId.slice(0, n),
+      keys: this.#keys,
+      // A copy: the engine may take the batch's.
+      keyPos: this.#keyIndex.slice(0, n),
       tJson: this.#tJson,
       label: this.#label,
       values: batch.values.slice(),

@@ -27,7 +27,7 @@ export class ColumnMoments {
 
   add(values: ArrayLike<number>): void {
     const d = this.dim;
-    this.count = _welfordLower(this.#packed, 0, d, d, this.count, values, this.#delta);
+    this.count = _welfordLower(this.#packed, 0, d, d, this.count, values, 0, this.#delta);
     _unpack(this.#packed, 0, d, this);
   }
 }
@@ -67,11 +67,11 @@ export class ColumnMomentsSlab {
     return slot;
   }
 
-  /** Adds one row to the slot's moments; returns its rows now. */
-  add(slot: number, values: ArrayLike<number>): number {
+  /** Adds one row (`values` from `at` on) to the slot's moments; returns its rows now. */
+  add(slot: number, values: ArrayLike<number>, at = 0): number {
     const d = this.dim, buf = this.#chunks[Math.floor(slot / _SLAB_CHUNK)];
     const o = (slot % _SLAB_CHUNK) * this.#stride;
-    return buf[o] = _welfordLower(buf, o + 1, o + 1 + d, d, buf[o], values, this.#delta);
+    return buf[o] = _welfordLower(buf, o + 1, o + 1 + d, d, buf[o], values, at, this.#delta);
   }
 
   /** Rows in the slot. */
@@ -97,9 +97,9 @@ export class ColumnMomentsSlab {
 const _SLAB_CHUNK = 4096;
 
 /**
- * One Welford step on the mean (at mo) and the scatter's lower triangle by rows (at so) in one
- * array; returns the new count. Exact zero for a constant column: its delta is 0 from the second
- * row on.
+ * One Welford step, by the row at `values[at…]`, on the mean (at mo) and the scatter's lower
+ * triangle by rows (at so) in one array; returns the new count. Exact zero for a constant column:
+ * its delta is 0 from the second row on.
  */
 function _welfordLower(
   buf: Float64Array,
@@ -108,17 +108,18 @@ function _welfordLower(
   d: number,
   count: number,
   values: ArrayLike<number>,
+  at: number,
   delta: Float64Array,
 ): number {
   const n = count + 1;
   for (let a = 0; a < d; a++) {
-    delta[a] = values[a] - buf[mo + a];
+    delta[a] = values[at + a] - buf[mo + a];
     buf[mo + a] += delta[a] / n;
   }
   let e = so;
   for (let a = 0; a < d; a++) {
     const da = delta[a];
-    for (let b = 0; b <= a; b++, e++) buf[e] += da * (values[b] - buf[mo + b]);
+    for (let b = 0; b <= a; b++, e++) buf[e] += da * (values[at + b] - buf[mo + b]);
   }
   return n;
 }

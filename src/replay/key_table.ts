@@ -12,11 +12,15 @@ import type { RowParser } from "../io/row_parser.ts";
 /** Dense ids of keys, with what the pipeline tracks of each. */
 export class KeyTable {
   /**
-   * Open addressing, linear probing: id + 1 per cell (0: empty), cells at most half full. A map
-   * of 100,000 keys held ≈ 40 B of JS heap per key, which V8's heap growth multiplied (issue 13);
-   * this is 8–16 B of typed array, and a row's lookup reads the key's characters once.
+   * Open addressing, linear probing, cells at most half full: cell c is the pair at 2c, 2c + 1 of
+   * (key, id), or (0, 0) when empty. A row's lookup reads the key's characters once (its hash) and
+   * then one cell, where the key itself sits: a key read by JSON.parse is V8's one internalised
+   * copy of it, so a hit is the same string, found without a second cache miss on an array of
+   * names (issue 13: with 100,000 keys each lookup's cache misses are much of a row's extra cost).
+   * A map of 100,000 keys held ≈ 40 B of JS heap per key, which V8's heap growth multiplied; this
+   * is 32–64 B of one array.
    */
-  #cells = new Int32Array(2048);
+  #cells = _emptyCells(2048);
   readonly #names: string[] = [];
   /** JSON text of the keys that need escapes (most keys are plain: their text is `"key"`). */
   readonly #escaped = new Map<number, string>();
@@ -41,20 +45,21 @@ export class KeyTable {
 
   /** The key's id, or −1 for a key not in the table. */
   id(key: string): number {
-    const cells = this.#cells, mask = cells.length - 1, names = this.#names;
+    const cells = this.#cells, mask = (cells.length >> 1) - 1;
     for (let c = _hash(key) & mask;; c = (c + 1) & mask) {
-      const v = cells[c];
-      if (v === 0) return -1;
-      if (names[v - 1] === key) return v - 1;
+      const k = cells[2 * c];
+      if (k === key) return cells[2 * c + 1] as number;
+      if (k === 0) return -1;
     }
   }
 
-  /** Puts id into the first empty cell of its key's probe sequence. */
-  #place(cells: Int32Array, key: string, id: number): void {
-    const mask = cells.length - 1;
+  /** Puts the key and its id into the first empty cell of the key's probe sequence. */
+  #place(cells: (string | number)[], key: string, id: number): void {
+    const mask = (cells.length >> 1) - 1;
     let c = _hash(key) & mask;
-    while (cells[c] !== 0) c = (c + 1) & mask;
-    cells[c] = id + 1;
+    while (cells[2 * c] !== 0) c = (c + 1) & mask;
+    cells[2 * c] = key;
+    cells[2 * c + 1] = id;
   }
 
   /** Adds a key (not in the table yet) with its column-moments slot; returns its id. */
@@ -69,8 +74,8 @@ export class KeyTable {
       this.#escapedBits = bits;
     }
     this.#names.push(key);
-    if (2 * (id + 1) > this.#cells.length) {
-      const grown = new Int32Array(2 * this.#cells.length);
+    if (4 * (id + 1) > this.#cells.length) {
+      const grown = _emptyCells(this.#cells.length);
       for (let k = 0; k < id; k++) this.#place(grown, this.#names[k], k);
       this.#cells = grown;
     }
@@ -138,6 +143,13 @@ export class KeyTable {
 }
 
 const _ROWS = 0, _MOMENTS = 1, _PARSER = 2, _POS = 3, _STAMP = 4, _STRIDE = 5;
+
+/** `n` empty cells (2n numbers), a packed array: no holes to check for on every read. */
+function _emptyCells(n: number): (string | number)[] {
+  const cells: (string | number)[] = [];
+  for (let i = 0; i < 2 * n; i++) cells.push(0);
+  return cells;
+}
 
 /** FNV-1a over the key's UTF-16 code units. */
 function _hash(key: string): number {

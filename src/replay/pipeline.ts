@@ -6,7 +6,7 @@
  * @module
  */
 import type { HeadConfig } from "../config/head_config.ts";
-import type { DegenerateEntry, ReplayOptions, SkipReason } from "../../schemas/replay.ts";
+import type { ReplayOptions, SkipReason } from "../../schemas/replay.ts";
 import type { ReplaySummary } from "../../schemas/replay.ts";
 import type { ScoringEngine } from "../engine/engine.ts";
 import type { ScoreBatch } from "../engine/types.ts";
@@ -25,13 +25,8 @@ import {
 import { formatScores } from "../wire/score_format.ts";
 import { AlarmTally } from "./alarms.ts";
 import { BatchBuilder, type ReplayEchoes } from "./batch.ts";
+import { ColumnChecks } from "./column_checks.ts";
 import { KeyTable } from "./key_table.ts";
-import {
-  ColumnMoments,
-  ColumnMomentsSlab,
-  degenerateColumns,
-  describeDegenerate,
-} from "./degenerate_columns.ts";
 import { contextProblem, isBlank, openInput } from "./input.ts";
 import { openOut, stderrWrite, writeJson } from "./output.ts";
 import { paramsOut } from "./params_io.ts";
@@ -111,12 +106,8 @@ export async function runPipeline(
     const totalBytes = files.reduce((s, f) => s + f.size, 0);
     const bar = progressOn ? new ProgressBar(totalBytes, stderrWrite) : null;
     const keys = new KeyTable();
-    const columnMoments = new ColumnMomentsSlab(dim);
-    // What checkColumns reads a key's moments into (it keeps nothing of them but their count).
-    const checked = new ColumnMoments(dim);
     const skipped = new Map<SkipReason, number>();
     const tally = new AlarmTally(
-      keys.names(),
       dim,
       opts.alarm_threshold,
       config.alpha,
@@ -128,7 +119,6 @@ export async function runPipeline(
     let blank = 0;
     let warnings = 0;
     let badLabels = 0;
-    const degenerate: DegenerateEntry[] = [];
     let bytesDone = 0;
     let stopped = false;
     const builder = new BatchBuilder(opts.batch, dim, { features: nFeatures, timed }, keys);
@@ -147,6 +137,7 @@ export async function runPipeline(
       await writer.flushIfFull();
     };
     const submit = async (): Promise<void> => {
+      columns.flush();
       if (builder.n === 0) return;
       const { batch, echoes } = builder.take();
       inflight.push({ scores: engine.process(batch), echoes });
@@ -170,28 +161,7 @@ export async function runPipeline(
       warn(`${file.path}:${line}: ${err.reason}: ${err.message}`);
       if (opts.strict) stopped = true;
     };
-    /** Checks a key's training rows so far for constant and collinear columns (once per key). */
-    const checkColumns = (id: number): void => {
-      const slot = keys.moments(id);
-      if (slot < 0) return;
-      const m = columnMoments.take(slot, checked);
-      keys.setMoments(id, -1);
-      const parser = keys.parser(id);
-      const names = parser?.valueNames ?? [];
-      const raw = parser instanceof CsvParser ? parser.valueColumns : fields.columns;
-      const key = keys.name(id);
-      for (const c of degenerateColumns(m)) {
-        degenerate.push({
-          key,
-          index: c.index,
-          column: raw?.[c.index] ?? null,
-          kind: c.kind,
-          with: [...c.with],
-          rows: m.count,
-        });
-        warn(describeDegenerate(key, c, names, m.count));
-      }
-    };
+    const columns = new ColumnChecks(dim, initRows, keys, fields, warn);
     /**
      * A new key's start parameters, when they are set as the key appears: the single entry of
      * --params-in (keys from its map were set up front); null for none.
@@ -261,7 +231,7 @@ export async function runPipeline(
             // key's first batch sees its parameters.
             const given = startParams(key);
             if (given !== null) await engine.setParams(key, given);
-            id = keys.add(key, columnMoments.alloc());
+            id = keys.add(key, columns.alloc());
           }
           if (row.labelProblem !== undefined) {
             badLabels++;
@@ -270,11 +240,7 @@ export async function runPipeline(
           const seen = keys.countRow(id);
           const learn = !opts.freeze &&
             (opts.train_rows === undefined || seen < opts.train_rows);
-          const slot = keys.moments(id);
-          if (learn && slot >= 0) {
-            keys.setParser(id, parser);
-            if (columnMoments.add(slot, row.values) >= initRows) checkColumns(id);
-          }
+          if (learn) columns.add(id, seen, row.values, parser);
           builder.add(id, key, row.values, row.t, row.label, learn, row.features);
           if (builder.full) {
             await submit();
@@ -285,7 +251,8 @@ export async function runPipeline(
       bytesDone += src.bytesRead;
     }
     // Keys with fewer training rows than a head's initialisation are checked on what they had.
-    if (!stopped) { for (let id = 0; id < keys.size; id++) checkColumns(id); }
+    if (stopped) columns.flush();
+    else columns.finish();
     await submit();
     while (inflight.length > 0) await drainOne();
     await writer.flush();
@@ -307,7 +274,7 @@ export async function runPipeline(
       skipped,
       blank,
       badLabels,
-      degenerate,
+      degenerate: columns.degenerate,
       stopped,
       seconds,
     }, tally);

@@ -11,6 +11,13 @@ import type { ScoreBatch } from "../engine/types.ts";
 export interface RowEchoes {
   /** Each row's key id (see {@link KeyTexts}). */
   readonly keyId: Uint32Array;
+  /** The batch's keys, each once. */
+  readonly keys: readonly string[];
+  /**
+   * Each row's key as its index in {@link keys}: a batch's own short list, where a key's name by
+   * id would be one more cache miss per row with many keys (issue 13).
+   */
+  readonly keyPos: Uint32Array;
   /** JSON of each row's time, or "". */
   readonly tJson: readonly string[];
   /** Each row's label, or -1. */
@@ -20,11 +27,10 @@ export interface RowEchoes {
 }
 
 /**
- * The keys' texts by id. Records take a plain key's text (`"` key `"`) from the key itself: a
+ * The keys' JSON texts by id. Records take a plain key's text (`"` key `"`) from the key itself: a
  * JSON string per key and batch would be garbage per row with many keys (issue 13).
  */
 export interface KeyTexts {
-  name(id: number): string;
   /** The key's JSON text when it needs escapes; null for a plain key, whose text is `"key"`. */
   json(id: number): string | null;
 }
@@ -51,6 +57,7 @@ export function formatScores(
   alarm?: Uint8Array,
 ): number {
   const d = scores.dim;
+  const { keys: batchKeys, keyPos } = echoes;
   let anomalies = 0;
   let text = "";
   for (let i = 0; i < scores.n; i++) {
@@ -65,7 +72,7 @@ export function formatScores(
     // A plain key's quotes ride on the literals around it: no more concatenations than with its
     // JSON text.
     text += '{"seq":' + scores.seq[i] +
-      (esc === null ? ',"key":"' + keys.name(id) : ',"key":' + esc) +
+      (esc === null ? ',"key":"' + batchKeys[keyPos[i]] : ',"key":' + esc) +
       (t === ""
         ? (esc === null ? '","log_prob":' : ',"log_prob":')
         : (esc === null ? '","t":' : ',"t":') + t + ',"log_prob":') +
