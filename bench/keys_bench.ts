@@ -1,7 +1,7 @@
 /**
  * `deno run -A bench/keys_bench.ts [--keys 100000] [--per-key 20] [--dim 3]`: resident memory per
  * key. Replays `keys × perKey` observations (cpu backend) in a fresh process, once with `keys`
- * keys and once with one key (same observation count), as `deno task replay` runs (no V8 flags),
+ * keys and once with one key (same observation count), as `deno task replay` runs (its V8 flags),
  * and reports both runs' peak RSS (VmHWM) and obs/s; (peak − one-key peak) / keys is the memory a
  * key costs beyond a fixed base.
  *
@@ -13,6 +13,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { REPLAY_V8_FLAGS_ARG } from "../src/config/v8_flags.ts";
 import { replay } from "../src/replay/replay.ts";
 import { writeNdjson } from "./replay_bench.ts";
 import { REPLAY_BATCH } from "./replay_bench.ts";
@@ -63,7 +64,16 @@ try {
     const input = join(dir, `obs-${k}.ndjson`);
     await writeNdjson(input, n, k, dim);
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", import.meta.filename!, "--dim", String(dim), "--child", `${input},${n}`],
+      args: [
+        "run",
+        "-A",
+        REPLAY_V8_FLAGS_ARG,
+        import.meta.filename!,
+        "--dim",
+        String(dim),
+        "--child",
+        `${input},${n}`,
+      ],
       stdout: "piped",
       stderr: "inherit",
     }).output();

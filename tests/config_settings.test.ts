@@ -3,7 +3,7 @@
  * resolution of flags and environment variables, errors and generated usage; and the tables built
  * on it.
  */
-import { V8_FLAGS_ARG } from "../src/config/v8_flags.ts";
+import { REPLAY_V8_FLAGS_ARG, V8_FLAGS_ARG } from "../src/config/v8_flags.ts";
 import assert from "node:assert/strict";
 import { z } from "zod";
 import {
@@ -215,12 +215,13 @@ Deno.test("the model table follows HeadConfigInput: same keys, schemas and defau
   );
 });
 
-Deno.test("deno task start and bench run with the V8 flags of src/config/v8_flags.ts", async () => {
+Deno.test("deno task start, bench and replay run with the V8 flags of src/config/v8_flags.ts", async () => {
   const config = JSON.parse(
     await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
   ) as { tasks: Record<string, string> };
-  for (const task of ["start", "bench"]) {
+  const expected = { start: V8_FLAGS_ARG, bench: V8_FLAGS_ARG, replay: REPLAY_V8_FLAGS_ARG };
+  for (const [task, flags] of Object.entries(expected)) {
     const args = config.tasks[task].split(" ");
-    assert.deepEqual(args.filter((a) => a.startsWith("--v8-flags")), [V8_FLAGS_ARG], task);
+    assert.deepEqual(args.filter((a) => a.startsWith("--v8-flags")), [flags], task);
   }
 });
