@@ -144,11 +144,9 @@ export class KeyTable {
 
 const _ROWS = 0, _MOMENTS = 1, _PARSER = 2, _POS = 3, _STAMP = 4, _STRIDE = 5;
 
-/** `n` empty cells (2n numbers), a packed array: no holes to check for on every read. */
+/** `n` empty cells (2n numbers), allocated at once: no garbage of intermediate sizes. */
 function _emptyCells(n: number): (string | number)[] {
-  const cells: (string | number)[] = [];
-  for (let i = 0; i < 2 * n; i++) cells.push(0);
-  return cells;
+  return new Array<string | number>(2 * n).fill(0);
 }
 
 /** FNV-1a over the key's UTF-16 code units. */
