@@ -87,21 +87,14 @@ export class AlarmTally {
   }
 
   /**
-   * Writes the episodes still open at the end of the input (marked `open`), in the order of
-   * `keys`: every key in order of first appearance (the sparse bank's own order is that of the
-   * episodes' CUSUM runs).
+   * Writes the episodes still open at the end of the input (marked `open`), in the order of their
+   * keys' `rank` (the key table's ids: order of first appearance; the sparse bank's own order is
+   * that of the episodes' CUSUM runs).
    */
-  closeOpen(keys: Iterable<string>): void {
-    const open = this.#bank.openEpisodes();
-    if (open.length > 1) {
-      const byKey = new Map(open.map((e) => [e.key, e]));
-      open.length = 0;
-      for (const k of keys) {
-        const e = byKey.get(k);
-        if (e !== undefined) open.push(e);
-      }
-    }
-    for (const e of open) this.#writeEpisode(e, true);
+  closeOpen(rank: (key: string) => number): void {
+    const open = this.#bank.openEpisodes().map((e) => ({ e, rank: rank(e.key) }));
+    open.sort((a, b) => a.rank - b.rank);
+    for (const { e } of open) this.#writeEpisode(e, true);
   }
 
   #writeEpisode(e: AlarmEpisode<string>, open: boolean): void {

@@ -114,8 +114,10 @@ export class ColumnChecks {
     const parser = keys.parser(id);
     const names = parser?.valueNames ?? [];
     const raw = parser instanceof CsvParser ? parser.valueColumns : this.#fields.columns;
+    const found = degenerateColumns(m);
+    if (found.length === 0) return;
     const key = keys.name(id);
-    for (const c of degenerateColumns(m)) {
+    for (const c of found) {
       this.degenerate.push({
         key,
         index: c.index,

@@ -12,15 +12,21 @@ import type { RowParser } from "../io/row_parser.ts";
 /** Dense ids of keys, with what the pipeline tracks of each. */
 export class KeyTable {
   /**
-   * Open addressing, linear probing, cells at most half full: cell c is the pair at 2c, 2c + 1 of
-   * (key, id), or (0, 0) when empty. A row's lookup hashes the key's characters, then reads one
-   * cell, where the key to compare with sits beside its id: no second, dependent cache miss on an
-   * array of names (issue 13: with 100,000 keys each lookup's cache misses are much of a row's
-   * extra cost; 4–11 % of the run against an Int32Array of ids). A map of 100,000 keys held ≈ 40 B
-   * of JS heap per key, which V8's heap growth multiplied; this is 32–64 B of one array.
+   * Open addressing, linear probing, cells at most half full: cell c is the four numbers at 4c …
+   * 4c + 3: id + 1 (0: empty), the key's hash, and where its characters are in {@link #chars}
+   * (offset, length). A row's lookup hashes the key, reads one cell (the hash rules out other keys
+   * almost always) and compares the characters: two cache misses with many keys, as a lookup
+   * through a cell holding the key's string costs. But the keys stay out of the JS heap, which V8
+   * lets grow to a multiple of what it holds between collections (issue 13: 100,000 keys held
+   * ≈ 8 MB there as strings, cells and an array of names).
    */
-  #cells = _emptyCells(2048);
-  readonly #names: string[] = [];
+  #cells = new Int32Array(4 * 2048);
+  /** Every key's UTF-16 code units, back to back in order of ids; {@link #used} of them so far. */
+  #chars = new Uint16Array(1 << 14);
+  #used = 0;
+  /** Per id: offset and length of its characters in {@link #chars} (for {@link name}). */
+  #spans = new Int32Array(2 * 1024);
+  #size = 0;
   /** JSON text of the keys that need escapes (most keys are plain: their text is `"key"`). */
   readonly #escaped = new Map<number, string>();
   /**
@@ -39,46 +45,63 @@ export class KeyTable {
   #info = new Int32Array(_STRIDE * 1024);
 
   get size(): number {
-    return this.#names.length;
+    return this.#size;
   }
 
   /** The key's id, or −1 for a key not in the table. */
   id(key: string): number {
-    const cells = this.#cells, mask = (cells.length >> 1) - 1;
-    for (let c = _hash(key) & mask;; c = (c + 1) & mask) {
-      const k = cells[2 * c];
-      if (k === key) return cells[2 * c + 1] as number;
-      if (k === 0) return -1;
+    const cells = this.#cells, mask = (cells.length >> 2) - 1, chars = this.#chars;
+    const h = _hash(key), n = key.length;
+    for (let c = h & mask;; c = (c + 1) & mask) {
+      const v = cells[4 * c];
+      if (v === 0) return -1;
+      if (cells[4 * c + 1] !== h || cells[4 * c + 3] !== n) continue;
+      const at = cells[4 * c + 2];
+      let i = 0;
+      while (i < n && chars[at + i] === key.charCodeAt(i)) i++;
+      if (i === n) return v - 1;
     }
   }
 
-  /** Puts the key and its id into the first empty cell of the key's probe sequence. */
-  #place(cells: (string | number)[], key: string, id: number): void {
-    const mask = (cells.length >> 1) - 1;
-    let c = _hash(key) & mask;
-    while (cells[2 * c] !== 0) c = (c + 1) & mask;
-    cells[2 * c] = key;
-    cells[2 * c + 1] = id;
+  /** Puts a cell into the first empty cell of its hash's probe sequence. */
+  #place(cells: Int32Array, id: number, h: number, at: number, n: number): void {
+    const mask = (cells.length >> 2) - 1;
+    let c = h & mask;
+    while (cells[4 * c] !== 0) c = (c + 1) & mask;
+    cells[4 * c] = id + 1;
+    cells[4 * c + 1] = h;
+    cells[4 * c + 2] = at;
+    cells[4 * c + 3] = n;
   }
 
   /** Adds a key (not in the table yet) with its column-moments slot; returns its id. */
   add(key: string, moments: number): number {
-    const id = this.#names.length;
+    const id = this.#size++;
     if (id * _STRIDE === this.#info.length) {
-      const grown = new Int32Array(this.#info.length * 2);
-      grown.set(this.#info);
-      this.#info = grown;
+      this.#info = _grown(this.#info, 2 * this.#info.length);
+      this.#spans = _grown(this.#spans, 2 * this.#spans.length);
       const bits = new Uint8Array(this.#escapedBits.length * 2);
       bits.set(this.#escapedBits);
       this.#escapedBits = bits;
     }
-    this.#names.push(key);
-    if (4 * (id + 1) > this.#cells.length) {
-      const grown = _emptyCells(this.#cells.length);
-      for (let k = 0; k < id; k++) this.#place(grown, this.#names[k], k);
+    const n = key.length, at = this.#used;
+    if (at + n > this.#chars.length) {
+      const grown = new Uint16Array(Math.max(2 * this.#chars.length, at + n));
+      grown.set(this.#chars.subarray(0, at));
+      this.#chars = grown;
+    }
+    for (let i = 0; i < n; i++) this.#chars[at + i] = key.charCodeAt(i);
+    this.#used = at + n;
+    this.#spans[2 * id] = at;
+    this.#spans[2 * id + 1] = n;
+    if (4 * (id + 1) > this.#cells.length >> 1) {
+      const old = this.#cells, grown = new Int32Array(2 * old.length);
+      for (let c = 0; c < old.length; c += 4) {
+        if (old[c] !== 0) this.#place(grown, old[c] - 1, old[c + 1], old[c + 2], old[c + 3]);
+      }
       this.#cells = grown;
     }
-    this.#place(this.#cells, key, id);
+    this.#place(this.#cells, id, _hash(key), at, n);
     if (!_plainJson(key)) {
       this.#escaped.set(id, JSON.stringify(key));
       this.#escapedBits[id >> 3] |= 1 << (id & 7);
@@ -88,13 +111,14 @@ export class KeyTable {
     return id;
   }
 
+  /** The key of an id (a new string each time: for messages and the like, not per row). */
   name(id: number): string {
-    return this.#names[id];
-  }
-
-  /** Every key, in order of first appearance (the id order): the table's own array, which grows. */
-  names(): readonly string[] {
-    return this.#names;
+    const at = this.#spans[2 * id], n = this.#spans[2 * id + 1];
+    let out = "";
+    for (let i = 0; i < n; i += 4096) {
+      out += String.fromCharCode(...this.#chars.subarray(at + i, at + Math.min(n, i + 4096)));
+    }
+    return out;
   }
 
   /** The key's JSON text when it needs escapes; null for a plain key, whose text is `"key"`. */
@@ -143,16 +167,18 @@ export class KeyTable {
 
 const _ROWS = 0, _MOMENTS = 1, _PARSER = 2, _POS = 3, _STAMP = 4, _STRIDE = 5;
 
-/** `n` empty cells (2n numbers), allocated at once: no garbage of intermediate sizes. */
-function _emptyCells(n: number): (string | number)[] {
-  return new Array<string | number>(2 * n).fill(0);
+/** `a`'s numbers in a new array of `length`. */
+function _grown(a: Int32Array, length: number): Int32Array<ArrayBuffer> {
+  const out = new Int32Array(length);
+  out.set(a);
+  return out;
 }
 
 /** FNV-1a over the key's UTF-16 code units. */
 function _hash(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  return h & 0x7fffffff;
 }
 
 /** Whether JSON.stringify(key) is `"key"`: no quote, backslash, control or lone surrogate. */

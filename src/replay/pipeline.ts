@@ -256,7 +256,7 @@ export async function runPipeline(
     await submit();
     while (inflight.length > 0) await drainOne();
     await writer.flush();
-    tally.closeOpen(keys.names());
+    tally.closeOpen((key) => keys.id(key));
     await alarmWriter?.flush();
     bar?.finish();
 
