@@ -322,4 +322,21 @@ Deno.test("a sparse bank learns every quiet key's repeat chain: its flatline ala
     assert.deepEqual(sparse.export("a"), full.export("a"));
     assert.equal(sparse.export("b"), undefined);
   });
+  await t.step("the exported state, imported into a new sparse bank, steps on the same", () => {
+    const copy = new AlarmBank<number>(2, 5, 3, { sparse: true });
+    copy.import("a", sparse.export("a")!);
+    for (let i = 320; i < 340; i++) {
+      const obs = {
+        seq: ++seq,
+        t: i,
+        pValue: 0.5,
+        contrib: [1, 1],
+        values: [Math.sin(i + seq), i < 330 ? 7.25 : Math.cos(i)],
+      };
+      const want = full.step("a", obs);
+      assert.deepEqual(sparse.step("a", obs), want);
+      assert.deepEqual(copy.step("a", obs), want);
+    }
+    assert.deepEqual(copy.export("a"), sparse.export("a"));
+  });
 });

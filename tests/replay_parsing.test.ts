@@ -277,5 +277,11 @@ Deno.test("the key table gives keys dense ids in order of first appearance and f
   assert.equal(table.id("k1"), -1);
   assert.equal(table.id("nope"), -1);
   assert.equal(table.size, keys.length);
-  assert.equal(table.name(17), keys[17]);
+  keys.forEach((k, i) => assert.equal(table.name(i), k));
+  // A long key (its characters span several of the table's copies when named).
+  const long = "x".repeat(10_000) + "y";
+  assert.equal(table.add(long, -1), keys.length);
+  assert.equal(table.id(long), keys.length);
+  assert.equal(table.id(long.slice(1)), -1);
+  assert.equal(table.name(keys.length), long);
 });
