@@ -15,6 +15,7 @@ import { benchLatency, LATENCY_RATE_OBS_PER_S } from "./latency_bench.ts";
 import { soakLive } from "./live_soak.ts";
 import { benchScaleout, scaleoutSizes } from "./scaleout_bench.ts";
 import { benchFailover, failoverSizes } from "./failover_bench.ts";
+import { benchKeys, keysSizes } from "./keys_bench.ts";
 import { benchReplay } from "./replay_bench.ts";
 import { checkFloors, formatReport } from "./report.ts";
 import { benchSoak } from "./soak.ts";
@@ -78,6 +79,7 @@ export async function run(args: string[]): Promise<number> {
     latency: null,
     scaleout: [],
     failover: null,
+    keys: null,
     notes,
   };
   if (flags.sections.includes("engine")) {
@@ -159,6 +161,16 @@ export async function run(args: string[]): Promise<number> {
       `failover: ${sizes.workers} worker processes, ${sizes.partitions} partitions, ` +
         `${sizes.rate} obs/s over 64 keys; one SIGKILLed after ${sizes.warmS} s; failover = the ` +
         `worst score latency of the observations published in the ${sizes.afterS} s after it`,
+    );
+  }
+  if (flags.sections.includes("keys")) {
+    const sizes = keysSizes(quick);
+    result.keys = await benchKeys(sizes, log);
+    notes.push(
+      `keys: replay (deno task replay's V8 flags, cpu, --batch 4096) of ${sizes.keys} keys × ` +
+        `${sizes.perKey} observations against one key × as many, each in a fresh process; ` +
+        "bytes per key = (peak RSS − one-key peak RSS) / keys" +
+        (quick ? "; floors not judged with --quick (too few keys)" : ""),
     );
   }
   if (flags.soak) {

@@ -54,6 +54,21 @@ export function checkFloors(r: Omit<BenchResult, "floors">): FloorCheck[] {
       detail: `${r.latency.p99_ms.toFixed(2)} ms`,
     });
   }
+  // Judged at the full size only: --quick's few keys leave the memory per key in the noise of the
+  // two peaks (tens of MB between runs of the same code).
+  if (r.keys && !r.quick) {
+    const k = r.keys;
+    out.push({
+      name: `replay ${k.keys} keys ≥ 0.5× one key's obs/s`,
+      pass: k.rate_ratio >= 0.5,
+      detail: `${k.rate_ratio.toFixed(2)}×`,
+    });
+    out.push({
+      name: `replay ${k.keys} keys ≤ 2 KB (2,048 B) peak RSS per key beyond one key`,
+      pass: k.bytes_per_key_beyond_base <= 2048,
+      detail: `${k.bytes_per_key_beyond_base} B`,
+    });
+  }
   if (r.soak) {
     const growth = r.soak.rss_end_mb / r.soak.rss_start_mb - 1;
     out.push({
@@ -258,6 +273,22 @@ export function formatReport(r: BenchResult): string {
           ms(f.failover_ms),
         ]],
       ),
+    );
+  }
+  if (r.keys) {
+    const k = r.keys;
+    const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+    parts.push(
+      `keys (replay, ${k.observations} obs, d=${k.dim}, batch ${k.batch})\n` + table(
+        ["keys", "obs/s", "peak RSS MiB"],
+        [
+          ["1", fmtRate(k.one_key.obs_per_s), mib(k.one_key.peak_rss)],
+          [String(k.keys), fmtRate(k.many_keys.obs_per_s), mib(k.many_keys.peak_rss)],
+        ],
+      ) +
+        `\nper key beyond one key: ${k.bytes_per_key_beyond_base} B; rate ${
+          k.rate_ratio.toFixed(2)
+        }× one key`,
     );
   }
   if (r.soak) {

@@ -16,6 +16,7 @@ export const BENCH_SECTIONS = [
   "latency",
   "scaleout",
   "failover",
+  "keys",
 ] as const;
 
 /** `--sections engine,replay,live` (comma-separated or an array). */
@@ -276,6 +277,24 @@ export const FailoverResult = z.object({
 });
 export type FailoverResult = z.output<typeof FailoverResult>;
 
+/** One replay of the `keys` section: its rate and its peak resident memory (VmHWM). */
+const KeysRun = z.object({ obs_per_s: Rate, peak_rss: z.number().int().nonnegative() });
+
+/** The many-key measurement (`keys` section): replay with one key against many keys. */
+export const KeysResult = z.object({
+  observations: z.number().int().positive(),
+  dim: z.number().int().positive(),
+  batch: z.number().int().positive(),
+  keys: z.number().int().positive(),
+  one_key: KeysRun,
+  many_keys: KeysRun,
+  /** (many-key peak − one-key peak) / keys. */
+  bytes_per_key_beyond_base: z.number().int(),
+  /** Many keys' obs/s over one key's. */
+  rate_ratio: z.number().nonnegative(),
+});
+export type KeysResult = z.output<typeof KeysResult>;
+
 /** The `--json` file. */
 export const BenchResult = z.object({
   version: z.literal(1),
@@ -294,6 +313,7 @@ export const BenchResult = z.object({
   latency: LatencyRow.nullable().default(null),
   scaleout: z.array(ScaleoutRow).default([]),
   failover: FailoverResult.nullable().default(null),
+  keys: KeysResult.nullable().default(null),
   floors: z.array(FloorCheck),
   /** Sections or measurements skipped, with why. */
   notes: z.array(z.string()),

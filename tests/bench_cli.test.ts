@@ -144,3 +144,27 @@ Deno.test("bench --quick --sections latency,scaleout,failover: fixed-rate latenc
     assert.deepEqual(await processesUnder(dir.path), []);
   });
 });
+
+Deno.test("bench --quick --sections keys replays one key and many keys, each in its own process", async (t) => {
+  await using dir = await tempDir("bench-keys-test-");
+  const out = await runBench(dir.path, "keys");
+  await t.step("exits 0 and prints the keys table", () => {
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /^keys \(replay, 40000 obs, d=3, batch 4096\)$/m);
+    assert.match(out.stdout, /per key beyond one key: -?\d+ B; rate \d+\.\d\d× one key/);
+  });
+  await t.step("the JSON matches the schema; --quick judges no floor on so few keys", async () => {
+    const result = BenchResult.parse(JSON.parse(await Deno.readTextFile(out.json)));
+    const k = result.keys!;
+    assert.equal(k.keys, 2_000);
+    assert.equal(k.observations, 40_000);
+    assert.ok(k.one_key.obs_per_s > 0 && k.many_keys.obs_per_s > 0);
+    // Both peaks hold at least the Deno runtime.
+    assert.ok(k.one_key.peak_rss > 2 ** 20 && k.many_keys.peak_rss > 2 ** 20);
+    assert.equal(
+      k.bytes_per_key_beyond_base,
+      Math.round((k.many_keys.peak_rss - k.one_key.peak_rss) / k.keys),
+    );
+    assert.deepEqual(result.floors, []);
+  });
+});
