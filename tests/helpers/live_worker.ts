@@ -139,13 +139,18 @@ export function inputs(
   return { pubs, perKey, obs };
 }
 
-/** `f()`, tried again (5 times) when it throws: just after a cluster node stopped, requests time out. */
-export async function retried<T>(f: () => Promise<T>): Promise<T> {
-  for (let attempt = 1;; attempt++) {
+/**
+ * `f()`, tried again a second after each throw until `timeoutMs` has passed (then its last error):
+ * once a cluster node stopped, JetStream requests time out until the raft groups it led have new
+ * leaders, which on a loaded 2-core box took over 30 s (5 tries of a 5 s request were not enough).
+ */
+export async function retried<T>(f: () => Promise<T>, timeoutMs = 180_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
     try {
       return await f();
     } catch (e) {
-      if (attempt >= 5) throw e;
+      if (Date.now() >= deadline) throw e;
       await new Promise((r) => setTimeout(r, 1000));
     }
   }

@@ -83,26 +83,44 @@ export interface StoredMessage {
   json<T>(): T;
 }
 
-/** Every message of a stream, in order (read with an ordered consumer). */
-export async function readStream(nc: NatsConnection, stream: string): Promise<StoredMessage[]> {
+/**
+ * Every message of a stream, in order (read with an ordered consumer). Throws when they have not
+ * all arrived within `timeoutMs` (a cluster that lost a node may stall a read: callers retry).
+ */
+export async function readStream(
+  nc: NatsConnection,
+  stream: string,
+  timeoutMs = 60_000,
+): Promise<StoredMessage[]> {
   const jsm = await jetstreamManager(nc);
   const n = (await jsm.streams.info(stream)).state.messages;
   const out: StoredMessage[] = [];
   if (n === 0) return out;
   const c = await jetstream(nc).consumers.get(stream);
   const it = await c.consume({ max_messages: 2000 });
-  for await (const m of it) {
-    const h = m.headers;
-    out.push({
-      subject: m.subject,
-      seq: m.seq,
-      data: m.data,
-      header: (name) => h?.get(name) ?? "",
-      json: <T>() => m.json<T>(),
-    });
-    if (out.length >= n) break;
+  // A stall ends the loop below (then the count check throws).
+  const timer = setTimeout(() => it.stop(), timeoutMs);
+  try {
+    for await (const m of it) {
+      const h = m.headers;
+      out.push({
+        subject: m.subject,
+        seq: m.seq,
+        data: m.data,
+        header: (name) => h?.get(name) ?? "",
+        json: <T>() => m.json<T>(),
+      });
+      if (out.length >= n) break;
+    }
+  } finally {
+    clearTimeout(timer);
   }
   await it.close();
+  if (out.length < n) {
+    throw new Error(
+      `expected ${n} messages of ${stream} within ${timeoutMs} ms, read ${out.length}`,
+    );
+  }
   return out;
 }
 
