@@ -22,9 +22,9 @@ export class AlarmTally {
   readonly alarmEpisodes = new EpisodeCounter();
   /** Alarm episodes closed so far (the open ones included after {@link closeOpen}). */
   episodes = 0;
-  // Keyed by the key itself: its string was hashed already when the row was read, where a
-  // batch's JSON text of it is a fresh string to hash once per key and batch (many keys). Time
-  // values are kept as their JSON text.
+  // Keyed by the key itself (the row's string, from the batch's list of keys): the sparse bank
+  // looks it up only while some key holds a state, where a batch's JSON text of it would be a
+  // fresh string per key and batch (many keys). Time values are kept as their JSON text.
   readonly #bank: AlarmBank<string>;
   readonly #writer: BufferedTextWriter | null;
   readonly #armedFrom: number;
