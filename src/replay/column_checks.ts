@@ -65,8 +65,9 @@ export class ColumnChecks {
    * ones) for its moments, unless the key has its `init_rows` already; `parser` read it.
    */
   add(id: number, seen: number, values: ArrayLike<number>, parser: RowParser): void {
+    if (seen >= this.#initRows) return;
     const slot = this.#keys.moments(id);
-    if (slot < 0 || seen >= this.#initRows) return;
+    if (slot < 0) return;
     this.#keys.setParser(id, parser);
     const q = this.#queued++, d = this.#dim;
     if (q === this.#slots.length) this.#grow();

@@ -251,8 +251,7 @@ export async function runPipeline(
       bytesDone += src.bytesRead;
     }
     // Keys with fewer training rows than a head's initialisation are checked on what they had.
-    if (stopped) columns.flush();
-    else columns.finish();
+    if (!stopped) columns.finish();
     await submit();
     while (inflight.length > 0) await drainOne();
     await writer.flush();
