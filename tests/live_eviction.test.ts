@@ -2,13 +2,21 @@
  * Checkpoint writes and idle-key eviction in the learning loop, with in-memory I/O
  * (`tests/helpers/live_fakes.ts`): a barrier rewrites only keys that learned; a key dropped from
  * memory and reloaded from its checkpoint ends exactly as one never dropped, with every
- * observation learned once; and once against a real server (the worker reloads keys from KV).
+ * observation learned once; keys restored at start-up are set aside until they are seen again;
+ * and against a real server (the worker reloads keys from KV, also after a restart).
  */
 import assert from "node:assert/strict";
 import type { Checkpoint } from "../schemas/messages.ts";
 import { LiveLoop } from "../src/live/loop.ts";
 import { LiveMetrics } from "../src/live/metrics.ts";
-import { ArraySource, MemorySink, MemoryStore, setup, trickle } from "./helpers/live_fakes.ts";
+import {
+  ArraySource,
+  fakeHeadState,
+  MemorySink,
+  MemoryStore,
+  setup,
+  trickle,
+} from "./helpers/live_fakes.ts";
 import { cpuEngine } from "./helpers/learning.ts";
 import { connect } from "@nats-io/transport-node";
 import { startWorker } from "../src/live/worker.ts";
@@ -103,6 +111,57 @@ Deno.test("checkpoint writes and idle-key eviction", async (t) => {
     assert.equal(store.saved.get("b")?.last_seq, 2);
     assert.equal(store.saved.get("b")?.state.observations, 1);
   });
+
+  await t.step(
+    "with eviction on, restored keys are set aside once their parameters are out, and come back from their checkpoints",
+    async () => {
+      const cp = (key: string, last_seq: number, observations: number): Checkpoint => ({
+        last_seq,
+        written_at: "2026-01-01T00:00:00Z",
+        state: fakeHeadState(key, observations),
+      });
+      // Idle for a minute before a sweep would drop a key: only start-up sets them aside here.
+      const { events, engine, source, sink, store, loop } = setup(
+        [cp("a", 3, 2), cp("b", 2, 1), cp("c", 5, 4)],
+        4,
+        0,
+        "row",
+        undefined,
+        60_000,
+      );
+      assert.equal(await loop.init(), 3);
+      assert.deepEqual(await loop.withEngine((e) => e.keys()), []);
+      assert.equal(loop.lastApplied.size, 0);
+      // Each restored key's parameters published once, from its checkpoint's state.
+      assert.deepEqual(
+        sink.params.map((p) => [p.key, p.observations]).sort(),
+        [["a", 2], ["b", 1], ["c", 4]],
+      );
+      const done = loop.run();
+      try {
+        source.add(1, "a", "[1,1]"); // at or below a's checkpoint: scored, not learned
+        source.add(6, "a", "[6,6]");
+        source.add(7, "c", "[7,7]");
+        await waitFor("message 7 acked", () => acked(events, 7));
+      } finally {
+        await source.close();
+        loop.stop();
+        await done;
+      }
+      assert.deepEqual(engine.learnedRows, ["a:6", "c:7"]);
+      assert.equal(sink.scores.length, 3);
+      assert.ok(!events.some((e) => e.startsWith("load ") && e.includes("b")), "b stays out");
+      assert.deepEqual([store.saved.get("a")?.last_seq, store.saved.get("a")?.state.observations], [
+        6,
+        3,
+      ]);
+      assert.deepEqual([store.saved.get("c")?.last_seq, store.saved.get("c")?.state.observations], [
+        7,
+        5,
+      ]);
+      assert.equal(store.saved.get("b")?.last_seq, 2);
+    },
+  );
 
   await t.step(
     "keys evicted and reloaded while messages flow: every message scored, each learned once",
@@ -228,7 +287,8 @@ Deno.test("checkpoint writes and idle-key eviction", async (t) => {
 });
 
 Deno.test({
-  name: "idle-key eviction with a real server: keys reloaded from KV, every observation once",
+  name:
+    "idle-key eviction with a real server: keys reloaded from KV, also after a restart that sets restored keys aside, every observation once",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -236,16 +296,25 @@ Deno.test({
     const nc = await connect({ servers: srv.url });
     try {
       const flags = ["--params-every-ms", "50", "--evict-idle-s", "0.05"];
+      const input = inputs(360, ["k0", "k1", "k2", "k3", "site.pump-7"]);
+      {
+        await using worker = await startWorker(liveConfig(srv.url, flags), { log: () => {} });
+        await publishInBatches(nc, input.pubs.slice(0, 120), 40);
+        await waitFor("a key evicted", () => worker.metrics.keysEvicted > 0);
+        await publishInBatches(nc, input.pubs.slice(120, 240), 40);
+        await waitFor("a key reloaded", () => worker.metrics.keysReloaded > 0);
+        await worker.stop();
+      }
+      // The next worker restores the checkpoints and sets their keys aside at once (the idle
+      // time has not passed): each comes back from KV on its next observation.
       await using worker = await startWorker(liveConfig(srv.url, flags), { log: () => {} });
-      const input = inputs(240, ["k0", "k1", "k2", "k3", "site.pump-7"]);
-      await publishInBatches(nc, input.pubs.slice(0, 120), 40);
-      await waitFor("a key evicted", () => worker.metrics.keysEvicted > 0);
-      await publishInBatches(nc, input.pubs.slice(120), 40);
+      assert.ok(worker.metrics.keysEvicted > 0, "restored keys set aside at start-up");
+      await publishInBatches(nc, input.pubs.slice(240), 40);
       await waitForScores(nc, input.obs, "every score");
       // Checkpoints follow the scores: stopping writes the last ones.
       await worker.stop();
       await assertExactlyOnce(nc, input);
-      assert.ok(worker.metrics.keysReloaded > 0, "a key reloaded from its checkpoint");
+      assert.ok(worker.metrics.keysReloaded > 0, "a restored key reloaded from its checkpoint");
     } finally {
       await nc.close();
     }

@@ -72,11 +72,16 @@ export class IdleKeys {
       if (use.batch > committedNo || keep(key)) continue;
       out.push(key);
     }
-    for (const key of out) {
+    this.evict(out);
+    return out;
+  }
+
+  /** Evicts `keys` (in memory) now, whatever their last use. */
+  evict(keys: readonly string[]): void {
+    for (const key of keys) {
       this.#lastUse.delete(key);
       this.#evicted.set(key, ++this.#evictions);
     }
-    return out;
   }
 
   /** The eviction numbers of `keys` now (undefined: not evicted), taken before reading them. */
@@ -137,8 +142,24 @@ export class KeyEviction {
    */
   sweep(committedNo: number): void {
     const s = this.#s;
-    const out = this.keys.evictIdle(committedNo, (k) => s.params.pending(k));
+    this.#drop(this.keys.evictIdle(committedNo, (k) => s.params.pending(k)));
+  }
+
+  /**
+   * Drops `keys` now, idle or not, except those whose parameters are still to be published (a
+   * later sweep drops them): keys just restored from their checkpoints, with nothing in flight.
+   */
+  evictNow(keys: readonly string[]): void {
+    const s = this.#s;
+    const out = keys.filter((k) => !s.params.pending(k));
+    this.keys.evict(out);
+    this.#drop(out);
+  }
+
+  /** Forgets evicted keys in the loop and, after everything submitted before, in the engine. */
+  #drop(out: readonly string[]): void {
     if (out.length === 0) return;
+    const s = this.#s;
     for (const key of out) s.keys.forget(key);
     s.metrics.keysEvicted += out.length;
     s.onEngine(() => s.engine.forget(out)).catch((e) => s.fail(e));

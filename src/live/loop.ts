@@ -135,10 +135,29 @@ export class LiveLoop {
     return this.#keys.appliedMap();
   }
 
-  /** Loads every checkpoint into the engine (a chunk at a time); resolves to how many. */
+  /**
+   * Loads every checkpoint into the engine (a chunk at a time); resolves to how many. With
+   * idle-key eviction on, each chunk's keys are set aside again once their parameters are out:
+   * the worker starts (or takes a partition over) holding no key, and each comes back from its
+   * checkpoint on its next observation, so memory is bounded from the start (issue 13: 1 M keys
+   * of which a few are active) rather than only once the idle time has passed.
+   */
   async init(): Promise<number> {
-    return await this.#store.loadAll(async (cps) => {
-      await this.#engine.importState(cps.map((c) => c.state));
+    const evicting = this.#s.evictIdleMs !== undefined;
+    /** With eviction on: the previous chunk's keys, set aside once their publication is done. */
+    let aside: { keys: string[]; published: Promise<void> } | undefined;
+    const setAside = async () => {
+      if (aside === undefined) return;
+      await aside.published;
+      // A key whose publication failed is still due: it stays until a later sweep.
+      this.#evict.evictNow(aside.keys);
+      aside = undefined;
+    };
+    const n = await this.#store.loadAll(async (cps) => {
+      // In engine order: a chunk's publication (its snapshot) and the previous chunk's removal
+      // are on the engine chain meanwhile.
+      await this.#onEngine(() => this.#engine.importState(cps.map((c) => c.state)));
+      const keys = cps.map((c) => c.state.key);
       for (const c of cps) {
         this.#keys.setApplied(c.state.key, c.last_seq);
         if (c.alarm !== undefined) this.#keys.importAlarm(c.state.key, c.alarm);
@@ -147,8 +166,23 @@ export class LiveLoop {
       // A worker killed after a checkpoint but before publishing that key's parameters left them
       // behind it: publish every restored key once, so the parameters catch up with the
       // checkpoint even if the key sees no new observation.
-      this.#params.markDirty(cps.map((c) => c.state.key));
+      if (evicting) {
+        // The chunk's publication overlaps the next chunk's reads: two chunks in memory at most.
+        await setAside();
+        this.#params.markDirty(keys);
+        aside = { keys, published: this.#params.publishDue(true) };
+      } else this.#params.markDirty(keys);
     });
+    await setAside();
+    return n;
+  }
+
+  /** What `init` did, for the log: `n` checkpoints restored (and set aside, with eviction on). */
+  restoredText(n: number): string {
+    const aside = this.#s.evictIdleMs !== undefined && n > 0
+      ? " (set aside until each key's next observation: idle-key eviction is on)"
+      : "";
+    return `${n} key checkpoint(s) restored${aside}`;
   }
 
   /** Asks the loop to stop: pulling stops, pulled messages are finished, then `run` resolves. */

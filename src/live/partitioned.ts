@@ -198,7 +198,7 @@ export class PartitionedWorker {
       });
       log(
         `partition ${n}: consuming ${settings.filterSubject} (durable ${durable}) from sequence ` +
-          `${startSeq}; ${restored} key checkpoint(s) restored`,
+          `${startSeq}; ${loop.restoredText(restored)}`,
       );
     } catch (e) {
       part.loop = undefined;

@@ -282,7 +282,7 @@ export async function startWorker(
     const restored = await loop.init();
     log(
       `consuming ${topo.obsSubject} (stream ${topo.inputStream}, durable ${config.durable}) from ` +
-        `sequence ${startSeq}; ${restored} key checkpoint(s) restored`,
+        `sequence ${startSeq}; ${loop.restoredText(restored)}`,
     );
     if (!relay) {
       // The scoring service ($SRV discoverable): answers until the worker stops, before the
