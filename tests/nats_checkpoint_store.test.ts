@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { Checkpoint } from "../schemas/messages.ts";
 import {
   CheckpointConflictError,
@@ -85,7 +86,7 @@ for (const batched of [false, true]) {
   });
 }
 
-Deno.test("checkpoint store: loadAll hands every checkpoint of its prefix over in chunks, revisions remembered", async () => {
+Deno.test("checkpoint store: loadAll hands every checkpoint of its prefix over in chunks (deleted ones left out), revisions remembered, its reader removed", async () => {
   await using srv = await startNatsServer();
   const nc = await connect({ servers: srv.url });
   try {
@@ -95,6 +96,9 @@ Deno.test("checkpoint store: loadAll hands every checkpoint of its prefix over i
     await new KvCheckpointStore(kv, () => {}, { keyPrefix: "p1.", writer })
       .save(keys.map((k, i) => cp(k, i + 1)));
     await new KvCheckpointStore(kv, () => {}, { keyPrefix: "p2.", writer }).save([cp("other", 1)]);
+    // A deleted entry (its delete marker is the key's last value) is no checkpoint.
+    await kv.put("p1.gone", JSON.stringify(cp("gone", 1)));
+    await kv.delete("p1.gone");
 
     const store = new KvCheckpointStore(kv, () => {}, { keyPrefix: "p1." });
     const chunks: number[] = [];
@@ -111,6 +115,9 @@ Deno.test("checkpoint store: loadAll hands every checkpoint of its prefix over i
     // Each key's revision was remembered: its next write is an update, not a conflict.
     await store.save([cp("k7", 100)]);
     assert.deepEqual(await store.load(["k7"]), [cp("k7", 100)]);
+    // The consumer it read through is gone.
+    const jsm = await jetstreamManager(nc);
+    assert.deepEqual(await jsm.consumers.list("KV_test_checkpoints_all").next(), []);
   } finally {
     await nc.close();
   }

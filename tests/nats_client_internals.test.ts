@@ -16,6 +16,7 @@ import {
   extractProtocolMessage,
   fetchWithCallback,
   INFO,
+  kvReadTarget,
   kvWriteSubject,
   publishWithHeaderFrame,
 } from "../src/nats/client_internals.ts";
@@ -142,6 +143,13 @@ Deno.test("against a nats-server, each internal use works as client_internals.ts
       // A request: its reply is the stream's acknowledgement, sent once the entry is stored.
       await nc.request(kvWriteSubject(kv, "p1.k"), "v", { timeout: 5_000 });
       assert.equal((await kv.get("p1.k"))?.string(), "v");
+    });
+    await t.step("kvReadTarget: the bucket's stream and the subjects of a key filter", async () => {
+      const kv = await new Kvm(nc).create("internals_kv", { history: 1 });
+      const { js, stream, filterSubject } = kvReadTarget(kv, "p1.>");
+      assert.equal(stream, "KV_internals_kv");
+      assert.equal(filterSubject, "$KV.internals_kv.p1.>");
+      assert.equal((await (await js.jetstreamManager()).streams.info(stream)).config.name, stream);
     });
   } finally {
     await nc.close();

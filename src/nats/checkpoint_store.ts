@@ -4,10 +4,12 @@
  *
  * @module
  */
-import { JetStreamApiError } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
 import { Checkpoint } from "../../schemas/messages.ts";
 import type { CheckpointRevisions, CheckpointStore } from "../live/ports.ts";
+import { kvReadTarget } from "./client_internals.ts";
 import { encodeKvKey } from "./kv_key.ts";
 import type { KvBatchWriter, KvWrite } from "./kv_writer.ts";
 
@@ -58,6 +60,9 @@ export interface CheckpointStoreOptions {
 /** Checkpoints read together at start-up or takeover (see `loadAll`). */
 const LOAD_CHUNK = 512;
 
+/** How long one pull of `loadAll` may wait for its chunk. */
+const LOAD_WAIT_MS = 30_000;
+
 /** Checkpoints per batched call: bounds one call's outbound bytes and what its timeout covers. */
 const WRITE_CHUNK = 4096;
 
@@ -84,20 +89,62 @@ export class KvCheckpointStore implements CheckpointStore {
     if (own instanceof Map) { for (const [key, rev] of own) revisions.set(key, rev); }
   }
 
+  /**
+   * Reads the last value of every key under the prefix through one ephemeral consumer of the
+   * bucket's stream (deliver last per subject), a chunk per pull: a get per key cost a round
+   * trip and a reply subscription each (1 M keys: ≈ 60 s), a listing of the keys first held
+   * every key's name at once, and only one chunk's states are held at a time.
+   */
   async loadAll(each: (cps: readonly Checkpoint[]) => Promise<void>): Promise<number> {
-    const keys: string[] = [];
-    const filter = this.#prefix === "" ? undefined : `${this.#prefix}>`;
-    for await (const k of await this.kv.keys(filter)) keys.push(k);
-    let n = 0;
-    // A chunk's reads in flight together: one after another, a takeover of 100,000 keys took a
-    // round trip each (≈ 14 s here); and only one chunk's states are held at a time.
-    for (let i = 0; i < keys.length; i += LOAD_CHUNK) {
-      const got = await Promise.all(keys.slice(i, i + LOAD_CHUNK).map((k) => this.#get(k)));
-      const cps = got.filter((cp) => cp !== null);
-      n += cps.length;
-      if (cps.length > 0) await each(cps);
+    const { js, stream, filterSubject } = kvReadTarget(
+      this.kv,
+      this.#prefix === "" ? ">" : `${this.#prefix}>`,
+    );
+    const jsm = await js.jetstreamManager();
+    const ci = await jsm.consumers.add(stream, {
+      filter_subject: filterSubject,
+      deliver_policy: DeliverPolicy.LastPerSubject,
+      ack_policy: AckPolicy.None,
+      mem_storage: true,
+      num_replicas: 1,
+      // Removed by the server if this process dies while reading.
+      inactive_threshold: nanos(60_000),
+    });
+    try {
+      const consumer = await js.consumers.get(stream, ci.name);
+      let remaining = ci.num_pending, delivered = 0, n = 0;
+      while (remaining > 0) {
+        const batch = await consumer.fetch({
+          max_messages: Math.min(LOAD_CHUNK, remaining),
+          expires: LOAD_WAIT_MS,
+        });
+        const cps: Checkpoint[] = [];
+        let got = 0;
+        for await (const m of batch) {
+          got++;
+          // Unacknowledged delivery: a message lost on the way would leave a key behind unseen.
+          if (m.info.deliverySequence !== ++delivered) {
+            throw new Error(
+              `reading checkpoints of '${filterSubject}': expected delivery ${delivered}, found ${m.info.deliverySequence}`,
+            );
+          }
+          remaining = m.info.pending;
+          const op = m.headers?.get("KV-Operation");
+          if (op === "DEL" || op === "PURGE") continue;
+          cps.push(this.#accept(m.subject, m.seq, m.json()));
+        }
+        if (got === 0) {
+          throw new Error(
+            `reading checkpoints of '${filterSubject}': expected ${remaining} more, found none within ${LOAD_WAIT_MS} ms`,
+          );
+        }
+        n += cps.length;
+        if (cps.length > 0) await each(cps);
+      }
+      return n;
+    } finally {
+      await jsm.consumers.delete(stream, ci.name).catch(() => {});
     }
-    return n;
   }
 
   /** Retried until the server answers (as writes are): a blip must not end the worker. */
@@ -120,17 +167,22 @@ export class KvCheckpointStore implements CheckpointStore {
   async #get(k: string): Promise<Checkpoint | null> {
     const e = await this.kv.get(k);
     if (e === null || e.operation !== "PUT") return null;
-    const parsed = Checkpoint.safeParse(e.json());
+    return this.#accept(k, e.revision, e.json());
+  }
+
+  /** The checkpoint stored as `revision` in `where` (a KV key or subject), revision remembered. */
+  #accept(where: string, revision: number, value: unknown): Checkpoint {
+    const parsed = Checkpoint.safeParse(value);
     if (!parsed.success) {
       throw new InvalidCheckpointError(
-        `expected a checkpoint in KV key '${k}', found an invalid one: ${
+        `expected a checkpoint in KV key '${where}', found an invalid one: ${
           parsed.error.issues[0]?.message
         }`,
       );
     }
     const key = parsed.data.state.key;
     // Never step back: a read racing our own write may return the revision before it.
-    this.#revisions.set(key, Math.max(this.#revisions.get(key) ?? 0, e.revision));
+    this.#revisions.set(key, Math.max(this.#revisions.get(key) ?? 0, revision));
     return parsed.data;
   }
 

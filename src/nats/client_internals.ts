@@ -9,6 +9,7 @@
  * - {@link fetchWithCallback}: a pull request whose messages come in a callback, in arrival order.
  * - {@link publishWithHeaderFrame}: a publication whose header block is given as ready bytes.
  * - {@link kvWriteSubject}: the subject a KV bucket writes a key to.
+ * - {@link kvReadTarget}: a KV bucket's stream and the subject filter of some of its keys.
  *
  * Nothing else in `src/` imports `@nats-io/nats-core/internal` or casts past the client's types.
  *
@@ -19,6 +20,7 @@ import type {
   Consumer,
   ConsumerMessages,
   FetchOptions,
+  JetStreamClient,
   JsMsg,
 } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
@@ -122,4 +124,31 @@ export function kvWriteSubject(kv: KV, key: string): string {
   const ek = kv.encodeKey(key);
   kv.validateKey(ek);
   return kv.subjectForKey(ek, true);
+}
+
+/** What {@link kvReadTarget} uses of a KV bucket (`@nats-io/kv` 3.4's `Bucket`). */
+interface _BucketStream {
+  readonly js: JetStreamClient;
+  readonly stream: string;
+  encodeKey(key: string): string;
+  fullKeyName(key: string): string;
+}
+
+function _hasStream(kv: unknown): kv is _BucketStream {
+  const b = kv as Partial<Record<keyof _BucketStream, unknown>>;
+  return typeof b.js === "object" && b.js !== null && typeof b.stream === "string" &&
+    typeof b.encodeKey === "function" && typeof b.fullKeyName === "function";
+}
+
+/**
+ * The bucket's JetStream client, its stream, and the subject filter of the keys `keyFilter`
+ * matches (`p3.>` → `$KV.<bucket>.p3.>`, as `kv.keys(filter)` builds it). `KV` reads values one
+ * get at a time; `checkpoint_store.ts` reads a partition's last values in one consumer's batches.
+ */
+export function kvReadTarget(
+  kv: KV,
+  keyFilter: string,
+): { js: JetStreamClient; stream: string; filterSubject: string } {
+  if (!_hasStream(kv)) throw new TypeError("expected a @nats-io/kv bucket");
+  return { js: kv.js, stream: kv.stream, filterSubject: kv.fullKeyName(kv.encodeKey(keyFilter)) };
 }
