@@ -168,7 +168,8 @@ export async function run(args: string[]): Promise<number> {
     result.keys = await benchKeys(sizes, log);
     notes.push(
       `keys: replay (deno task replay's V8 flags, cpu, --batch 4096) of ${sizes.keys} keys × ` +
-        `${sizes.perKey} observations against one key × as many, each in a fresh process; ` +
+        `${sizes.perKey} observations against one key × as many, each in a fresh process, ` +
+        `${sizes.runs} time(s) a side, the best of each side (highest obs/s, lowest peak); ` +
         "bytes per key = (peak RSS − one-key peak RSS) / keys" +
         (quick ? "; floors not judged with --quick (too few keys)" : ""),
     );

@@ -279,13 +279,14 @@ export function formatReport(r: BenchResult): string {
     const k = r.keys;
     const mib = (b: number) => (b / 2 ** 20).toFixed(0);
     parts.push(
-      `keys (replay, ${k.observations} obs, d=${k.dim}, batch ${k.batch})\n` + table(
-        ["keys", "obs/s", "peak RSS MiB"],
-        [
-          ["1", fmtRate(k.one_key.obs_per_s), mib(k.one_key.peak_rss)],
-          [String(k.keys), fmtRate(k.many_keys.obs_per_s), mib(k.many_keys.peak_rss)],
-        ],
-      ) +
+      `keys (replay, ${k.observations} obs, d=${k.dim}, batch ${k.batch}, best of ${k.runs} run(s) a side)\n` +
+        table(
+          ["keys", "obs/s", "peak RSS MiB"],
+          [
+            ["1", fmtRate(k.one_key.obs_per_s), mib(k.one_key.peak_rss)],
+            [String(k.keys), fmtRate(k.many_keys.obs_per_s), mib(k.many_keys.peak_rss)],
+          ],
+        ) +
         `\nper key beyond one key: ${k.bytes_per_key_beyond_base} B; rate ${
           k.rate_ratio.toFixed(2)
         }× one key`,

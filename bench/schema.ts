@@ -286,6 +286,8 @@ export const KeysResult = z.object({
   dim: z.number().int().positive(),
   batch: z.number().int().positive(),
   keys: z.number().int().positive(),
+  /** Runs of each side; each side's best (highest obs/s, lowest peak). Absent before: 1. */
+  runs: z.number().int().positive().default(1),
   one_key: KeysRun,
   many_keys: KeysRun,
   /** (many-key peak − one-key peak) / keys. */

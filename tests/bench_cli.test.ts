@@ -150,7 +150,10 @@ Deno.test("bench --quick --sections keys replays one key and many keys, each in 
   const out = await runBench(dir.path, "keys");
   await t.step("exits 0 and prints the keys table", () => {
     assert.equal(out.code, 0, out.stderr);
-    assert.match(out.stdout, /^keys \(replay, 40000 obs, d=3, batch 4096\)$/m);
+    assert.match(
+      out.stdout,
+      /^keys \(replay, 40000 obs, d=3, batch 4096, best of 1 run\(s\) a side\)$/m,
+    );
     assert.match(out.stdout, /per key beyond one key: -?\d+ B; rate \d+\.\d\d× one key/);
   });
   await t.step("the JSON matches the schema; --quick judges no floor on so few keys", async () => {
