@@ -11,7 +11,7 @@ import { LiveLoop } from "../src/live/loop.ts";
 import { LiveMetrics } from "../src/live/metrics.ts";
 import {
   ArraySource,
-  fakeHeadState,
+  fakeCheckpoint,
   MemorySink,
   MemoryStore,
   setup,
@@ -115,11 +115,7 @@ Deno.test("checkpoint writes and idle-key eviction", async (t) => {
   await t.step(
     "with eviction on, restored keys are set aside once their parameters are out, and come back from their checkpoints",
     async () => {
-      const cp = (key: string, last_seq: number, observations: number): Checkpoint => ({
-        last_seq,
-        written_at: "2026-01-01T00:00:00Z",
-        state: fakeHeadState(key, observations),
-      });
+      const cp = fakeCheckpoint;
       // Idle for a minute before a sweep would drop a key: only start-up sets them aside here.
       const { events, engine, source, sink, store, loop } = setup(
         [cp("a", 3, 2), cp("b", 2, 1), cp("c", 5, 4)],

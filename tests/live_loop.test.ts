@@ -4,9 +4,9 @@
  * engine refusals, fences, alarms and parameters.
  */
 import assert from "node:assert/strict";
-import type { Checkpoint } from "../schemas/messages.ts";
 import {
   type ArraySource,
+  fakeCheckpoint,
   fakeHeadState,
   type MemorySink,
   runUntilDrained,
@@ -86,11 +86,7 @@ Deno.test("learning loop with in-memory I/O", async (t) => {
   );
 
   await t.step("scores but never re-learns messages at or below a key's checkpoint", async () => {
-    const cp = (key: string, last_seq: number, observations: number): Checkpoint => ({
-      last_seq,
-      written_at: "2026-01-01T00:00:00Z",
-      state: fakeHeadState(key, observations),
-    });
+    const cp = fakeCheckpoint;
     // Key a applied seqs 1 and 3 before the "crash"; b applied 2.
     const { engine, source, sink, store, loop } = setup([cp("a", 3, 2), cp("b", 2, 1)]);
     source.add(1, "a", "[1,1]");

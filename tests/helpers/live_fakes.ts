@@ -44,6 +44,11 @@ export function fakeHeadState(key: string, observations: number): HeadState {
   };
 }
 
+/** A checkpoint of {@link fakeHeadState}: key applied up to `last_seq`, `observations` counted. */
+export function fakeCheckpoint(key: string, last_seq: number, observations: number): Checkpoint {
+  return { last_seq, written_at: "2026-01-01T00:00:00Z", state: fakeHeadState(key, observations) };
+}
+
 export class CountingEngine implements ScoringEngine {
   readonly backend = "cpu" as const;
   readonly backendReason = "fake";
