@@ -1,8 +1,8 @@
 /**
  * Idle-key eviction for the learning loop (`loop.ts`, whose header holds the exactly-once
  * argument): {@link IdleKeys} records when each key in memory was last used and by which batch,
- * and which keys are evicted; {@link KeyEviction} drops idle keys and reloads them from their
- * checkpoints.
+ * and which keys are evicted; {@link KeyEviction} drops idle keys, reloads them from their
+ * checkpoints, and sets keys restored at start-up aside.
  *
  * @module
  */
@@ -121,6 +121,8 @@ export class KeyEviction {
   readonly keys: IdleKeys;
   readonly #s: EvictionSettings;
   #importFailed: unknown;
+  /** Restored keys waiting for their parameters' publication before being set aside. */
+  #aside: { keys: readonly string[]; published: Promise<void> } | undefined;
 
   constructor(settings: EvictionSettings) {
     this.#s = settings;
@@ -146,12 +148,32 @@ export class KeyEviction {
   }
 
   /**
-   * Drops `keys` now, idle or not, except those whose parameters are still to be published (a
-   * later sweep drops them): keys just restored from their checkpoints, with nothing in flight.
+   * Start-up (or takeover): marks a chunk of restored keys for the parameters' catch-up and, with
+   * eviction on, sets the chunk aside once that publication is done (see {@link restored}). The
+   * previous chunk is set aside first, so its publication overlaps this chunk's read and at most
+   * two chunks are in memory.
    */
-  evictNow(keys: readonly string[]): void {
-    const s = this.#s;
-    const out = keys.filter((k) => !s.params.pending(k));
+  async restoredChunk(keys: readonly string[]): Promise<void> {
+    const params = this.#s.params;
+    if (this.#s.idleMs === undefined) {
+      params.markDirty(keys);
+      return;
+    }
+    await this.restored();
+    params.markDirty(keys);
+    this.#aside = { keys, published: params.publishDue(true) };
+  }
+
+  /**
+   * Sets the last restored chunk aside once its parameters are published: evicted now, idle or
+   * not, except keys whose publication failed (still due: a later sweep drops them).
+   */
+  async restored(): Promise<void> {
+    const aside = this.#aside;
+    if (aside === undefined) return;
+    this.#aside = undefined;
+    await aside.published;
+    const out = aside.keys.filter((k) => !this.#s.params.pending(k));
     this.keys.evict(out);
     this.#drop(out);
   }

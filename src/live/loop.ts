@@ -143,21 +143,10 @@ export class LiveLoop {
    * of which a few are active) rather than only once the idle time has passed.
    */
   async init(): Promise<number> {
-    const evicting = this.#s.evictIdleMs !== undefined;
-    /** With eviction on: the previous chunk's keys, set aside once their publication is done. */
-    let aside: { keys: string[]; published: Promise<void> } | undefined;
-    const setAside = async () => {
-      if (aside === undefined) return;
-      await aside.published;
-      // A key whose publication failed is still due: it stays until a later sweep.
-      this.#evict.evictNow(aside.keys);
-      aside = undefined;
-    };
     const n = await this.#store.loadAll(async (cps) => {
       // In engine order: a chunk's publication (its snapshot) and the previous chunk's removal
       // are on the engine chain meanwhile.
       await this.#onEngine(() => this.#engine.importState(cps.map((c) => c.state)));
-      const keys = cps.map((c) => c.state.key);
       for (const c of cps) {
         this.#keys.setApplied(c.state.key, c.last_seq);
         if (c.alarm !== undefined) this.#keys.importAlarm(c.state.key, c.alarm);
@@ -166,14 +155,9 @@ export class LiveLoop {
       // A worker killed after a checkpoint but before publishing that key's parameters left them
       // behind it: publish every restored key once, so the parameters catch up with the
       // checkpoint even if the key sees no new observation.
-      if (evicting) {
-        // The chunk's publication overlaps the next chunk's reads: two chunks in memory at most.
-        await setAside();
-        this.#params.markDirty(keys);
-        aside = { keys, published: this.#params.publishDue(true) };
-      } else this.#params.markDirty(keys);
+      await this.#evict.restoredChunk(cps.map((c) => c.state.key));
     });
-    await setAside();
+    await this.#evict.restored();
     return n;
   }
 
